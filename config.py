@@ -1,0 +1,135 @@
+"""Configuration classes. Values come from ``HOMECOMING_*`` environment variables.
+
+Nothing is read at import time: each class reads the environment when it is instantiated, so tests and
+the factory can build a configuration after changing the environment.
+"""
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
+
+# DESIGN §2: every follow-up and alert rule, in days unless the name says otherwise.
+RULE_DEFAULTS = {
+    "ASSESSMENT_DUE_DAYS": 7,
+    "RECEPTION_WARN_DAYS": 70,
+    "RECEPTION_OVERDUE_DAYS": 84,
+    "FIRST_VISIT_DAYS": 14,
+    "VISIT_DAYS_HIGH": 7,
+    "VISIT_DAYS_MEDIUM": 30,
+    "VISIT_DAYS_LOW": 90,
+    "VISIT_DAYS_NONE": 90,
+    "PLAN_REVIEW_DAYS": 90,
+    "MIN_FOLLOW_UP_DAYS": 365,
+    "DUE_SOON_DAYS": 2,
+    "ESCALATE_OVERDUE_DAYS": 7,
+    "ESCALATE_MISSED_IN_ROW": 2,
+}
+
+
+def _env(name, default=None):
+    return os.environ.get(f"HOMECOMING_{name}", default)
+
+
+def _env_int(name, default):
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"HOMECOMING_{name} must be a whole number, got {raw!r}") from None
+
+
+class Config:
+    TESTING = False
+    DEBUG = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+
+    def __init__(self):
+        self.SECRET_KEY = _env("SECRET_KEY")
+        self.DATA_KEY = _env("DATA_KEY")
+        self.SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL") or self.default_database_url()
+        self.BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
+        self.API_TOKEN_MINUTES = _env_int("API_TOKEN_MINUTES", 60)
+        # Request bodies larger than this are refused with 413 before they are parsed.
+        self.MAX_CONTENT_LENGTH = _env_int("MAX_BODY_BYTES", 10 * 1024 * 1024)
+        self.SYNC_MAX_MUTATIONS = _env_int("SYNC_MAX_MUTATIONS", 1000)
+        self.SYNC_PULL_MAX_LIMIT = _env_int("SYNC_PULL_MAX_LIMIT", 2000)
+        self.SCHEDULER_IN_PROCESS = False
+        self.RULES = {name: _env_int(name, default) for name, default in RULE_DEFAULTS.items()}
+        self.SMTP_HOST = _env("SMTP_HOST")
+        self.SMTP_PORT = _env_int("SMTP_PORT", 25)
+        self.SMTP_FROM = _env("SMTP_FROM", "homecoming@localhost")
+        self.WEBHOOK_URL = _env("WEBHOOK_URL")
+        self.WEBHOOK_SECRET = _env("WEBHOOK_SECRET")
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")
+
+    def default_database_url(self):
+        return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
+
+    def validate(self):
+        """Raise ValueError naming what is missing; called by the factory before anything starts."""
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False  # the reloader would start the in-process scheduler twice; `make run` uses waitress
+
+    def __init__(self):
+        super().__init__()
+        # The embedded default keeps its keys in instance/, created on first start, so `make run`
+        # works from a fresh clone and restarts keep reading the same encrypted data.
+        self.SECRET_KEY = self.SECRET_KEY or _instance_secret("secret.key")
+        self.DATA_KEY = self.DATA_KEY or _instance_secret("data.key")
+
+
+class TestingConfig(Config):
+    TESTING = True
+
+    def __init__(self):
+        super().__init__()
+        self.SECRET_KEY = "test-secret-key"
+        # A fixed, public key: test data is fictional, never real.
+        self.DATA_KEY = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA="
+        self.SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
+        self.BASE_URL = "http://homecoming.test"
+
+
+class ProductionConfig(Config):
+    def validate(self):
+        missing = [f"HOMECOMING_{name}" for name in ("SECRET_KEY", "DATA_KEY") if not getattr(self, name)]
+        if missing:
+            raise ValueError(
+                "Production refuses to start without " + " and ".join(missing)
+                + ". Generate each with: python3 -c 'import secrets,base64;"
+                " print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())'"
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name=None):
+    name = name or _env("CONFIG", "development")
+    try:
+        return CONFIGS[name]()
+    except KeyError:
+        raise ValueError(f"HOMECOMING_CONFIG must be one of {', '.join(CONFIGS)}, got {name!r}") from None
+
+
+def _instance_secret(filename):
+    import base64
+    import secrets
+
+    path = INSTANCE_DIR / filename
+    if not path.exists():
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,22 @@
+"""SQLAlchemy models, one module per aggregate, and the domain rules of a record's lifecycle.
+
+Importing this package registers every model on ``db.metadata``. Nothing here imports ``server`` or
+``sync``.
+"""
+
+from models import changes  # noqa: F401  (registers the change-sequence flush hook)
+from models.accounts import Device, User
+from models.audit import AuditEvent, audit
+from models.base import db, utcnow
+from models.care import Assessment, Consent, Service
+from models.changes import ChangeCounter, ScopeChange
+from models.children import Child
+from models.followups import Alert, Followup
+from models.history import RecordHistory
+from models.lifecycle import StageTransition
+from models.records import ENTITIES, Actor
+
+__all__ = [
+    "Actor", "Alert", "Assessment", "AuditEvent", "ChangeCounter", "Child", "Consent", "Device", "ENTITIES",
+    "Followup", "RecordHistory", "ScopeChange", "Service", "StageTransition", "User", "audit", "db", "utcnow",
+]

@@ -1,0 +1,118 @@
+"""People and devices: users with a role, and the field devices enrolled to caseworkers."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models.base import UTCDateTime, db, utcnow
+from models.vocab import ROLES
+
+
+class User(db.Model):
+    __tablename__ = "user"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    # Changing it invalidates every API token and web session issued before (password reset, disable).
+    token_nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)  # scrypt
+        self.token_nonce = secrets.token_hex(16)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == "manager"
+
+    def __repr__(self):
+        return f"<User {self.username} {self.role}>"
+
+
+class Device(db.Model):
+    """A caseworker's phone or tablet. Its token is shown once; only its SHA-256 is kept."""
+
+    __tablename__ = "device"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id"), index=True)
+    label: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enrolled_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"))
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"))
+    wipe: Mapped[bool] = mapped_column(default=False)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+    @staticmethod
+    def new_secret() -> str:
+        return secrets.token_urlsafe(32)
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    def token_matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.token_hash, self.hash_secret(secret))
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of: {', '.join(ROLES)}")
+    return role
+
+
+MAX_FAILED_LOGINS = 5
+LOCKOUT_MINUTES = 15
+
+
+class LoginRefused(Exception):
+    """Raised with a message safe to show: it never says whether the username exists."""
+
+
+def authenticate(username: str, password: str, now: datetime) -> User:
+    """Check a password, throttling repeated failures per account. Flushes the counters."""
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        # Same work as a real check, so timing does not reveal which usernames exist.
+        check_password_hash(_DUMMY_HASH, password)
+        raise LoginRefused("Wrong username or password.")
+    if user.locked_until and user.locked_until > now:
+        raise LoginRefused("Too many failed attempts. Try again in a few minutes.")
+    if not user.check_password(password):
+        user.failed_logins += 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
+            user.failed_logins = 0
+        db.session.flush()
+        raise LoginRefused("Wrong username or password.")
+    if not user.active:
+        raise LoginRefused("This account is disabled. Ask your administrator.")
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    db.session.flush()
+    return user
+
+
+_DUMMY_HASH = generate_password_hash("not-a-real-password")

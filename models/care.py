@@ -1,0 +1,49 @@
+"""Records kept alongside the stages: consent, assessments and services."""
+
+import uuid
+from datetime import date
+
+from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from models.base import SyncedRecord, db
+from models.crypto import EncryptedJSON, EncryptedText
+from models.sensitivity import aggregate, personal
+
+
+class ChildRecord(SyncedRecord):
+    """A synced record that belongs to one child."""
+
+    @declared_attr
+    def child_id(cls) -> Mapped[uuid.UUID]:
+        return mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
+
+
+class Consent(ChildRecord, db.Model):
+    __tablename__ = "consent"
+
+    purpose: Mapped[str] = mapped_column(String(16), info=aggregate())
+    given_by: Mapped[str] = mapped_column(String(16), info=aggregate())
+    given_on: Mapped[date] = mapped_column(Date, info=aggregate())
+    withdrawn_on: Mapped[date | None] = mapped_column(Date, info=aggregate())
+
+
+class Assessment(ChildRecord, db.Model):
+    __tablename__ = "assessment"
+
+    kind: Mapped[str] = mapped_column(String(16), info=aggregate())
+    assessed_on: Mapped[date] = mapped_column(Date, info=aggregate())
+    scores: Mapped[dict | None] = mapped_column(EncryptedJSON, info=personal())
+    risk_level: Mapped[str | None] = mapped_column(String(8), info=aggregate())
+    notes: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+
+
+class Service(ChildRecord, db.Model):
+    __tablename__ = "service"
+
+    type: Mapped[str] = mapped_column(String(24), info=aggregate())
+    provider: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    status: Mapped[str] = mapped_column(String(16), default="planned", info=aggregate())
+    started_on: Mapped[date | None] = mapped_column(Date, info=aggregate())
+    ended_on: Mapped[date | None] = mapped_column(Date, info=aggregate())
+    notes: Mapped[str | None] = mapped_column(EncryptedText, info=personal())

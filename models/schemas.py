@@ -1,0 +1,208 @@
+"""marshmallow schemas for the fields of each record, shared by the JSON API and the sync endpoint
+(DESIGN §5: a device's ``fields`` use the same names as the API). Everything a client sends is
+validated with ``unknown=RAISE``.
+"""
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy import inspect
+
+from models import vocab
+from models.followups import outcome_problems
+from models.lifecycle import STAGES, phase_of
+from models.records import json_value
+from models.sensitivity import RESTRICTED
+
+
+def one_of(choices):
+    return validate.OneOf(choices)
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def text(max_len=500, **kw):
+    return fields.String(validate=validate.Length(max=max_len), allow_none=True, **kw)
+
+
+def no_future(value):
+    from models.base import utcnow
+
+    if value > utcnow().date():
+        raise ValidationError("Cannot be in the future.")
+
+
+class ChildFields(Strict):
+    given_name = text(120)
+    family_name = text(120)
+    other_names = text(300)
+    sex = fields.String(required=True, validate=one_of(vocab.SEXES))
+    date_of_birth = fields.Date(allow_none=True, validate=no_future)
+    birth_year = fields.Integer(allow_none=True, validate=validate.Range(min=1950, max=2100))
+    age_estimation_method = fields.String(allow_none=True, validate=one_of(vocab.AGE_ESTIMATION_METHODS))
+    district = text(64)
+    sub_county = text(120)
+    parish = text(120)
+    village = text(120)
+    current_location = text(200)
+    family_contacts = text(1000)
+    identified_on = fields.Date(allow_none=True, validate=no_future)
+    exit_place = text(200)
+    handed_over_by = text(200)
+    caseworker = fields.String(allow_none=True, validate=validate.Length(max=64))
+    risk_level = fields.String(allow_none=True, validate=one_of(vocab.RISK_LEVELS))
+    child_mother = fields.Boolean()
+    disability = fields.Boolean()
+    unaccompanied = fields.Boolean()
+    armed_group = text(200)
+    role_in_group = text(200)
+    recruitment = text(1000)
+    date_joined = fields.Date(allow_none=True, validate=no_future)
+    date_left = fields.Date(allow_none=True, validate=no_future)
+    how_left = fields.String(allow_none=True, validate=one_of(vocab.HOW_LEFT))
+    sexual_violence = text(1000)
+    restricted_notes = text(5000)
+
+    @validates_schema
+    def check_dates(self, data, **kwargs):
+        errors = {}
+        dob, year = data.get("date_of_birth"), data.get("birth_year")
+        if dob and year and dob.year != year:
+            errors["birth_year"] = ["Does not match date_of_birth."]
+        if data.get("date_joined") and data.get("date_left") and data["date_left"] < data["date_joined"]:
+            errors["date_left"] = ["Cannot be before date_joined."]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ChildRecordFields(Strict):
+    """Fields a device sends for a child's record; the API takes ``child_id`` from the URL."""
+
+    child_id = fields.UUID(required=True)
+
+
+class ConsentFields(ChildRecordFields):
+    purpose = fields.String(required=True, validate=one_of(vocab.CONSENT_PURPOSES))
+    given_by = fields.String(required=True, validate=one_of(vocab.CONSENT_GIVERS))
+    given_on = fields.Date(required=True, validate=no_future)
+    withdrawn_on = fields.Date(allow_none=True, validate=no_future)
+
+    @validates_schema
+    def check_dates(self, data, **kwargs):
+        if data.get("withdrawn_on") and data.get("given_on") and data["withdrawn_on"] < data["given_on"]:
+            raise ValidationError({"withdrawn_on": ["Cannot be before given_on."]})
+
+
+class AssessmentFields(ChildRecordFields):
+    kind = fields.String(required=True, validate=one_of(vocab.ASSESSMENT_KINDS))
+    assessed_on = fields.Date(required=True, validate=no_future)
+    scores = fields.Dict(keys=fields.String(validate=validate.Length(max=64)),
+                         values=fields.Float(allow_nan=False), allow_none=True)
+    risk_level = fields.String(allow_none=True, validate=one_of(vocab.RISK_LEVELS))
+    notes = text(5000)
+
+
+class ServiceFields(ChildRecordFields):
+    type = fields.String(required=True, validate=one_of(vocab.SERVICE_TYPES))
+    provider = text(200)
+    status = fields.String(load_default="planned", validate=one_of(vocab.SERVICE_STATUSES))
+    started_on = fields.Date(allow_none=True)
+    ended_on = fields.Date(allow_none=True)
+    notes = text(5000)
+
+    @validates_schema
+    def check_dates(self, data, **kwargs):
+        if data.get("started_on") and data.get("ended_on") and data["ended_on"] < data["started_on"]:
+            raise ValidationError({"ended_on": ["Cannot be before started_on."]})
+
+
+def outcome_errors(data: dict, complete: bool) -> None:
+    errors = outcome_problems(data, complete)
+    if errors:
+        raise ValidationError(errors)
+
+
+class FollowupFields(ChildRecordFields):
+    kind = fields.String(required=True, validate=one_of(vocab.FOLLOWUP_KINDS))
+    due_on = fields.Date(required=True)
+    status = fields.String(load_default="scheduled", validate=one_of(vocab.FOLLOWUP_STATUSES))
+    completed_on = fields.Date(allow_none=True, validate=no_future)
+    seen = fields.Boolean(allow_none=True)
+    not_seen_reason = fields.String(allow_none=True, validate=one_of(vocab.NOT_SEEN_REASONS))
+    wellbeing = fields.String(allow_none=True, validate=one_of(vocab.WELLBEING))
+    risk_level = fields.String(allow_none=True, validate=one_of(vocab.RISK_LEVELS))
+    concerns = fields.List(fields.String(validate=one_of(vocab.CONCERNS)), allow_none=True,
+                           validate=validate.Length(max=len(vocab.CONCERNS)))
+    notes = text(5000)
+
+    @validates_schema
+    def check_outcome(self, data, partial, **kwargs):
+        outcome_errors(data, complete=not partial)
+
+
+class VisitOutcome(Strict):
+    """What a caseworker records when a follow-up is done, missed or cancelled."""
+
+    status = fields.String(required=True, validate=one_of(("done", "missed", "cancelled")))
+    completed_on = fields.Date(allow_none=True, validate=no_future)
+    seen = fields.Boolean(allow_none=True)
+    not_seen_reason = fields.String(allow_none=True, validate=one_of(vocab.NOT_SEEN_REASONS))
+    wellbeing = fields.String(allow_none=True, validate=one_of(vocab.WELLBEING))
+    risk_level = fields.String(allow_none=True, validate=one_of(vocab.RISK_LEVELS))
+    concerns = fields.List(fields.String(validate=one_of(vocab.CONCERNS)), allow_none=True)
+    notes = text(5000)
+
+    @validates_schema
+    def check_outcome(self, data, **kwargs):
+        outcome_errors(data, complete=True)
+
+
+class TransitionFields(ChildRecordFields):
+    to_stage = fields.String(required=True, validate=one_of(STAGES))
+    occurred_on = fields.Date(required=True)
+    reason = text(2000)
+    closure_reason = fields.String(allow_none=True, validate=one_of(vocab.CLOSURE_REASONS))
+    details = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), allow_none=True)
+
+
+class AlertFields(Strict):
+    """A device may only acknowledge an alert."""
+
+    status = fields.String(required=True, validate=one_of(("acknowledged",)))
+
+
+# Per entity, the schema for what a client may send.
+FIELD_SCHEMAS = {
+    "child": ChildFields,
+    "consent": ConsentFields,
+    "stage_transition": TransitionFields,
+    "assessment": AssessmentFields,
+    "service": ServiceFields,
+    "followup": FollowupFields,
+    "alert": AlertFields,
+}
+
+
+def api_schema(entity: str, **kw) -> Schema:
+    """The schema the JSON API loads with: ``child_id`` comes from the URL there, not the body."""
+    cls = FIELD_SCHEMAS[entity]
+    exclude = ("child_id",) if "child_id" in cls._declared_fields else ()
+    return cls(exclude=exclude, **kw)
+
+
+def dump_record(record, *, restricted: bool = False) -> dict:
+    """A record as the API and devices see it. Restricted fields only when asked for."""
+    out = {}
+    for attr in inspect(type(record)).column_attrs:
+        key, info = attr.key, attr.columns[0].info
+        if key in ("seq", "deleted_at") or (info.get("sensitivity") == RESTRICTED and not restricted):
+            continue
+        value = getattr(record, key)
+        if key == "caseworker_id":
+            out["caseworker"] = record.caseworker.username if record.caseworker else None
+            continue
+        out[key] = json_value(value)
+    if "stage" in out and type(record).__tablename__ == "child":
+        out["phase"] = phase_of(record.stage)
+    return out

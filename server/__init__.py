@@ -1,0 +1,107 @@
+"""The Flask application factory. Each ``register_*`` step wires one concern."""
+
+import logging
+
+from flask import Flask
+from flask_migrate import Migrate
+from sqlalchemy import TypeDecorator, event
+
+import models
+from config import Config, load_config
+from models import crypto, db
+
+migrate = Migrate()
+
+
+def create_app(config: Config | str | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    register_config(app, config)
+    register_extensions(app)
+    register_errors(app)
+    register_blueprints(app)
+    register_security_headers(app)
+    register_cli(app)
+    return app
+
+
+def register_config(app: Flask, config) -> None:
+    if config is None or isinstance(config, str):
+        config = load_config(config)
+    config.validate()
+    app.config.from_object(config)
+    app.config["HOMECOMING_CONFIG"] = type(config).__name__
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_extensions(app: Flask) -> None:
+    crypto.configure(app.config["DATA_KEY"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
+                     render_item=_render_type)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _render_type(type_, obj, autogen_context):
+    """Render our TypeDecorators (encrypted text, UTC timestamps) as their plain storage types, so
+    migrations never import application code."""
+    if type_ == "type" and isinstance(obj, TypeDecorator):
+        autogen_context.imports.add("import sqlalchemy as sa")
+        return f"sa.{obj.impl!r}"
+    return False
+
+
+def _migrations_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent / "migrations"
+
+
+def register_errors(app: Flask) -> None:
+    from server.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from server.api import register_api
+    from server.health import bp as health
+
+    app.register_blueprint(health)
+    register_api(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        response.headers.setdefault("Cache-Control", "no-store")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+
+def register_cli(app: Flask) -> None:
+    from server.cli import register_commands
+
+    register_commands(app)
+
+
+__all__ = ["create_app", "models"]

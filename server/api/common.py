@@ -1,0 +1,65 @@
+"""What the API views share: the acting user, scoped loading, and If-Match handling."""
+
+from flask import current_app, g, request
+
+from models import Actor, Child, db
+from models.access import can_see_child
+from server.errors import ApiError
+
+
+def api_actor() -> Actor:
+    return Actor(user=g.user, source="api")
+
+
+def not_found(what="record"):
+    return ApiError(404, "not_found", f"No {what} with this id.")
+
+
+def load_child(child_id) -> Child:
+    """The child if the current user may see it; 404 otherwise, so ids of others' children don't leak."""
+    child = db.session.get(Child, child_id)
+    if child is None or not can_see_child(g.user, child):
+        raise not_found("child")
+    return child
+
+
+def load_child_record(model, record_id, what):
+    record = db.session.get(model, record_id)
+    if record is None or record.deleted_at is not None:
+        raise not_found(what)
+    load_child(record.child_id)  # scope is the child's
+    return record
+
+
+def require_version(record) -> None:
+    """Optimistic locking: PATCH and DELETE must name the version they saw (If-Match)."""
+    raw = request.headers.get("If-Match")
+    if not raw:
+        raise ApiError(428, "precondition_required",
+                       f"Send 'If-Match: <version>' with the version you last saw (now {record.version}).")
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise ApiError(400, "bad_request", "If-Match must be a record version, a whole number.")
+    if int(text) != record.version:
+        raise ApiError(412, "version_mismatch",
+                       f"The record changed since version {text}; it is now at version {record.version}. "
+                       "Fetch it again and reapply your change.",
+                       {"current_version": record.version})
+
+
+def with_etag(body: dict, status=200):
+    return body, status, {"ETag": f'"{body["version"]}"'}
+
+
+def rules() -> dict:
+    return current_app.config["RULES"]
+
+
+def today():
+    from models import utcnow
+
+    return utcnow().date()
+
+
+def is_json_request() -> bool:
+    return request.is_json

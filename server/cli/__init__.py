@@ -1,0 +1,9 @@
+"""Command-line tools, run as ``flask --app wsgi <group> <command>``."""
+
+
+def register_commands(app):
+    from server.cli import demo, serve, users
+
+    app.cli.add_command(users.users)
+    app.cli.add_command(demo.demo)
+    app.cli.add_command(serve.serve)

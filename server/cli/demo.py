@@ -1,0 +1,118 @@
+"""``flask demo seed``: fictional children for demonstrations and benchmarks. No real person is in it."""
+
+import random
+import secrets
+import uuid
+from datetime import date, timedelta
+
+import click
+
+from models import Actor, User, db, utcnow
+from models.lifecycle import TRANSITIONS
+from models.records import create_child, create_record, transition, update_record
+from models.vocab import ASSESSMENT_KINDS, HOW_LEFT, RISK_LEVELS, SERVICE_TYPES
+
+DISTRICTS = ("Kitgum", "Lamwo", "Pader", "Agago", "Gulu")
+GIVEN = ("Akello", "Okello", "Atim", "Ocen", "Aber", "Opio", "Lakica", "Ojok", "Apio", "Komakech",
+         "Adong", "Odong", "Auma", "Oryem", "Lamunu", "Kidega", "Acan", "Ongom", "Amony", "Olanya")
+FAMILY = ("Demo-Acire", "Demo-Otto", "Demo-Lanek", "Demo-Okot", "Demo-Abalo", "Demo-Oloya", "Demo-Anywar")
+VILLAGES = ("Fictional Pabo", "Fictional Lukome", "Fictional Paicho", "Fictional Atiak", "Fictional Orom")
+# A plausible path through the lifecycle for the happy case; each child stops somewhere along it.
+PATH = ("reception", "registered", "assessed", "tracing", "reunified", "follow_up", "closure_pending", "closed")
+DEMO_USERS = (("demo.manager", "manager"), ("demo.cw1", "caseworker"), ("demo.cw2", "caseworker"),
+              ("demo.cw3", "caseworker"), ("demo.analyst", "analyst"))
+
+
+@click.group(help="Fictional demonstration data.")
+def demo():
+    pass
+
+
+def ensure_demo_users() -> dict[str, str]:
+    """Create the demo accounts that do not exist yet; return the passwords of those created."""
+    created = {}
+    for username, role in DEMO_USERS:
+        if db.session.execute(db.select(User.id).where(User.username == username)).first():
+            continue
+        password = secrets.token_urlsafe(9)
+        user = User(username=username, role=role, display_name=f"Demo {role}")
+        user.set_password(password)
+        db.session.add(user)
+        created[username] = password
+    db.session.flush()
+    return created
+
+
+def seed_child(rng: random.Random, caseworker: User, manager: User, today: date) -> None:
+    system = Actor(user=caseworker, source="system")
+    boss = Actor(user=manager, source="system")
+    start = today - timedelta(days=rng.randint(5, 900))
+    sex = rng.choice(("female", "female", "male", "male", "male", "other"))
+    child = create_child({
+        "given_name": rng.choice(GIVEN), "family_name": rng.choice(FAMILY), "sex": sex,
+        "birth_year": today.year - rng.randint(9, 19), "age_estimation_method": "estimated",
+        "district": rng.choice(DISTRICTS), "village": rng.choice(VILLAGES),
+        "caseworker": caseworker.username, "identified_on": start,
+        "child_mother": sex == "female" and rng.random() < 0.2, "unaccompanied": rng.random() < 0.3,
+        "armed_group": "Fictional armed group", "how_left": rng.choice(HOW_LEFT),
+    }, system, record_id=uuid.UUID(int=rng.getrandbits(128), version=4), today=today)
+    steps = rng.randint(0, len(PATH))
+    day, stage = start, "identified"
+    for to_stage in PATH[:steps]:
+        if to_stage not in TRANSITIONS.get(stage, ()):
+            continue
+        if to_stage == "reception" and rng.random() < 0.4:
+            continue  # community returnees skip interim care
+        if to_stage == "tracing" and rng.random() < 0.3:
+            continue
+        day = min(today, day + timedelta(days=rng.randint(3, 60)))
+        actor = boss if to_stage == "closed" else system
+        kwargs = {"closure_reason": "reintegrated"} if to_stage == "closed" else {}
+        if to_stage == "closure_pending":
+            kwargs["reason"] = "Demo: stable at home and in school."
+        transition(child, to_stage, actor, occurred_on=day, today=today, **kwargs)
+        stage = to_stage
+        if to_stage == "registered":
+            for purpose in ("services", "tracing"):
+                create_record("consent", {"child_id": child.id, "purpose": purpose, "given_by": "caregiver",
+                                          "given_on": day}, system)
+        if to_stage == "assessed":
+            risk = rng.choice(RISK_LEVELS)
+            create_record("assessment", {"child_id": child.id, "kind": rng.choice(ASSESSMENT_KINDS),
+                                         "assessed_on": day, "risk_level": risk,
+                                         "scores": {"distress": rng.randint(0, 30)}}, system)
+            update_record(child, {"risk_level": risk}, system)
+        if to_stage == "follow_up":
+            create_record("service", {"child_id": child.id, "type": rng.choice(SERVICE_TYPES),
+                                      "status": "active", "started_on": day}, system)
+    if rng.random() < 0.05 and child.stage not in ("closed", "missing"):
+        day = min(today, day + timedelta(days=rng.randint(1, 30)))
+        transition(child, "missing", system, occurred_on=day, today=today,
+                   reason="Demo: not found at home during a visit.")
+
+
+def seed(children: int, seed_value: int = 7, today: date | None = None, progress=None) -> dict[str, str]:
+    today = today or utcnow().date()
+    rng = random.Random(seed_value)
+    passwords = ensure_demo_users()
+    users = {u.username: u for u in db.session.execute(db.select(User)).scalars()}
+    caseworkers = [users[name] for name, role in DEMO_USERS if role == "caseworker"]
+    manager = users["demo.manager"]
+    for i in range(children):
+        seed_child(rng, caseworkers[i % len(caseworkers)], manager, today)
+        if progress:
+            progress(1)
+    return passwords
+
+
+@demo.command("seed")
+@click.option("--children", default=60, show_default=True, type=click.IntRange(1, 200_000))
+@click.option("--seed", "seed_value", default=7, show_default=True, help="Random seed, for repeatable data.")
+def seed_command(children, seed_value):
+    """Load fictional children across Kitgum, Lamwo, Pader, Agago and Gulu, in every stage."""
+    with click.progressbar(length=children, label="Seeding fictional children") as bar:
+        passwords = seed(children, seed_value, progress=bar.update)
+    db.session.commit()
+    click.echo(f"Seeded {children} fictional children.")
+    for username, password in passwords.items():
+        click.echo(f"  demo login: {username} / {password}")

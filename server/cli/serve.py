@@ -1,0 +1,55 @@
+"""``flask serve``: what ``make run`` starts. Migrates, makes sure an admin exists, optionally seeds
+demo data, and serves with waitress, the scheduler in-process."""
+
+import os
+import secrets
+
+import click
+from flask import current_app
+from flask_migrate import upgrade
+
+from models import User, audit, db
+
+
+def ensure_admin() -> str | None:
+    """On an empty database, create ``admin`` with a one-time password and return it."""
+    if db.session.execute(db.select(User.id).limit(1)).first():
+        return None
+    password = secrets.token_urlsafe(12)
+    admin = User(username="admin", role="admin", display_name="Administrator")
+    admin.set_password(password)
+    db.session.add(admin)
+    db.session.flush()
+    audit("user.create", target="admin", role="admin", via="first start")
+    return password
+
+
+@click.command(help="Migrate, then serve on 127.0.0.1 (the single-process embedded setup).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--demo/--no-demo", default=lambda: os.environ.get("DEMO") == "1",
+              help="Load fictional demo data first (default: DEMO=1 in the environment).")
+def serve(host, port, demo):
+    from waitress import serve as waitress_serve
+
+    upgrade()
+    password = ensure_admin()
+    db.session.commit()
+    if password:
+        click.secho(f"Created user 'admin' with one-time password: {password}", fg="yellow")
+        click.echo("Sign in and change it; it is not shown again.")
+    if demo:
+        from server.cli.demo import seed
+        from models import Child
+
+        if db.session.execute(db.select(Child.id).limit(1)).first():
+            click.echo("Demo data not loaded: the database already has children.")
+        else:
+            passwords = seed(60)
+            db.session.commit()
+            click.echo("Loaded 60 fictional children.")
+            for username, pw in passwords.items():
+                click.secho(f"  demo login: {username} / {pw}", fg="cyan")
+    app = current_app._get_current_object()
+    click.echo(f"Serving Homecoming on http://{host}:{port}  (database: {db.engine.url.render_as_string()})")
+    waitress_serve(app, host=host, port=port, threads=8, ident="homecoming")

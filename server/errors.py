@@ -1,0 +1,109 @@
+"""One error shape for the whole app: ``{"error": {"code", "message", "details"}}`` (DESIGN §4).
+
+Every handler is registered here, once. Domain errors carry a code; this module maps codes to HTTP
+statuses. Nothing a client sends can turn into a 500 or an HTML error page under ``/api``.
+"""
+
+import logging
+
+from flask import jsonify, request
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from models.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+DOMAIN_STATUS = {
+    "invalid_transition": 422,
+    "manager_only": 403,
+    "record_deleted": 409,
+    "id_conflict": 409,
+    "validation_error": 422,
+    "out_of_scope": 404,
+}
+
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 412: "version_mismatch", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "validation_error", 428: "precondition_required",
+    429: "too_many_requests", 503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: dict | None = None, headers=None,
+                 extra: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or {}
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+def error_response(status, code, message, details=None, headers=None, extra=None):
+    body = {"error": {"code": code, "message": message, "details": details or {}}, **(extra or {})}
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api") or request.path == "/healthz" or request.is_json
+
+
+def register_error_handlers(app):
+    @app.errorhandler(ApiError)
+    def api_error(exc):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, exc.extra)
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc):
+        from models import db
+
+        db.session.rollback()
+        return error_response(DOMAIN_STATUS.get(exc.code, 422), exc.code, exc.message, exc.details)
+
+    @app.errorhandler(ValidationError)
+    def validation_error(exc):
+        return error_response(422, "validation_error", "Some fields are not valid.",
+                              {"fields": exc.normalized_messages()})
+
+    @app.errorhandler(OperationalError)
+    def database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return error_response(503, "unavailable", "The database cannot be reached. Try again shortly.",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        status = exc.code or 500
+        if not wants_json() and app.config.get("HTML_ERRORS"):
+            return app.config["HTML_ERRORS"](exc)
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages")
+        if status == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            return error_response(413, "payload_too_large", f"The request body is larger than the limit of {limit} bytes.",
+                                  {"limit_bytes": limit})
+        if messages:
+            # webargs (through flask-smorest) reports per location; clients only send JSON bodies
+            # and query strings, so flatten one level.
+            fields = {}
+            for location_messages in messages.values():
+                fields.update(location_messages if isinstance(location_messages, dict) else {"_body": location_messages})
+            if status == 400 or fields.get("_body") == ["Invalid JSON body."]:
+                return error_response(400, "malformed_json", "The body is not valid JSON.")
+            return error_response(422, "validation_error", "Some fields are not valid.", {"fields": fields})
+        code = HTTP_CODES.get(status, "error")
+        return error_response(status, code, exc.description or code.replace("_", " "))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return database_unavailable(exc)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on the server; it was logged.")
