@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install lint bench browser clean
+.PHONY: run test install lint bench clean migration
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+migration: install
+	$(BIN)/python migrations/regenerate.py

@@ -17,8 +17,8 @@ def create_app(config: Config | str | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     register_config(app, config)
     register_extensions(app)
-    register_errors(app)
     register_blueprints(app)
+    register_errors(app)  # after the API, whose own HTTP error handler this replaces
     register_security_headers(app)
     register_cli(app)
     return app

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 15:29:30.077700
 
 """
 from alembic import op

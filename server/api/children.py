@@ -11,7 +11,7 @@ from models.lifecycle import PHASES, STAGES
 from models.records import create_child, delete_record, transition, update_record
 from models.schemas import ChildFields, Strict, api_schema, dump_record
 from models.vocab import RISK_LEVELS, SEXES
-from server.api.common import api_actor, load_child, require_version, rules, today, with_etag
+from server.api.common import api_actor, commit_and_plan, load_child, require_version, rules, today, with_etag
 from server.auth import require_user
 from server.errors import ApiError
 
@@ -72,7 +72,7 @@ def create(data):
     child = create_child(data, api_actor(), today=today())
     audit("child.create", actor=g.user, child_id=child.id)
     body = dump_record(child, restricted=sees_restricted(g.user))
-    db.session.commit()
+    commit_and_plan(child.id)
     return with_etag(body, 201)
 
 
@@ -97,7 +97,7 @@ def edit(data, child_id):
     changed = update_record(child, data, api_actor())
     audit("child.update", actor=g.user, child_id=child.id, fields=changed)
     body = dump_record(child, restricted=sees_restricted(g.user))
-    db.session.commit()
+    commit_and_plan(child.id)
     return with_etag(body)
 
 
@@ -108,7 +108,7 @@ def delete(child_id):
     require_version(child)
     delete_record(child, api_actor())
     audit("child.delete", actor=g.user, child_id=child.id)
-    db.session.commit()
+    commit_and_plan(child.id)
     return "", 204
 
 
@@ -134,5 +134,5 @@ def move(data, child_id):
     )
     audit("child.transition", actor=g.user, child_id=child.id, to_stage=record.to_stage)
     body = {**dump_record(record), "child": {"stage": child.stage, "version": child.version}}
-    db.session.commit()
+    commit_and_plan(child.id)
     return body, 201

@@ -51,6 +51,16 @@ def with_etag(body: dict, status=200):
     return body, status, {"ETag": f'"{body["version"]}"'}
 
 
+def commit_and_plan(*child_ids) -> None:
+    """Commit the request's work once, then derive follow-ups and alerts from the committed state
+    (DESIGN §5: side effects come from committed state) and commit those."""
+    from models.planning import after_changes
+
+    db.session.commit()
+    after_changes(set(child_ids), today=today(), rules=rules())
+    db.session.commit()
+
+
 def rules() -> dict:
     return current_app.config["RULES"]
 
@@ -59,7 +69,3 @@ def today():
     from models import utcnow
 
     return utcnow().date()
-
-
-def is_json_request() -> bool:
-    return request.is_json

@@ -1,14 +1,20 @@
 """A child's consents, assessments, services and follow-ups: list and add under the child, and
 edit or delete each by id. Follow-up outcomes (a visit done, missed) are edits of the follow-up."""
 
-from flask import g
 from flask_smorest import Blueprint
 
 from models import db
 from models.access import CHILD_READERS
 from models.records import ENTITIES, create_record, delete_record, update_record
 from models.schemas import api_schema, dump_record
-from server.api.common import api_actor, load_child, load_child_record, require_version, with_etag
+from server.api.common import (
+    api_actor,
+    commit_and_plan,
+    load_child,
+    load_child_record,
+    require_version,
+    with_etag,
+)
 from server.auth import require_user
 
 blp = Blueprint("records", __name__, url_prefix="/api/v1", description="A child's records")
@@ -40,7 +46,7 @@ def _register(collection: str, entity: str) -> None:
         child = load_child(child_id)
         record = create_record(entity, {**data, "child_id": child.id}, api_actor())
         body = dump_record(record)
-        db.session.commit()
+        commit_and_plan(child.id)
         return with_etag(body, 201)
 
     @blp.patch(f"/{collection}/<uuid:record_id>", endpoint=f"edit_{collection}")
@@ -51,7 +57,7 @@ def _register(collection: str, entity: str) -> None:
         require_version(record)
         update_record(record, data, api_actor())
         body = dump_record(record)
-        db.session.commit()
+        commit_and_plan(record.child_id)
         return with_etag(body)
 
     @blp.delete(f"/{collection}/<uuid:record_id>", endpoint=f"delete_{collection}")
@@ -60,7 +66,7 @@ def _register(collection: str, entity: str) -> None:
         record = load_child_record(model, record_id, entity)
         require_version(record)
         delete_record(record, api_actor())
-        db.session.commit()
+        commit_and_plan(record.child_id)
         return "", 204
 
     @blp.get(f"/{collection}/<uuid:record_id>", endpoint=f"read_{collection}")

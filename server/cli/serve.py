@@ -39,8 +39,8 @@ def serve(host, port, demo):
         click.secho(f"Created user 'admin' with one-time password: {password}", fg="yellow")
         click.echo("Sign in and change it; it is not shown again.")
     if demo:
-        from server.cli.demo import seed
         from models import Child
+        from server.cli.demo import seed
 
         if db.session.execute(db.select(Child.id).limit(1)).first():
             click.echo("Demo data not loaded: the database already has children.")
