@@ -20,8 +20,13 @@ install: $(VENV)/.installed
 run: install
 	$(FLASK) serve --port $(PORT)
 
+# The suite runs on SQLite always, and again on PostgreSQL when TEST_DATABASE_URL is set.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	env -u TEST_DATABASE_URL $(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ -n "$$TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL: $$TEST_DATABASE_URL"; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS); \
+	fi
 
 lint: install
 	$(BIN)/ruff check .

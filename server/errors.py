@@ -106,4 +106,6 @@ def register_error_handlers(app):
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
             return database_unavailable(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
+        if not wants_json() and app.config.get("HTML_ERRORS"):
+            return app.config["HTML_ERRORS"](exc)
         return error_response(500, "internal_error", "Something went wrong on the server; it was logged.")

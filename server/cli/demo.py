@@ -6,6 +6,7 @@ import uuid
 from datetime import date, timedelta
 
 import click
+from flask.cli import AppGroup
 
 from models import Actor, User, db, utcnow
 from models.lifecycle import TRANSITIONS
@@ -23,9 +24,7 @@ DEMO_USERS = (("demo.manager", "manager"), ("demo.cw1", "caseworker"), ("demo.cw
               ("demo.cw3", "caseworker"), ("demo.analyst", "analyst"))
 
 
-@click.group(help="Fictional demonstration data.")
-def demo():
-    pass
+demo = AppGroup("demo", help="Fictional demonstration data.")
 
 
 def ensure_demo_users() -> dict[str, str]:

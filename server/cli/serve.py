@@ -6,6 +6,7 @@ import secrets
 
 import click
 from flask import current_app
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from models import User, audit, db
@@ -29,6 +30,7 @@ def ensure_admin() -> str | None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--demo/--no-demo", default=lambda: os.environ.get("DEMO") == "1",
               help="Load fictional demo data first (default: DEMO=1 in the environment).")
+@with_appcontext
 def serve(host, port, demo):
     from waitress import serve as waitress_serve
 

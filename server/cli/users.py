@@ -3,14 +3,13 @@
 import sys
 
 import click
+from flask.cli import AppGroup
 
 from models import User, audit, db
 from models.vocab import ROLES
 
 
-@click.group(help="Manage user accounts.")
-def users():
-    pass
+users = AppGroup("users", help="Manage user accounts.")
 
 
 def _read_password(password_stdin: bool) -> str:

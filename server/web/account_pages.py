@@ -1,0 +1,74 @@
+"""Sign in, sign out, and the start page, which sends each role to where its work is."""
+
+from urllib.parse import urlparse
+
+from flask import flash, g, redirect, request, url_for
+
+from models import audit, db, utcnow
+from models.accounts import LoginRefused, authenticate
+from server.web import bp
+from server.web.rendering import render
+from server.web.session import check_csrf, current_user, login_required, sign_in, sign_out
+
+HOME_OF_ROLE = {"manager": "web.dashboard", "caseworker": "web.dashboard", "admin": "web.users",
+                "analyst": "web.reports"}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site: never an absolute URL an attacker could put in a link."""
+    if not target:
+        return None
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    next_url = _safe_next(request.args.get("next"))
+    if request.method == "GET":
+        if current_user() is not None:
+            return redirect(next_url or url_for("web.home"))
+        return render("login.html", next=next_url, username="")
+    check_csrf()
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    try:
+        user = authenticate(username, password, utcnow())
+    except LoginRefused as refused:
+        audit("login.failed", target=username[:80], via="web", ip=request.remote_addr)
+        db.session.commit()  # keep the throttle counters
+        return render("login.html", 401, error=str(refused), next=next_url, username=username)
+    audit("login", actor=user, via="web", ip=request.remote_addr)
+    db.session.commit()
+    sign_in(user)
+    g.user = user
+    return redirect(next_url or url_for("web.home"))
+
+
+@bp.post("/logout")
+@login_required()
+def logout():
+    audit("logout", actor=g.user, via="web", ip=request.remote_addr)
+    db.session.commit()
+    sign_out()
+    flash("You are signed out.", "info")
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/")
+@login_required()
+def home():
+    from flask import current_app
+
+    endpoint = HOME_OF_ROLE[g.user.role]
+    if endpoint not in current_app.view_functions:
+        endpoint = "web.dashboard" if g.user.role in ("manager", "caseworker") else "web.account"
+    return redirect(url_for(endpoint))
+
+
+@bp.get("/account")
+@login_required()
+def account():
+    return render("account.html", title="Your account")

@@ -1,0 +1,40 @@
+"""Error pages for the web in plain words. ``server.errors`` calls ``html_error`` for every error on a
+path outside the JSON API (``app.config["HTML_ERRORS"]``); the API keeps its JSON shape."""
+
+from flask import render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+TITLES = {
+    400: ("This request could not be used", "Something in the request was not right."),
+    403: ("You may not open this page", "Your role does not allow this. If you need it, ask a manager or "
+                                         "your administrator."),
+    404: ("Not found", "There is nothing at this address, or you may not see it. Check the link or go "
+                       "back to the dashboard."),
+    405: ("Not allowed here", "This address does not take that kind of request."),
+    413: ("Too large", "What you sent is larger than the server accepts."),
+    429: ("Too many attempts", "Wait a few minutes and try again."),
+    500: ("Something went wrong", "The server could not finish this. It was logged; try again, and tell "
+                                  "your administrator if it keeps happening."),
+    503: ("Temporarily unavailable", "The database cannot be reached. Try again in a minute."),
+}
+
+
+def html_error(exc: Exception):
+    if not isinstance(exc, HTTPException):
+        exc = InternalServerError()
+    status = exc.code or 500
+    if status >= 500:
+        from models import db
+
+        db.session.rollback()  # leave nothing half-written behind the error page
+    title, default_text = TITLES.get(status, ("Something went wrong", "The request could not be completed."))
+    # Werkzeug's stock descriptions are technical; use ours unless a view gave its own.
+    stock = type(exc).description
+    text = exc.description if exc.description and exc.description != stock else default_text
+    from server.web.session import current_user
+
+    try:
+        user = current_user()
+    except Exception:  # the database itself may be what failed
+        user = None
+    return render_template("error.html", status=status, title=title, text=text, user=user), status
