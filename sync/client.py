@@ -197,6 +197,9 @@ class SyncClient:
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
+        # Deleted rows are overwritten with zeros, so restricted fields dropped after upload cannot be
+        # read back from free pages of a seized or lost phone.
+        conn.execute("PRAGMA secure_delete=ON")
         conn.executescript(SCHEMA)
         return conn
 
