@@ -4,12 +4,179 @@ child: the JSON API, a sync batch, the web pages.
 ``after_changes`` is called with the ids of the children a committed unit of work touched. It reads
 committed state, creates or re-plans follow-ups and raises urgent alerts, flushes and never commits;
 running it twice changes nothing.
+
+The planner owns the follow-ups it created (``Followup.planned_by_rule`` is set) and keeps at most one
+*scheduled* follow-up of each kind per child. Each run computes, from the child's stage, transitions
+and completed follow-ups, which follow-ups the rules want and when, then creates, moves or retires its
+own to match. Because the due dates are always recomputed from the facts, a visit done early, an
+outcome corrected offline or a risk level raised later re-plans what follows without special cases.
+A follow-up a person scheduled by hand is never touched; while one of a kind is pending, the planner
+keeps none of its own of that kind (the person has taken over).
 """
 
-from datetime import date
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
 from uuid import UUID
+
+from models.base import db
+from models.children import Child
+from models.followups import Followup
+from models.lifecycle import StageTransition
+from models.records import Actor, create_record, update_record
+from models.vocab import DANGER_CONCERNS, DANGER_NOT_SEEN_REASONS
+
+SYSTEM = Actor(user=None, source="system")
+
+# Stages in which the child is visited at home (closure is only proposed, so visits go on).
+VISIT_STAGES = ("reunified", "follow_up", "closure_pending")
+# Follow-ups that wait for the child to leave a stage: done when it moves on along the path.
+STAGE_MILESTONES = {"reception_review": "reception", "assessment_due": "registered"}
+# When a visit's risk level is unknown and the child has none either: the middle cadence.
+DEFAULT_RISK = "medium"
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str
+    rule: str
+    due_on: date
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def visit_days(risk_level: str | None, rules: dict) -> int:
+    return rules[f"VISIT_DAYS_{(risk_level or DEFAULT_RISK).upper()}"]
+
+
+def was_missed(visit: Followup) -> bool:
+    """A visit that did not happen, or happened without seeing the child."""
+    return visit.status == "missed" or (visit.status == "done" and visit.seen is False)
+
+
+def danger_reported(followup: Followup) -> bool:
+    return (followup.not_seen_reason in DANGER_NOT_SEEN_REASONS
+            or bool(set(followup.concerns or ()) & set(DANGER_CONCERNS)))
+
+
+def _completed_on(followup: Followup) -> date:
+    return followup.completed_on or followup.due_on
+
+
+def next_visit(child: Child, transitions: list[StageTransition], followups: list[Followup],
+               rules: dict) -> Plan:
+    """The one visit the rules want now for a child in a visit stage."""
+    reunified_on = max(t.occurred_on for t in transitions if t.to_stage == "reunified")
+    completed = [f for f in followups if f.kind == "visit" and f.status in ("done", "missed")
+                 and _completed_on(f) >= reunified_on]
+    if not completed:
+        return Plan("visit", "first_visit", reunified_on + days(rules["FIRST_VISIT_DAYS"]))
+    last = max(completed, key=lambda f: (_completed_on(f), f.due_on, f.created_at))
+    if was_missed(last):
+        # Not seen: try again within the shortest cadence whatever the risk level.
+        return Plan("visit", "retry_visit", _completed_on(last) + days(rules["VISIT_DAYS_HIGH"]))
+    risk = last.risk_level or child.risk_level
+    return Plan("visit", "next_visit", _completed_on(last) + days(visit_days(risk, rules)))
+
+
+def wanted_plans(child: Child, transitions: list[StageTransition], followups: list[Followup],
+                 rules: dict) -> dict[str, Plan]:
+    """Per follow-up kind, what the rules want scheduled for this child now."""
+    if child.deleted_at is not None:
+        return {}
+    stage, since = child.stage, child.stage_since
+    plans: dict[str, Plan] = {}
+    if stage == "reception":
+        plans["reception_review"] = Plan("reception_review", "reception_review",
+                                         since + days(rules["RECEPTION_OVERDUE_DAYS"]))
+    if stage == "registered":
+        plans["assessment_due"] = Plan("assessment_due", "assessment_due",
+                                       since + days(rules["ASSESSMENT_DUE_DAYS"]))
+    if stage in VISIT_STAGES and any(t.to_stage == "reunified" for t in transitions):
+        plans["visit"] = next_visit(child, transitions, followups, rules)
+    if stage == "follow_up":
+        reviews = [f.completed_on for f in followups
+                   if f.kind == "plan_review" and f.status == "done" and f.completed_on]
+        base = max([since, *reviews])
+        plans["plan_review"] = Plan("plan_review", "plan_review", base + days(rules["PLAN_REVIEW_DAYS"]))
+    # A pending follow-up a person scheduled by hand stands in for the planner's own of that kind.
+    by_hand = {f.kind for f in followups if f.status == "scheduled" and not f.planned_by_rule}
+    return {kind: plan for kind, plan in plans.items() if kind not in by_hand}
+
+
+def _retire(followup: Followup, child: Child, transitions: list[StageTransition]) -> None:
+    """A planned follow-up the rules no longer want: done if the child moved on along the path (the
+    reception stay ended, the assessment happened), cancelled otherwise."""
+    awaited = STAGE_MILESTONES.get(followup.kind)
+    left = [t for t in transitions if awaited and t.from_stage == awaited]
+    if left and child.deleted_at is None:
+        moved = max(left, key=lambda t: (t.occurred_on, t.created_at))
+        if moved.to_stage not in ("missing", "closed"):
+            update_record(followup, {"status": "done", "completed_on": moved.occurred_on}, SYSTEM)
+            return
+    update_record(followup, {"status": "cancelled"}, SYSTEM)
+
+
+def reconcile(child: Child, transitions: list[StageTransition], followups: list[Followup],
+              rules: dict) -> None:
+    """Make the child's planner-owned scheduled follow-ups match what the rules want."""
+    plans = wanted_plans(child, transitions, followups, rules)
+    mine: dict[str, list[Followup]] = defaultdict(list)
+    for f in sorted(followups, key=lambda f: (f.created_at, str(f.id))):
+        if f.planned_by_rule and f.status == "scheduled":
+            mine[f.kind].append(f)
+    for kind, plan in plans.items():
+        existing = mine.pop(kind, [])
+        if existing:
+            keep, *extra = existing
+            update_record(keep, {"due_on": plan.due_on, "planned_by_rule": plan.rule}, SYSTEM)
+            for duplicate in extra:  # two planners raced: keep the oldest
+                update_record(duplicate, {"status": "cancelled"}, SYSTEM)
+        else:
+            create_record("followup", {"child_id": child.id, "kind": kind, "due_on": plan.due_on,
+                                       "status": "scheduled", "planned_by_rule": plan.rule}, SYSTEM)
+    for leftovers in mine.values():
+        for followup in leftovers:
+            _retire(followup, child, transitions)
+
+
+def plan_children(child_ids: set[UUID], *, rules: dict) -> None:
+    """Re-plan the follow-ups of these children, reading their records in three queries."""
+    ids = list(child_ids)
+    children = db.session.execute(db.select(Child).where(Child.id.in_(ids))).scalars().all()
+    transitions = defaultdict(list)
+    for t in db.session.execute(
+        db.select(StageTransition).where(StageTransition.child_id.in_(ids), StageTransition.deleted_at.is_(None))
+    ).scalars():
+        transitions[t.child_id].append(t)
+    followups = defaultdict(list)
+    for f in db.session.execute(
+        db.select(Followup).where(Followup.child_id.in_(ids), Followup.deleted_at.is_(None))
+    ).scalars():
+        followups[f.child_id].append(f)
+    for child in children:
+        reconcile(child, transitions[child.id], followups[child.id], rules)
 
 
 def after_changes(child_ids: set[UUID], *, today: date, rules: dict) -> None:
-    """Plan follow-ups and raise urgent alerts for these children (filled in by the scheduler work)."""
-    return None
+    """Plan follow-ups, raise urgent alerts and resolve what no longer applies, for these children."""
+    from models import alerting
+
+    child_ids = {c for c in child_ids if c is not None}
+    if not child_ids:
+        return
+    # Chunks keep the IN lists within every database's parameter limit on big sync batches.
+    ids = sorted(child_ids, key=str)
+    for start in range(0, len(ids), 500):
+        chunk = set(ids[start:start + 500])
+        plan_children(chunk, rules=rules)
+        dangerous = db.session.execute(
+            db.select(Followup).where(Followup.child_id.in_(chunk), Followup.deleted_at.is_(None),
+                                      (Followup.not_seen_reason.in_(DANGER_NOT_SEEN_REASONS))
+                                      | Followup.concerns.is_not(None))
+        ).scalars().all()
+        alerting.raise_danger([f.id for f in dangerous if danger_reported(f)])
+        alerting.resolve_stale(today, child_ids=chunk)
+    db.session.flush()

@@ -1,0 +1,309 @@
+"""The alert scan (DESIGN §2): one set-based pass that, as of a date, writes the alerts the rules call
+for, and resolves the ones that no longer apply.
+
+Every alert has a unique key ``<child>:<rule>:<due date>:<recipient>`` (ids as 32 hex digits). Alerts
+are written with ``INSERT … SELECT … ON CONFLICT (key) DO NOTHING``: the database, not this code,
+guarantees that no pass, however often and however many schedulers run it, writes the same alert
+twice. Nothing here loops over children; each rule is one SELECT and all go in one INSERT.
+
+Rules (the recipient is the child's caseworker unless it says managers):
+
+=====================  ========  ==========================================================
+rule                   severity  when
+=====================  ========  ==========================================================
+<kind>_due_soon        info      a scheduled follow-up is due within DUE_SOON_DAYS
+<kind>_due             info      it is due today
+<kind>_overdue         warning   it is past due and still scheduled
+<kind>_escalated       warning   managers: overdue by ESCALATE_OVERDUE_DAYS or more
+reception_warn         warning   the reception stay reaches RECEPTION_WARN_DAYS
+reception_overdue      warning   the reception stay reaches RECEPTION_OVERDUE_DAYS
+reception_escalated    warning   managers: the stay is ESCALATE_OVERDUE_DAYS past that
+missed_in_row          warning   caseworker and managers: the last ESCALATE_MISSED_IN_ROW
+                                 visits were all missed (or the child was not seen)
+closure_eligible       info      in follow_up for MIN_FOLLOW_UP_DAYS since reunification
+danger_reported        urgent    managers, at once from ``after_changes``: a visit reports
+                                 the child abducted, with an armed group or detained, or a
+                                 re-recruitment or protection concern
+=====================  ========  ==========================================================
+
+``<kind>`` is ``visit``, ``plan_review`` or ``assessment``.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from uuid import UUID
+
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from models.accounts import User
+from models.base import UTCDateTime, db, utcnow
+from models.changes import allocate_seq
+from models.children import Child
+from models.followups import Alert, Followup
+from models.lifecycle import OPEN_STAGES, StageTransition
+from models.records import Actor, update_record
+
+SYSTEM = Actor(user=None, source="system")
+DANGER_RULE = "danger_reported"
+# The transition an urgent danger alert offers (DESIGN §2).
+DANGER_TRANSITION = "missing"
+LIVE = ("open", "acknowledged")
+
+F = Followup.__table__
+C = Child.__table__
+U = User.__table__
+A = Alert.__table__
+T = StageTransition.__table__
+
+# How a follow-up kind is named in rule names.
+KIND_PREFIX = {"visit": "visit", "plan_review": "plan_review", "assessment_due": "assessment",
+               "reception_review": "reception"}
+SEVERITY = {"due_soon": "info", "due": "info", "overdue": "warning", "escalated": "warning",
+            "warn": "warning"}
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    created: list[Alert]
+    resolved: int
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for alert in self.created:
+            counts[alert.rule] = counts.get(alert.rule, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def uuid_hex(column):
+    """An id as 32 lower-case hex digits in SQL: how SQLite stores it, and how keys spell it."""
+    if _dialect() == "postgresql":
+        return func.replace(cast(column, String), "-", "", type_=String)
+    return cast(column, String)
+
+
+def add_days(column, n: int):
+    if _dialect() == "postgresql":
+        return column + n
+    return func.date(column, f"{n:+d} days", type_=Date)
+
+
+def new_id():
+    if _dialect() == "postgresql":
+        return func.gen_random_uuid()
+    return func.lower(func.hex(func.randomblob(16)))
+
+
+def alert_key(child_id: UUID, rule: str, due_on: date | None, recipient_id: UUID) -> str:
+    """The key the SQL writes, spelled in Python (for tests and callers that look one up)."""
+    return f"{child_id.hex}:{rule}:{due_on.isoformat() if due_on else ''}:{recipient_id.hex}"
+
+
+def _rule_for(state: str):
+    return case(*((F.c.kind == kind, f"{prefix}_{state}") for kind, prefix in KIND_PREFIX.items()),
+                else_=f"followup_{state}")
+
+
+def _managers():
+    return select(U.c.id).where(U.c.role == "manager", U.c.active.is_(True)).subquery()
+
+
+def _candidate(columns: dict):
+    """One rule's SELECT, with the columns every candidate alert has, in one order."""
+    order = ("child_id", "followup_id", "rule", "severity", "recipient_id", "due_on")
+    return [columns[name].label(name) for name in order]
+
+
+def _open_child():
+    return and_(C.c.deleted_at.is_(None), C.c.stage.in_(OPEN_STAGES))
+
+
+def followup_candidates(today: date, rules: dict) -> list:
+    """The SELECTs for due soon / due / overdue / escalated scheduled follow-ups."""
+    scheduled = and_(F.c.status == "scheduled", F.c.deleted_at.is_(None), _open_child())
+    reception = F.c.kind == "reception_review"
+    soon = today + timedelta(days=rules["DUE_SOON_DAYS"])
+    warn = today + timedelta(days=rules["RECEPTION_OVERDUE_DAYS"] - rules["RECEPTION_WARN_DAYS"])
+    escalate = today - timedelta(days=rules["ESCALATE_OVERDUE_DAYS"])
+    managers = _managers()
+
+    def to_caseworker(state, condition, rule=None):
+        return select(*_candidate({
+            "child_id": F.c.child_id, "followup_id": F.c.id, "rule": rule if rule is not None else _rule_for(state),
+            "severity": literal(SEVERITY[state]), "recipient_id": C.c.caseworker_id, "due_on": F.c.due_on,
+        })).select_from(F.join(C, C.c.id == F.c.child_id)).where(
+            scheduled, C.c.caseworker_id.is_not(None), condition)
+
+    escalated = select(*_candidate({
+        "child_id": F.c.child_id, "followup_id": F.c.id, "rule": _rule_for("escalated"),
+        "severity": literal(SEVERITY["escalated"]), "recipient_id": managers.c.id, "due_on": F.c.due_on,
+    })).select_from(F.join(C, C.c.id == F.c.child_id).join(managers, true())).where(
+        scheduled, F.c.due_on <= escalate)
+    return [
+        to_caseworker("due_soon", and_(not_(reception), F.c.due_on > today, F.c.due_on <= soon)),
+        to_caseworker("due", and_(not_(reception), F.c.due_on == today)),
+        to_caseworker("overdue", and_(not_(reception), F.c.due_on < today)),
+        to_caseworker("warn", and_(reception, F.c.due_on > today, F.c.due_on <= warn), literal("reception_warn")),
+        to_caseworker("overdue", and_(reception, F.c.due_on <= today), literal("reception_overdue")),
+        escalated,
+    ]
+
+
+def missed_in_row_candidates(rules: dict) -> list:
+    """Children whose last ESCALATE_MISSED_IN_ROW visits were all missed: to the caseworker and to
+    every manager. A missed visit counts until a later visit sees the child."""
+    missed = or_(F.c.status == "missed", and_(F.c.status == "done", F.c.seen.is_(False)))
+    later = F.alias("later")
+    seen_since = exists().where(
+        later.c.child_id == F.c.child_id, later.c.kind == "visit", later.c.status == "done",
+        later.c.seen.is_not(False), later.c.deleted_at.is_(None), later.c.due_on > F.c.due_on)
+    streak = (
+        select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
+        .select_from(F.join(C, C.c.id == F.c.child_id))
+        .where(F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(), ~seen_since)
+        .group_by(F.c.child_id)
+        .having(func.count() >= rules["ESCALATE_MISSED_IN_ROW"])
+        .subquery()
+    )
+    managers = _managers()
+
+    def to(recipient, source):
+        return select(*_candidate({
+            "child_id": streak.c.child_id, "followup_id": cast(null(), Alert.followup_id.type),
+            "rule": literal("missed_in_row"), "severity": literal("warning"), "recipient_id": recipient,
+            "due_on": streak.c.due_on,
+        })).select_from(source)
+
+    return [
+        to(C.c.caseworker_id, streak.join(C, C.c.id == streak.c.child_id)).where(C.c.caseworker_id.is_not(None)),
+        to(managers.c.id, streak.join(managers, true())),
+    ]
+
+
+def closure_candidates(today: date, rules: dict) -> list:
+    minimum = rules["MIN_FOLLOW_UP_DAYS"]
+    since = (select(T.c.child_id, func.min(T.c.occurred_on).label("reunified_on"))
+             .where(T.c.to_stage == "reunified", T.c.deleted_at.is_(None))
+             .group_by(T.c.child_id).subquery())
+    return [select(*_candidate({
+        "child_id": C.c.id, "followup_id": cast(null(), Alert.followup_id.type),
+        "rule": literal("closure_eligible"), "severity": literal("info"), "recipient_id": C.c.caseworker_id,
+        "due_on": add_days(since.c.reunified_on, minimum),
+    })).select_from(C.join(since, since.c.child_id == C.c.id)).where(
+        C.c.deleted_at.is_(None), C.c.stage == "follow_up", C.c.caseworker_id.is_not(None),
+        since.c.reunified_on <= today - timedelta(days=minimum))]
+
+
+def danger_candidates(followup_ids: list[UUID]) -> list:
+    managers = _managers()
+    return [select(*_candidate({
+        "child_id": F.c.child_id, "followup_id": F.c.id, "rule": literal(DANGER_RULE),
+        "severity": literal("urgent"), "recipient_id": managers.c.id,
+        "due_on": func.coalesce(F.c.completed_on, F.c.due_on),
+    })).select_from(F.join(C, C.c.id == F.c.child_id).join(managers, true())).where(
+        F.c.id.in_(followup_ids), C.c.deleted_at.is_(None))]
+
+
+def insert_alerts(selects: list) -> list[Alert]:
+    """Write the candidate alerts that do not exist yet, in one INSERT … SELECT; return them."""
+    candidates = union_all(*selects).subquery("candidate")
+    key = (uuid_hex(candidates.c.child_id) + ":" + candidates.c.rule + ":"
+           + cast(candidates.c.due_on, String) + ":" + uuid_hex(candidates.c.recipient_id))
+    fresh = (select(candidates, key.label("key"))
+             .where(~exists().where(A.c.key == key)).subquery("fresh"))
+    count = db.session.execute(select(func.count()).select_from(fresh)).scalar_one()
+    if not count:
+        return []
+    # Counted first so the sequence numbers are reserved before the rows exist; a concurrent scan
+    # that inserted some of them meanwhile only leaves gaps, which pull cursors do not mind.
+    first = allocate_seq(db.session, count)
+    now = bindparam("now", utcnow(), type_=UTCDateTime())
+    rows = select(
+        new_id(), fresh.c.key, fresh.c.rule, fresh.c.severity, fresh.c.child_id, fresh.c.followup_id,
+        fresh.c.recipient_id, fresh.c.due_on, literal("open"), literal(1),
+        (literal(first - 1) + func.row_number().over(order_by=fresh.c.key)), now, now,
+    ).where(fresh.c.key.is_not(None))  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+    insert = (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(A)
+    db.session.execute(
+        insert.from_select(["id", "key", "rule", "severity", "child_id", "followup_id", "recipient_id",
+                            "due_on", "status", "version", "seq", "created_at", "updated_at"], rows)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return list(db.session.execute(
+        db.select(Alert).where(Alert.seq.between(first, first + count - 1)).order_by(Alert.seq)
+    ).scalars())
+
+
+def raise_danger(followup_ids: list[UUID]) -> list[Alert]:
+    """The urgent path: one alert per manager for each follow-up reporting danger."""
+    if not followup_ids:
+        return []
+    return insert_alerts(danger_candidates(followup_ids))
+
+
+def stale_alerts(today: date, child_ids: set[UUID] | None = None):
+    """Open or acknowledged alerts that no longer apply."""
+    child, followup = Child.__table__.alias("c"), Followup.__table__.alias("f")
+    later = Followup.__table__.alias("later")
+    moved_on = exists().where(child.c.id == Alert.child_id,
+                              or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES)))
+    followup_settled = exists().where(
+        followup.c.id == Alert.followup_id,
+        or_(followup.c.status != "scheduled", followup.c.deleted_at.is_not(None),
+            followup.c.due_on != Alert.due_on))
+    superseded = or_(and_(Alert.rule.like("%\\_due\\_soon", escape="\\"), Alert.due_on <= today),
+                     and_(Alert.rule.like("%\\_due", escape="\\"), Alert.due_on < today),
+                     and_(Alert.rule == "reception_warn", Alert.due_on <= today))
+    not_in_follow_up = exists().where(child.c.id == Alert.child_id, child.c.stage != "follow_up")
+    streak_broken = exists().where(
+        later.c.child_id == Alert.child_id, later.c.kind == "visit", later.c.status == "done",
+        later.c.seen.is_not(False), later.c.deleted_at.is_(None), later.c.due_on > Alert.due_on)
+    query = db.select(Alert).where(Alert.status.in_(LIVE), or_(
+        moved_on,
+        and_(Alert.rule != DANGER_RULE, followup_settled),
+        superseded,
+        and_(Alert.rule == "closure_eligible", not_in_follow_up),
+        and_(Alert.rule == "missed_in_row", streak_broken),
+    ))
+    if child_ids is not None:
+        query = query.where(Alert.child_id.in_(list(child_ids)))
+    return query
+
+
+def resolve_stale(today: date, child_ids: set[UUID] | None = None) -> int:
+    """Resolve what no longer applies: the follow-up was done, moved or cancelled, the child moved on."""
+    alerts = db.session.execute(stale_alerts(today, child_ids)).scalars().all()
+    for alert in alerts:
+        update_record(alert, {"status": "resolved"}, SYSTEM)
+    return len(alerts)
+
+
+def scan(today: date, rules: dict) -> ScanResult:
+    """One pass over the whole programme as of ``today``. Flushes, never commits."""
+    resolved = resolve_stale(today)
+    created = insert_alerts([
+        *followup_candidates(today, rules),
+        *missed_in_row_candidates(rules),
+        *closure_candidates(today, rules),
+    ])
+    return ScanResult(created=created, resolved=resolved)
