@@ -1,0 +1,177 @@
+"""Faults with a real server process: the reference client pushes a large batch to waitress in its own
+process, the server is killed with SIGKILL in the middle of the request (or loses its database for a
+while), and the client's retries end with every mutation applied exactly once."""
+
+import sqlite3
+import threading
+import time
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+from sqlalchemy import func
+
+from models import Child, Consent, RecordHistory, db
+from sync.client import SyncClient, UrllibTransport
+from tests.factories import make_user
+from tests.server_process import ServerProcess, TcpRelay
+from tests.sync_devices import enrol_device
+
+pytestmark = pytest.mark.slow
+
+
+class RecordingTransport(UrllibTransport):
+    """Real HTTP, remembering what each attempt ended with: a status (and Retry-After) or an error."""
+
+    def __init__(self, before_send=None):
+        super().__init__(timeout=30)
+        self.events = []
+        self.before_send = before_send
+
+    def __call__(self, method, url, headers, body):
+        if self.before_send:
+            self.before_send(method, url)
+        try:
+            status, resp_headers, raw = super().__call__(method, url, headers, body)
+        except OSError as exc:
+            self.events.append((method, "error", str(exc)))
+            raise
+        self.events.append((method, status, {k.lower(): v for k, v in resp_headers.items()}.get("retry-after")))
+        return status, resp_headers, raw
+
+
+@pytest.fixture
+def caseworker_token(app):
+    with app.app_context():
+        user = make_user("caseworker")
+        token = enrol_device(user)
+        db.session.commit()
+        return token, user.username
+
+
+@pytest.fixture
+def servers(app, tmp_path):
+    started = []
+
+    def start(url=None, **kw):
+        server = ServerProcess(url or app.config["SQLALCHEMY_DATABASE_URI"], log_path=tmp_path / "server.log", **kw)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def queue_children(client, username, count):
+    """``count`` children, each with a consent: 2 × count mutations, oldest first."""
+    for i in range(count):
+        child_id = client.record("child", {"sex": ("female", "male")[i % 2], "given_name": f"Fictional{i}",
+                                           "family_name": "Fault", "district": "Pader", "caseworker": username,
+                                           "identified_on": "2026-11-01"})
+        client.record("consent", {"child_id": child_id, "purpose": "services", "given_by": "caregiver",
+                                  "given_on": "2026-11-02"})
+    return [m["mutation_id"] for m in client.pending()], [m["record_id"] for m in client.pending()]
+
+
+def assert_exactly_once(app, mutation_ids, record_ids):
+    from models.syncstate import MutationLog
+
+    with app.app_context():
+        logged = db.session.execute(
+            db.select(MutationLog.mutation_id, func.count()).group_by(MutationLog.mutation_id)
+        ).all()
+        assert {str(m) for m, _ in logged} == set(mutation_ids)
+        assert all(n == 1 for _, n in logged)
+        ids = [uuid.UUID(r) for r in record_ids]
+        versions = db.session.execute(db.select(Child.version).where(Child.id.in_(ids))).scalars().all()
+        versions += db.session.execute(db.select(Consent.version).where(Consent.id.in_(ids))).scalars().all()
+        assert len(versions) == len(ids) and set(versions) == {1}
+        history = db.session.execute(
+            db.select(RecordHistory.record_id, func.count()).where(RecordHistory.record_id.in_(ids))
+            .group_by(RecordHistory.record_id)
+        ).all()
+        assert len(history) == len(ids) and all(n == 1 for _, n in history)
+
+
+def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(app, caseworker_token, servers,
+                                                                               tmp_path):
+    token, username = caseworker_token
+    server = servers()
+
+    # Calibrate: how long does the server take over a batch of this size?
+    warmup = SyncClient(server.url, token, str(tmp_path / "warmup.sqlite"), batch_size=1000)
+    queue_children(warmup, username, 500)
+    started = time.monotonic()
+    warmup.push()
+    batch_seconds = time.monotonic() - started
+
+    killed = threading.Event()
+
+    def kill_during_first_push(method, url):
+        if method == "POST" and not killed.is_set():
+            killed.set()
+
+            def kill_and_restart():
+                time.sleep(batch_seconds * 0.4)  # well inside the request
+                server.kill()
+                time.sleep(0.5)  # the client meets a dead server for a while
+                server.start()
+
+            threading.Thread(target=kill_and_restart, daemon=True).start()
+
+    transport = RecordingTransport(before_send=kill_during_first_push)
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport, batch_size=1000,
+                        backoff_base=0.2, backoff_cap=1.0, max_attempts=40)
+    mutation_ids, record_ids = queue_children(device, username, 500)
+    assert len(mutation_ids) == 1000
+
+    report = device.sync()
+
+    pushes = [e for e in transport.events if e[0] == "POST"]
+    assert pushes[0][1] == "error", f"the first push should have died with the server: {pushes[0]}"
+    assert pushes[-1][1] == 200 and report.retries >= 1
+    assert (report.applied + report.duplicates, report.rejected, device.pending()) == (1000, 0, [])
+    assert len({(e[0], e[1]) for e in pushes}) >= 2
+    assert_exactly_once(app, mutation_ids, record_ids)
+    assert len(device.records("child")) == 1000  # its 500 and the warm-up's 500, same caseworker
+
+
+def test_database_unreachable_for_a_while_gives_503_retry_after_then_success(app, caseworker_token, servers,
+                                                                             tmp_path, database_url):
+    token, username = caseworker_token
+    if database_url.startswith("sqlite"):
+        # SQLite has no network: another process holding the write lock is how its database becomes
+        # unreachable. The server waits 100 ms for the lock (not 10 s), then must answer 503.
+        server = servers(busy_ms=100)
+        blocker = sqlite3.connect(urlparse(database_url).path, isolation_level=None, check_same_thread=False)
+        blocker.execute("BEGIN EXCLUSIVE")
+
+        def unblock():
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    else:
+        target = urlparse(database_url)
+        relay = TcpRelay(target.hostname, target.port or 5432)
+        server = servers(url=database_url.replace(target.netloc.split("@")[-1], f"127.0.0.1:{relay.port}"))
+        relay.cut()  # after the start, which waits for /healthz to see the database
+
+        def unblock():
+            relay.restore()
+
+    transport = RecordingTransport()
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport,
+                        backoff_base=0.2, backoff_cap=1.0, max_attempts=20)
+    mutation_ids, record_ids = queue_children(device, username, 50)
+    timer = threading.Timer(1.5, unblock)
+    timer.start()
+    try:
+        report = device.sync()
+    finally:
+        timer.join()
+
+    pushes = [e for e in transport.events if e[0] == "POST"]
+    assert pushes[0][1] == 503 and pushes[0][2] is not None, pushes[0]  # with Retry-After
+    assert pushes[-1][1] == 200
+    assert (report.applied, report.rejected) == (100, 0)
+    assert_exactly_once(app, mutation_ids, record_ids)
