@@ -3,14 +3,12 @@ a transport that sends the client's HTTP requests to a Flask test client instead
 
 from urllib.parse import urlparse
 
-from models import Device, db
+from sync.devices import enroll_device
 
 
 def enrol_device(user, label="Test phone") -> str:
-    """A device for ``user``; returns its token (only the hash is stored, as at a real enrolment)."""
-    token = Device.new_secret()
-    db.session.add(Device(user_id=user.id, label=label, token_hash=Device.hash_secret(token)))
-    db.session.flush()
+    """A device for ``user``, enrolled the way the CLI and the API enrol one; returns its token."""
+    _device, token = enroll_device(user, label, by=None)
     return token
 
 
