@@ -7,3 +7,7 @@ def register_commands(app):
     app.cli.add_command(users.users)
     app.cli.add_command(demo.demo)
     app.cli.add_command(serve.serve)
+
+    from server.cli import simulate
+
+    app.cli.add_command(simulate.sync_group)
