@@ -1,0 +1,186 @@
+"""Web page timings at scale (DESIGN §9): 100,000 children and 1,000,000 follow-ups on SQLite.
+
+    .venv/bin/python bench/web_bench.py [--children 100000] [--followups 1000000] [--runs 30]
+
+Builds a fresh SQLite database in a temporary folder through the real migrations, bulk-inserts
+fictional rows with Core ``executemany`` (names still pass through the encrypting column type, as the
+app would store them), signs in a manager through the login form, and times each page with the
+Flask test client. Prints the median and 95th percentile per page, and the reports page as well.
+Target: dashboard median ≤ 150 ms.
+"""
+
+import argparse
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+DISTRICTS = ("Kitgum", "Lamwo", "Pader", "Agago", "Gulu", "Amuru", "Nwoya", "Omoro")
+STAGE_WEIGHTS = {"identified": 4, "reception": 3, "registered": 6, "assessed": 8, "tracing": 5, "reunified": 6,
+                 "follow_up": 40, "closure_pending": 3, "closed": 20, "missing": 5}
+PASSWORD = "bench password, fictional"
+
+
+def build_app(path: Path):
+    from config import TestingConfig
+    from server import create_app
+
+    config = TestingConfig()
+    config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{path}"
+    return create_app(config)
+
+
+def migrate():
+    from flask_migrate import upgrade
+
+    from models import db
+
+    upgrade()
+    db.create_all()  # any table a parallel change added before the migration was regenerated
+
+
+def insert_rows(n_children: int, n_followups: int, today: date, rng: random.Random) -> tuple:
+    """Bulk insert through Core. Returns (manager, a child id to open)."""
+    from models import Child, Followup, StageTransition, User, db
+    from models.children import case_code_for
+
+    manager = User(username="bench.manager", role="manager", display_name="Bench manager")
+    manager.set_password(PASSWORD)
+    caseworkers = []
+    for i in range(40):
+        cw = User(username=f"bench.cw{i:02d}", role="caseworker")
+        cw.set_password(PASSWORD)
+        caseworkers.append(cw)
+    db.session.add_all([manager, *caseworkers])
+    db.session.commit()
+    cw_ids = [cw.id for cw in caseworkers]
+
+    stages, weights = zip(*STAGE_WEIGHTS.items(), strict=True)
+    children, transitions, child_ids = [], [], []
+    seen_codes = set()
+    while len(children) < n_children:
+        child_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        code = case_code_for(child_id)
+        if code in seen_codes:
+            continue
+        seen_codes.add(code)
+        stage = rng.choices(stages, weights)[0]
+        identified = today - timedelta(days=rng.randint(30, 1500))
+        since = identified + timedelta(days=rng.randint(0, 25))
+        sex = rng.choice(("female", "female", "male", "male", "male", "other"))
+        children.append({
+            "id": child_id, "case_code": code, "sex": sex, "given_name": f"Bench{len(children)}",
+            "family_name": "Fictional", "birth_year": today.year - rng.randint(8, 20),
+            "district": rng.choice(DISTRICTS), "caseworker_id": rng.choice(cw_ids),
+            "risk_level": rng.choice(("high", "medium", "low", "none")), "stage": stage, "stage_since": since,
+            "identified_on": identified, "child_mother": sex == "female" and rng.random() < 0.15,
+            "disability": False, "unaccompanied": rng.random() < 0.2, "needs_review": rng.random() < 0.01,
+            "version": 1, "seq": 0,
+        })
+        transitions.append({"id": uuid.uuid4(), "child_id": child_id, "from_stage": None,
+                            "to_stage": "identified", "occurred_on": identified, "version": 1, "seq": 0})
+        if stage != "identified":
+            transitions.append({"id": uuid.uuid4(), "child_id": child_id, "from_stage": "identified",
+                                "to_stage": stage, "occurred_on": since, "version": 1, "seq": 0})
+        child_ids.append(child_id)
+    started = time.perf_counter()
+    with db.engine.begin() as conn:
+        conn.execute(Child.__table__.insert(), children)
+        conn.execute(StageTransition.__table__.insert(), transitions)
+    print(f"  inserted {len(children):,} children and {len(transitions):,} transitions "
+          f"in {time.perf_counter() - started:.1f} s")
+
+    started = time.perf_counter()
+    batch = []
+    statuses = ("done", "done", "done", "done", "missed", "scheduled", "scheduled", "cancelled")
+    with db.engine.begin() as conn:
+        for i in range(n_followups):
+            due = today + timedelta(days=rng.randint(-900, 60))
+            status = rng.choice(statuses) if due < today else "scheduled"
+            done = status == "done"
+            batch.append({
+                "id": uuid.UUID(int=rng.getrandbits(128), version=4), "child_id": child_ids[i % len(child_ids)],
+                "kind": "visit", "due_on": due, "status": status,
+                "completed_on": due + timedelta(days=rng.randint(-2, 6)) if done else None,
+                "seen": True if done else None, "version": 1, "seq": 0,
+            })
+            if len(batch) == 50_000:
+                conn.execute(Followup.__table__.insert(), batch)
+                batch.clear()
+        if batch:
+            conn.execute(Followup.__table__.insert(), batch)
+    print(f"  inserted {n_followups:,} follow-ups in {time.perf_counter() - started:.1f} s")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return manager, child_ids[len(child_ids) // 2]
+
+
+def sign_in(client, username: str) -> None:
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    if response.status_code != 302:
+        raise SystemExit(f"sign-in failed: {response.status_code}")
+
+
+def time_page(client, url: str, runs: int) -> tuple[float, float]:
+    response = client.get(url)  # warm: templates compiled, caches filled
+    if response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}")
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200
+    timings.sort()
+    p95 = timings[min(len(timings) - 1, round(0.95 * (len(timings) - 1)))]
+    return statistics.median(timings), p95
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--children", type=int, default=100_000)
+    parser.add_argument("--followups", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+
+    from models import utcnow
+
+    rng = random.Random(11)
+    today = utcnow().date()
+    with tempfile.TemporaryDirectory() as folder:
+        app = build_app(Path(folder) / "bench.sqlite")
+        with app.app_context():
+            migrate()
+            print(f"Building {args.children:,} children and {args.followups:,} follow-ups (fictional)…")
+            manager, child_id = insert_rows(args.children, args.followups, today, rng)
+            manager_name = manager.username
+        client = app.test_client()
+        sign_in(client, manager_name)
+        pages = [
+            ("dashboard", "/", args.runs),
+            ("children, first page", "/children", args.runs),
+            ("children, filtered", "/children?district=Gulu&sex=female&phase=reintegration&sort=-stage_since",
+             args.runs),
+            ("child page", f"/children/{child_id}", args.runs),
+            # A year of indicators scans the year's transitions and follow-ups: fewer runs.
+            ("reports (one year)", f"/reports?start={today.year - 1}-01-01&end={today.year - 1}-12-31",
+             max(3, args.runs // 6)),
+        ]
+        print(f"\n{'page':<24} {'median ms':>10} {'p95 ms':>10} {'runs':>6}   (Flask test client)")
+        for name, url, runs in pages:
+            median, p95 = time_page(client, url, runs)
+            print(f"{name:<24} {median:>10.1f} {p95:>10.1f} {runs:>6}")
+        print("\nTarget: dashboard median ≤ 150 ms (DESIGN §9).")
+
+
+if __name__ == "__main__":
+    main()
