@@ -15,6 +15,7 @@ from models.followups import Alert, Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
 from models.records import ENTITIES, Actor
+from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
 
 __all__ = [
     "Actor", "Alert", "Assessment", "AuditEvent", "ChangeCounter", "Child", "Consent", "Device", "ENTITIES",

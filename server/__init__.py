@@ -79,6 +79,12 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health)
     register_api(app)
+    from server.sync_endpoint import bp as sync_endpoint
+
+    app.register_blueprint(sync_endpoint)
+    from server.web import register_web
+
+    register_web(app)
 
 
 def register_security_headers(app: Flask) -> None:

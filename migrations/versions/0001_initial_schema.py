@@ -151,6 +151,35 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_event_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_event_child_id'), ['child_id'], unique=False)
 
+    op.create_table('conflict',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('entity', sa.String(length=24), nullable=False),
+    sa.Column('record_id', sa.Uuid(), nullable=False),
+    sa.Column('mutation_id', sa.Uuid(), nullable=True),
+    sa.Column('device_id', sa.Uuid(), nullable=True),
+    sa.Column('user_id', sa.Uuid(), nullable=True),
+    sa.Column('base_version', sa.Integer(), nullable=False),
+    sa.Column('server_version', sa.Integer(), nullable=False),
+    sa.Column('fields', sa.JSON(), nullable=False),
+    sa.Column('base_values', sa.Text(), nullable=False),
+    sa.Column('server_values', sa.Text(), nullable=False),
+    sa.Column('device_values', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=8), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resolved_by_id', sa.Uuid(), nullable=True),
+    sa.Column('resolution', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_conflict_child_id_child')),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_conflict_device_id_device')),
+    sa.ForeignKeyConstraint(['resolved_by_id'], ['user.id'], name=op.f('fk_conflict_resolved_by_id_user')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_conflict_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conflict'))
+    )
+    with op.batch_alter_table('conflict', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conflict_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_conflict_status_child', ['status', 'child_id'], unique=False)
+
     op.create_table('consent',
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('given_by', sa.String(length=16), nullable=False),
@@ -279,6 +308,24 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_stage_transition_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_stage_transition_seq'), ['seq'], unique=False)
 
+    op.create_table('sync_batch',
+    sa.Column('batch_id', sa.Uuid(), nullable=False),
+    sa.Column('device_id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('results', sa.JSON(), nullable=True),
+    sa.Column('mutations', sa.Integer(), nullable=False),
+    sa.Column('applied', sa.Integer(), nullable=False),
+    sa.Column('duplicates', sa.Integer(), nullable=False),
+    sa.Column('conflicts', sa.Integer(), nullable=False),
+    sa.Column('rejected', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_sync_batch_device_id_device')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_sync_batch_user_id_user')),
+    sa.PrimaryKeyConstraint('batch_id', name=op.f('pk_sync_batch'))
+    )
+    with op.batch_alter_table('sync_batch', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sync_batch_device_id'), ['device_id'], unique=False)
+
     op.create_table('alert',
     sa.Column('key', sa.String(length=160), nullable=False),
     sa.Column('rule', sa.String(length=32), nullable=False),
@@ -311,11 +358,38 @@ def upgrade():
         batch_op.create_index('ix_alert_recipient_status', ['recipient_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_seq'), ['seq'], unique=False)
 
+    op.create_table('mutation_log',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('mutation_id', sa.Uuid(), nullable=False),
+    sa.Column('batch_id', sa.Uuid(), nullable=False),
+    sa.Column('device_id', sa.Uuid(), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('entity', sa.String(length=24), nullable=False),
+    sa.Column('record_id', sa.Uuid(), nullable=False),
+    sa.Column('op', sa.String(length=8), nullable=False),
+    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.ForeignKeyConstraint(['batch_id'], ['sync_batch.batch_id'], name=op.f('fk_mutation_log_batch_id_sync_batch')),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_mutation_log_device_id_device')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mutation_log')),
+    sa.UniqueConstraint('mutation_id', name=op.f('uq_mutation_log_mutation_id'))
+    )
+    with op.batch_alter_table('mutation_log', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mutation_log_batch_id'), ['batch_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mutation_log_record_id'), ['record_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('mutation_log', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mutation_log_record_id'))
+        batch_op.drop_index(batch_op.f('ix_mutation_log_batch_id'))
+
+    op.drop_table('mutation_log')
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_alert_seq'))
         batch_op.drop_index('ix_alert_recipient_status')
@@ -323,6 +397,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_alert_child_id'))
 
     op.drop_table('alert')
+    with op.batch_alter_table('sync_batch', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sync_batch_device_id'))
+
+    op.drop_table('sync_batch')
     with op.batch_alter_table('stage_transition', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stage_transition_seq'))
         batch_op.drop_index(batch_op.f('ix_stage_transition_child_id'))
@@ -354,6 +432,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_consent_child_id'))
 
     op.drop_table('consent')
+    with op.batch_alter_table('conflict', schema=None) as batch_op:
+        batch_op.drop_index('ix_conflict_status_child')
+        batch_op.drop_index(batch_op.f('ix_conflict_child_id'))
+
+    op.drop_table('conflict')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_event_child_id'))
         batch_op.drop_index(batch_op.f('ix_audit_event_at'))

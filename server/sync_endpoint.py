@@ -1,0 +1,173 @@
+"""The sync endpoint for field devices (DESIGN §5): ``POST /api/v1/sync/push``, ``GET /api/v1/sync/pull``.
+
+Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes capped), call
+``sync.push.ingest`` / ``sync.pull.pull``, commit once, then run follow-up planning on committed state.
+"""
+
+import gzip
+import json
+import zlib
+
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
+
+from models import db, utcnow
+from models.planning import after_changes
+from server.auth import bearer_token
+from server.errors import ApiError, error_response
+from sync.devices import DeviceAuthError, authenticate_device
+from sync.envelope import load_envelope
+from sync.errors import SyncError
+from sync.pull import decode_cursor, encode_changes, encode_cursor, pull
+from sync.push import ingest
+
+bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+
+DEFAULT_PULL_LIMIT = 500
+# Responses smaller than this are not worth compressing.
+GZIP_MIN_BYTES = 512
+STREAM_CHUNK = 64 * 1024
+
+
+@bp.errorhandler(SyncError)
+def sync_error(exc: SyncError):
+    db.session.rollback()
+    return error_response(exc.status, exc.code, exc.message, exc.details)
+
+
+def current_device():
+    try:
+        device = authenticate_device(bearer_token(), utcnow())
+    except DeviceAuthError as exc:
+        if exc.revoked:
+            raise ApiError(403, "device_revoked", exc.message, extra={"wipe": bool(exc.device.wipe)}) from None
+        raise ApiError(401, "unauthorized", exc.message, headers={"WWW-Authenticate": "Bearer"}) from None
+    g.device = device
+    return device
+
+
+def _max_body() -> int:
+    return current_app.config.get("MAX_CONTENT_LENGTH") or 10 * 1024 * 1024
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress at most ``limit`` bytes: a small gzip bomb must not become a huge allocation."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise ApiError(400, "malformed_json", "The body says Content-Encoding: gzip but is not gzip data.") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, "payload_too_large",
+                       f"The decompressed body is larger than the limit of {limit} bytes.", {"limit_bytes": limit})
+    if not inflater.eof:
+        raise ApiError(400, "malformed_json", "The gzip body is truncated.")
+    return out
+
+
+def json_body():
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"Send JSON with 'Content-Type: application/json' (got '{request.mimetype or 'none'}').")
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Encoding '{encoding}' is not supported; send gzip or nothing.")
+    data = request.get_data(cache=False)  # werkzeug answers 413 above MAX_CONTENT_LENGTH
+    if encoding == "gzip":
+        data = _gunzip(data, _max_body())
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+
+
+@bp.post("/push")
+def push():
+    device = current_device()
+    body = json_body()
+    envelope = load_envelope(body, current_app.config["SYNC_MAX_MUTATIONS"])
+    today = utcnow().date()
+    rules = current_app.config["RULES"]
+    outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
+    db.session.commit()
+    if outcome.child_ids:
+        # Planning reads committed state and is idempotent; it is not part of the batch's answer.
+        after_changes(outcome.child_ids, today=today, rules=rules)
+        db.session.commit()
+    return {"batch_id": str(envelope["batch_id"]), "server_time": utcnow().isoformat(),
+            "results": outcome.results}
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_PULL_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(422, "validation_error", "limit must be a whole number of 1 or more.",
+                       {"fields": {"limit": ["Must be a whole number of 1 or more."]}})
+    return min(int(raw), current_app.config["SYNC_PULL_MAX_LIMIT"])
+
+
+@bp.get("/pull")
+def pull_changes():
+    device = current_device()
+    db.session.commit()  # last_seen_at, before the reads
+    secret = current_app.config["SECRET_KEY"]
+    limit = _limit()
+    cursor = request.args.get("cursor") or None
+    after = decode_cursor(cursor, device, secret) if cursor else 0
+    page = pull(device, after, limit, horizon=current_app.config.get("SYNC_RESYNC_BEFORE_SEQ", 0))
+    tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
+                       "server_time": utcnow().isoformat()})
+
+    def body():
+        yield '{"changes":['
+        yield from encode_changes(page.changes)
+        yield "]," + tail[1:]
+
+    chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())
+    response = Response(stream_with_context(chunks), mimetype="application/json")
+    if _accepts_gzip():
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
+
+
+def _accepts_gzip() -> bool:
+    return request.accept_encodings["gzip"] > 0
+
+
+def _buffered(parts):
+    buffer, size = [], 0
+    for part in parts:
+        buffer.append(part)
+        size += len(part)
+        if size >= STREAM_CHUNK:
+            yield "".join(buffer).encode()
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer).encode()
+
+
+def _gzip_stream(chunks):
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        out = deflater.compress(chunk)
+        if out:
+            yield out
+    yield deflater.flush()
+
+
+@bp.after_request
+def compress(response):
+    """gzip the non-streamed answers (push results, errors) when the device accepts it."""
+    if (response.is_streamed or response.direct_passthrough or "Content-Encoding" in response.headers
+            or not _accepts_gzip()):
+        return response
+    data = response.get_data()
+    if len(data) < GZIP_MIN_BYTES:
+        return response
+    response.set_data(gzip.compress(data, compresslevel=6))
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response

@@ -1,0 +1,401 @@
+"""Ingesting a device's push batch (DESIGN §5): log, deduplicate, apply each mutation in its own
+savepoint, merge field by field, keep conflicts.
+
+``ingest`` flushes and never commits; the endpoint commits once per batch and then runs the follow-up
+planning for the children the batch touched. Lookups are made for the whole batch up front (existing
+records, their children, mutation ids already seen) so the per-mutation work is the write itself.
+"""
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+
+from marshmallow import ValidationError
+from sqlalchemy import JSON, String, bindparam, insert, update
+from sqlalchemy.exc import IntegrityError
+
+from models import audit
+from models.accounts import Device
+from models.base import db
+from models.changes import ChangeCounter
+from models.children import Child
+from models.errors import DomainError, FieldErrors
+from models.history import RecordHistory
+from models.records import ENTITIES, Actor, create_child, create_record, json_value, transition, update_record
+from models.schemas import FIELD_SCHEMAS
+from models.syncstate import Conflict, MutationLog, SyncBatch
+from sync.errors import SyncError
+
+STATUSES = ("applied", "duplicate", "conflict", "rejected")
+
+
+class Rejected(Exception):
+    """One mutation refused, with a code and a message a person can act on."""
+
+    def __init__(self, code: str, message: str, errors: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.errors = code, message, errors
+
+
+@dataclass
+class PushOutcome:
+    results: list[dict]
+    replayed: bool = False
+    child_ids: set = field(default_factory=set)
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    """What one batch knows while it is applied: the records it loaded or created, the rejections."""
+
+    device: Device
+    actor: Actor
+    today: date
+    rules: dict
+    known: dict  # (entity, id) -> record
+    rejected_creates: set = field(default_factory=set)  # (entity, id) of creates refused in this batch
+    child_ids: set = field(default_factory=set)
+
+    @property
+    def user(self):
+        return self.device.user
+
+
+def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, rules: dict) -> PushOutcome:
+    """Apply a validated envelope for ``device``. ``raw_mutations`` are the mutations as sent, for the log."""
+    session = db.session
+    _serialise_writers()
+    batch_id = envelope["batch_id"]
+    batch = session.get(SyncBatch, batch_id)
+    if batch is not None:
+        if batch.device_id != device.id:
+            raise SyncError(409, "id_conflict", "This batch_id was already used by another device; "
+                            "send the batch again with a new batch_id.")
+        return PushOutcome(results=batch.results, replayed=True)
+
+    mutations = envelope["mutations"]
+    batch = SyncBatch(batch_id=batch_id, device_id=device.id, user_id=device.user_id, mutations=len(mutations))
+    session.add(batch)
+    session.flush()
+    seen = _seen_before([m["mutation_id"] for m in mutations])
+    _log(batch_id, device, mutations, raw_mutations, seen)
+
+    state = _Batch(device=device, actor=Actor(user=device.user, source="device", device=device),
+                   today=today, rules=rules, known=_prefetch(mutations))
+    results, in_batch = [], {}
+    for mutation in mutations:
+        mid = mutation["mutation_id"]
+        if mid in seen or mid in in_batch:
+            results.append(_duplicate(mid, seen.get(mid) or in_batch[mid]))
+            continue
+        result = _apply_in_savepoint(mutation, state)
+        in_batch[mid] = result
+        results.append(result)
+
+    _record_outcomes(in_batch)
+    counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
+    batch.results = results
+    batch.applied, batch.duplicates = counts["applied"], counts["duplicate"]
+    batch.conflicts, batch.rejected = counts["conflict"], counts["rejected"]
+    audit("sync.push", actor=device.user_id, device=device.id, target=batch_id,
+          mutations=len(mutations), **counts)
+    session.flush()
+    return PushOutcome(results=results, child_ids=state.child_ids, counts=counts)
+
+
+def _serialise_writers() -> None:
+    """Take the change-sequence row lock for the whole batch before reading anything.
+
+    Every writer takes this lock at its first flush anyway (models.changes), so taking it first costs
+    little concurrency and buys a lot: the batch's checks (seen mutation ids, versions) read state no
+    other writer can change until this batch commits, on PostgreSQL as on SQLite (where this first
+    write takes the database's write lock).
+    """
+    counter = ChangeCounter.__table__
+    db.session.execute(update(counter).where(counter.c.id == 1).values(value=counter.c.value))
+
+
+def _seen_before(mutation_ids: list) -> dict:
+    if not mutation_ids:
+        return {}
+    rows = db.session.execute(
+        db.select(MutationLog.mutation_id, MutationLog.status, MutationLog.result)
+        .where(MutationLog.mutation_id.in_(set(mutation_ids)))
+    ).all()
+    return {row.mutation_id: {"status": row.status, **(row.result or {})} for row in rows}
+
+
+def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
+    """Store every new mutation verbatim before anything is applied (one multi-row insert)."""
+    rows, logged = [], set()
+    for position, (mutation, raw) in enumerate(zip(mutations, raw_mutations, strict=True)):
+        mid = mutation["mutation_id"]
+        if mid in seen or mid in logged:
+            continue
+        logged.add(mid)
+        rows.append({"mutation_id": mid, "batch_id": batch_id, "device_id": device.id, "position": position,
+                     "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
+                     "payload": raw, "status": "received"})
+    if rows:
+        db.session.execute(insert(MutationLog), rows)
+
+
+def _record_outcomes(results: dict) -> None:
+    if not results:
+        return
+    table = MutationLog.__table__
+    stmt = (update(table).where(table.c.mutation_id == bindparam("mid"))
+            .values(status=bindparam("new_status", type_=String), result=bindparam("new_result", type_=JSON)))
+    db.session.execute(stmt, [
+        {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
+        for mid, r in results.items()
+    ])
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _prefetch(mutations: list) -> dict:
+    """Load, in one query per entity, every record the batch names and every child they belong to."""
+    ids = defaultdict(set)
+    child_ids = set()
+    for m in mutations:
+        if m["entity"] == "child":
+            child_ids.add(m["id"])
+        else:
+            ids[m["entity"]].add(m["id"])
+            if (cid := _uuid_or_none(m["changes"].get("child_id"))) is not None:
+                child_ids.add(cid)
+    known = {}
+    for entity, wanted in ids.items():
+        model = ENTITIES[entity]
+        for record in db.session.execute(db.select(model).where(model.id.in_(wanted))).scalars():
+            known[(entity, record.id)] = record
+            if getattr(record, "child_id", None) is not None:
+                child_ids.add(record.child_id)
+    if child_ids:
+        for child in db.session.execute(db.select(Child).where(Child.id.in_(child_ids))).unique().scalars():
+            known[("child", child.id)] = child
+    return known
+
+
+def _duplicate(mutation_id, first: dict) -> dict:
+    result = {"mutation_id": str(mutation_id), "status": "duplicate", "version": first.get("version"),
+              "original_status": first["status"]}
+    if first.get("code"):
+        result["code"] = first["code"]
+    return result
+
+
+def _apply_in_savepoint(mutation: dict, state: _Batch) -> dict:
+    mid = str(mutation["mutation_id"])
+    try:
+        with db.session.begin_nested():
+            outcome = _apply(mutation, state)
+        return {"mutation_id": mid, **outcome}
+    except Rejected as exc:
+        rejection = {"code": exc.code, "message": exc.message, **({"errors": exc.errors} if exc.errors else {})}
+    except FieldErrors as exc:
+        rejection = {"code": exc.code, "message": exc.message, "errors": exc.errors}
+    except DomainError as exc:
+        rejection = {"code": exc.code, "message": exc.message}
+    except IntegrityError:
+        # A uniqueness rule the checks above did not foresee (e.g. a case code taken): the savepoint
+        # is gone, the batch goes on.
+        rejection = {"code": "id_conflict", "message": "The record clashes with one the server already has."}
+    if mutation["op"] == "create":
+        state.rejected_creates.add((mutation["entity"], mutation["id"]))
+    return {"mutation_id": mid, "status": "rejected", **rejection}
+
+
+def _apply(mutation: dict, state: _Batch) -> dict:
+    entity, op = mutation["entity"], mutation["op"]
+    if entity == "alert":
+        return _acknowledge(mutation, state)
+    if entity == "stage_transition" and op == "update":
+        raise Rejected("validation_error", "A stage transition cannot be changed; record a new one.",
+                       {"op": ["Stage transitions are append-only: use op 'create'."]})
+    existing = state.known.get((entity, mutation["id"]))
+    child_id = _child_id_of(mutation, existing)
+    if child_id is not None and ("child", child_id) in state.rejected_creates and entity != "child":
+        raise Rejected("parent_rejected", "The child this record belongs to was rejected in this batch; "
+                       "fix the child first, then send this record again.")
+    if op == "update" and existing is None and (entity, mutation["id"]) in state.rejected_creates:
+        raise Rejected("parent_rejected", "The create of this record was rejected in this batch.")
+    try:
+        data = FIELD_SCHEMAS[entity](partial=(op == "update")).load(mutation["changes"])
+    except ValidationError as exc:
+        raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
+    if op == "create":
+        return _create(mutation, entity, data, existing, state)
+    return _update(mutation, entity, data, existing, state)
+
+
+def _child_id_of(mutation, existing):
+    if mutation["entity"] == "child":
+        return mutation["id"]
+    if existing is not None:
+        return existing.child_id
+    return _uuid_or_none(mutation["changes"].get("child_id"))
+
+
+def _in_scope_child(child_id, state: _Batch) -> Child:
+    """The child, if it is in the device's caseload and not deleted; a rejection otherwise."""
+    child = state.known.get(("child", child_id))
+    if child is None or child.caseworker_id != state.user.id:
+        raise Rejected("out_of_scope", "No child with this id in your caseload. If the child was "
+                       "reassigned, pull to receive the current caseload.")
+    if child.deleted_at is not None:
+        raise Rejected("record_deleted", f"Child {child.case_code} was deleted; it can no longer be changed.")
+    return child
+
+
+def _own_caseworker(data: dict, state: _Batch) -> dict:
+    """A device writes only into its own caseworker's caseload."""
+    if "caseworker" in data:
+        if data["caseworker"] != state.user.username:
+            raise Rejected("out_of_scope", "A device can only assign children to its own caseworker; "
+                           "a manager reassigns children on the web.")
+        data = {k: v for k, v in data.items() if k != "caseworker"}
+    return data
+
+
+def _create(mutation, entity, data, existing, state: _Batch) -> dict:
+    rid, recorded_at = mutation["id"], mutation["recorded_at"]
+    if existing is not None:
+        if _same_content(existing, entity, data, state):
+            return {"status": "duplicate", "version": existing.version}
+        raise Rejected("id_conflict", f"A {entity} with this id already exists with other content; "
+                       "create the record with a new id.")
+    if entity == "child":
+        data = _own_caseworker(data, state)
+        record = create_child({**data, "caseworker_id": state.user.id}, state.actor, record_id=rid,
+                              recorded_at=recorded_at, today=state.today)
+        child_id = record.id
+    else:
+        child = _in_scope_child(data["child_id"], state)
+        child_id = child.id
+        if entity == "stage_transition":
+            record = transition(
+                child, data["to_stage"], state.actor, occurred_on=data["occurred_on"],
+                reason=data.get("reason"), closure_reason=data.get("closure_reason"),
+                details=data.get("details"), record_id=rid, recorded_at=recorded_at, today=state.today,
+                min_follow_up_days=state.rules["MIN_FOLLOW_UP_DAYS"],
+            )
+        else:
+            record = create_record(entity, data, state.actor, record_id=rid, recorded_at=recorded_at)
+    state.known[(entity, rid)] = record
+    state.child_ids.add(child_id)
+    return {"status": "applied", "version": record.version}
+
+
+def _same_content(record, entity, data, state: _Batch) -> bool:
+    """Does a create for an existing id carry what was first created? Compared with version 1."""
+    if entity == "child" and "caseworker" in data:
+        data = {**{k: v for k, v in data.items() if k != "caseworker"},
+                "caseworker_id": state.user.id if data["caseworker"] == state.user.username else data["caseworker"]}
+    first = db.session.execute(
+        db.select(RecordHistory.values).where(RecordHistory.record_id == record.id, RecordHistory.version == 1)
+    ).scalar_one_or_none() or {}
+    for key, value in data.items():
+        reference = first[key] if key in first else json_value(getattr(record, key))
+        if json_value(value) != reference:
+            return False
+    return True
+
+
+def _update(mutation, entity, data, record, state: _Batch) -> dict:
+    if record is None:
+        raise Rejected("out_of_scope", f"No {entity} with this id in your caseload.")
+    if record.deleted_at is not None:
+        raise Rejected("record_deleted", f"This {entity} was deleted on the server; it can no longer be "
+                       "changed. Drop the local edit.")
+    child = _in_scope_child(record.id if entity == "child" else record.child_id, state)
+    if "child_id" in data:
+        if data.pop("child_id") != record.child_id:
+            raise Rejected("validation_error", "A record cannot move to another child.",
+                           {"child_id": ["Cannot be changed."]})
+    if entity == "child":
+        data = _own_caseworker(data, state)
+    base = mutation["base_version"]
+    if base > record.version:
+        raise Rejected("validation_error", f"base_version {base} is ahead of the server's version "
+                       f"{record.version}; pull, then edit again.",
+                       {"base_version": [f"The server has version {record.version}."]})
+    recorded_at = mutation["recorded_at"]
+    state.child_ids.add(child.id)
+    if base == record.version:
+        update_record(record, data, state.actor, recorded_at=recorded_at)
+        return {"status": "applied", "version": record.version}
+    return _merge(mutation, entity, data, record, child, state)
+
+
+def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
+    """The device edited an older version: apply what nobody else touched, keep clashes as a conflict."""
+    base = mutation["base_version"]
+    history = db.session.execute(
+        db.select(RecordHistory.version, RecordHistory.fields, RecordHistory.values)
+        .where(RecordHistory.record_id == record.id).order_by(RecordHistory.version)
+    ).all()
+    changed_since = {name for row in history if row.version > base for name in row.fields}
+    apply, clashing = {}, {}
+    for key, value in data.items():
+        if key in changed_since and json_value(getattr(record, key)) != json_value(value):
+            clashing[key] = value
+        else:
+            apply[key] = value
+    if not clashing:
+        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"])
+        return {"status": "applied", "version": record.version}
+
+    base_values = {}
+    for row in history:
+        if row.version > base:
+            break
+        for key in clashing:
+            if key in row.fields:
+                base_values[key] = row.values.get(key)
+    names = sorted(clashing)
+    conflict = Conflict(
+        child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
+        device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
+        fields=names, base_values={k: base_values.get(k) for k in names},
+        server_values={k: json_value(getattr(record, k)) for k in names},
+        device_values={k: json_value(clashing[k]) for k in names},
+    )
+    db.session.add(conflict)
+    if record is child:
+        update_record(child, {**apply, "needs_review": True}, state.actor, recorded_at=mutation["recorded_at"])
+    else:
+        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"])
+        update_record(child, {"needs_review": True}, state.actor)
+    db.session.flush()
+    return {"status": "conflict", "version": record.version, "conflict_id": str(conflict.id),
+            "conflicting_fields": names}
+
+
+def _acknowledge(mutation, state: _Batch) -> dict:
+    """The one thing a device may do to an alert: acknowledge one addressed to its caseworker."""
+    if mutation["op"] != "update":
+        raise Rejected("validation_error", "A device can only acknowledge an alert, not create one.",
+                       {"op": ["Use op 'update' with status 'acknowledged'."]})
+    alert = state.known.get(("alert", mutation["id"]))
+    if alert is None or alert.recipient_id != state.user.id:
+        raise Rejected("out_of_scope", "No alert with this id addressed to you.")
+    try:
+        FIELD_SCHEMAS["alert"]().load(mutation["changes"])
+    except ValidationError as exc:
+        raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
+    if alert.deleted_at is not None:
+        raise Rejected("record_deleted", "This alert was withdrawn.")
+    # Acknowledging twice, or after a manager resolved it, changes nothing: the device's wish holds.
+    if alert.status == "open":
+        update_record(alert, {"status": "acknowledged", "acknowledged_by_id": state.user.id}, state.actor,
+                      recorded_at=mutation["recorded_at"])
+    return {"status": "applied", "version": alert.version}
