@@ -7,32 +7,34 @@ render. Each page module registers its routes on ``bp`` when imported below.
 from flask import Blueprint
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")
+               static_url_path="/assets")
 
 
 def register_web(app) -> None:
-    from server.web import session
-    from server.web.errors import html_error
-
     # The pages modules attach their routes to ``bp``; import them before registering it.
     from server.web import (  # noqa: F401
         account_pages,
         alert_pages,
         approval_pages,
         audit_pages,
+        child_list_pages,
         child_pages,
         conflict_pages,
         dashboard,
         device_pages,
         followup_pages,
+        rendering,
+        session,
         user_pages,
     )
+    from server.web.errors import html_error
 
     _import_optional_pages()
     app.config.setdefault("WEB_SESSION_IDLE_MINUTES", 8 * 60)
     app.config.setdefault("WEB_DEVICE_STALE_DAYS", 7)
     app.config["HTML_ERRORS"] = html_error
     session.register(app)
+    rendering.register_filters(app)
     app.register_blueprint(bp)
 
 

@@ -10,9 +10,6 @@ from server.web import bp
 from server.web.rendering import render
 from server.web.session import check_csrf, current_user, login_required, sign_in, sign_out
 
-HOME_OF_ROLE = {"manager": "web.dashboard", "caseworker": "web.dashboard", "admin": "web.users",
-                "analyst": "web.reports"}
-
 
 def _safe_next(target: str | None) -> str | None:
     """Only a path on this site: never an absolute URL an attacker could put in a link."""
@@ -29,7 +26,7 @@ def login():
     next_url = _safe_next(request.args.get("next"))
     if request.method == "GET":
         if current_user() is not None:
-            return redirect(next_url or url_for("web.home"))
+            return redirect(next_url or url_for("web.dashboard"))
         return render("login.html", next=next_url, username="")
     check_csrf()
     username = request.form.get("username", "").strip()
@@ -44,7 +41,7 @@ def login():
     db.session.commit()
     sign_in(user)
     g.user = user
-    return redirect(next_url or url_for("web.home"))
+    return redirect(next_url or url_for("web.dashboard"))
 
 
 @bp.post("/logout")
@@ -55,17 +52,6 @@ def logout():
     sign_out()
     flash("You are signed out.", "info")
     return redirect(url_for("web.login"))
-
-
-@bp.get("/")
-@login_required()
-def home():
-    from flask import current_app
-
-    endpoint = HOME_OF_ROLE[g.user.role]
-    if endpoint not in current_app.view_functions:
-        endpoint = "web.dashboard" if g.user.role in ("manager", "caseworker") else "web.account"
-    return redirect(url_for(endpoint))
 
 
 @bp.get("/account")

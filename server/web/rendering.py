@@ -59,8 +59,8 @@ def _phase_of(stage):
     return phase_of(stage)
 
 
-def render(template: str, status: int = 200, **context):
-    return render_template(template, user=g.get("user"), **context), status
+def render(template: str, http_status: int = 200, /, **context):
+    return render_template(template, user=g.get("user"), **context), http_status
 
 
 def web_actor() -> Actor:

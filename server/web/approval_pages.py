@@ -1,0 +1,77 @@
+"""Closure approvals: children whose closure was proposed, to approve (→ closed, with the reason) or
+send back to follow-up with a written reason. Both are stage transitions through the domain."""
+
+from flask import flash, g, redirect, request, url_for
+from sqlalchemy import func
+
+from models import Child, StageTransition, User, audit, db
+from models.errors import DomainError, FieldErrors
+from models.records import transition
+from models.vocab import CLOSURE_REASONS
+from server.api.common import commit_and_plan, rules, today
+from server.web import bp
+from server.web.forms import errors_of, form_values
+from server.web.paging import paginate
+from server.web.rendering import load_child, render, web_actor
+from server.web.session import login_required
+
+
+def pending_page():
+    # The proposal is the newest transition into closure_pending: one grouped subquery, not one per row.
+    latest = (db.select(StageTransition.child_id, func.max(StageTransition.created_at).label("at"))
+              .where(StageTransition.to_stage == "closure_pending").group_by(StageTransition.child_id).subquery())
+    proposal = (db.select(StageTransition).join(latest, (latest.c.child_id == StageTransition.child_id)
+                                                & (latest.c.at == StageTransition.created_at))
+                .where(StageTransition.to_stage == "closure_pending").subquery())
+    proposer = db.aliased(User)
+    stmt = (
+        db.select(Child.id, Child.case_code, Child.district, Child.stage_since, User.username.label("caseworker"),
+                  proposal.c.reason, proposer.username.label("proposed_by"))
+        .outerjoin(User, User.id == Child.caseworker_id)
+        .outerjoin(proposal, proposal.c.child_id == Child.id)
+        .outerjoin(proposer, proposer.id == proposal.c.actor_id)
+        .where(Child.stage == "closure_pending", Child.deleted_at.is_(None))
+        .order_by(Child.stage_since, Child.case_code)
+    )
+    count = db.select(func.count()).select_from(Child).where(Child.stage == "closure_pending",
+                                                             Child.deleted_at.is_(None))
+    return paginate(stmt, "web.approvals", count_stmt=count)
+
+
+@bp.get("/approvals")
+@login_required("manager")
+def approvals(errors=None, form=None, status=200):
+    return render("approvals.html", status, title="Approvals", page=pending_page(), reasons=CLOSURE_REASONS,
+                  today=today(), errors=errors or {}, form=form or {})
+
+
+@bp.post("/approvals/<child_id>")
+@login_required("manager")
+def approval_decide(child_id):
+    child = load_child(child_id)
+    decision = request.form.get("decision")
+    data = form_values(request.form, ("closure_reason", "reason"))
+    key = f"{decision}-{child.id}"
+    try:
+        if child.stage != "closure_pending":
+            raise DomainError(f"{child.case_code} is no longer waiting for approval (now {child.stage}).")
+        if decision == "approve":
+            record = transition(child, "closed", web_actor(), occurred_on=today(), today=today(),
+                                closure_reason=data.get("closure_reason"), reason=data.get("reason"),
+                                min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"])
+        elif decision == "send_back":
+            if not data.get("reason"):
+                raise FieldErrors({"reason": ["Say why the closure is sent back, for the caseworker."]})
+            record = transition(child, "follow_up", web_actor(), occurred_on=today(), today=today(),
+                                reason=data["reason"], min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"])
+        else:
+            raise DomainError("Choose approve or send back.")
+    except DomainError as exc:
+        db.session.rollback()
+        return approvals(errors={key: errors_of(exc)}, form={key: request.form}, status=422)
+    audit("child.closure_" + ("approved" if decision == "approve" else "sent_back"), actor=g.user,
+          child_id=child.id, to_stage=record.to_stage, via="web")
+    commit_and_plan(child.id)
+    flash(f"{child.case_code}: closure {'approved' if decision == 'approve' else 'sent back to follow-up'}.",
+          "success")
+    return redirect(url_for("web.approvals"))

@@ -1,0 +1,265 @@
+"""One child: the profile grouped by sensitivity, the timeline, and the actions the role may take.
+
+Every action goes through the same domain functions as the JSON API (``models.records``), then
+commits once and runs follow-up planning on the committed state, so devices receive the change on
+their next pull exactly as if it came from the API.
+"""
+
+from flask import abort, flash, g, redirect, request, url_for
+
+from models import (
+    Alert,
+    Assessment,
+    Child,
+    Followup,
+    Service,
+    StageTransition,
+    User,
+    audit,
+    db,
+)
+from models.access import sees_restricted
+from models.errors import DomainError
+from models.lifecycle import MANAGER_ONLY, allowed_targets
+from models.records import transition, update_record
+from models.schemas import ChildFields, VisitOutcome, api_schema
+from models.sensitivity import AGGREGATE, PERSONAL, RESTRICTED, fields_of
+from models.vocab import (
+    AGE_ESTIMATION_METHODS,
+    CLOSURE_REASONS,
+    CONCERNS,
+    HOW_LEFT,
+    NOT_SEEN_REASONS,
+    RISK_LEVELS,
+    SEXES,
+    WELLBEING,
+)
+from server.api.common import commit_and_plan, rules, today
+from server.web import bp
+from server.web.forms import errors_of, form_values, load, tri_state
+from server.web.rendering import load_child, parse_uuid, render, web_actor
+from server.web.session import login_required
+
+# What the edit form offers. Restricted fields have their own form, shown to managers only.
+EDIT_FIELDS = ("given_name", "family_name", "other_names", "sex", "date_of_birth", "birth_year",
+               "age_estimation_method", "district", "sub_county", "parish", "village", "current_location",
+               "family_contacts", "exit_place", "handed_over_by", "risk_level", "child_mother", "disability",
+               "unaccompanied")
+BOOLEAN_FIELDS = ("child_mother", "disability", "unaccompanied")
+RESTRICTED_FIELDS = tuple(fields_of(Child, RESTRICTED))
+# Bookkeeping and derived columns are shown in the case summary, not as profile fields.
+HIDDEN = {"id", "seq", "deleted_at", "created_at", "updated_at", "recorded_at", "caseworker_id", "version"}
+CHOICES = {"sex": SEXES, "risk_level": RISK_LEVELS, "age_estimation_method": AGE_ESTIMATION_METHODS,
+           "how_left": HOW_LEFT}
+DATES = {"date_of_birth", "date_joined", "date_left", "identified_on", "stage_since"}
+
+
+def profile_sections(child: Child, show_restricted: bool) -> list[tuple[str, str, list]]:
+    sections = []
+    for cls, title in ((AGGREGATE, "Case"), (PERSONAL, "Identity and family (need to know)")):
+        rows = [(name, getattr(child, name)) for name in fields_of(Child, cls) if name not in HIDDEN]
+        sections.append((cls, title, rows))
+    if show_restricted:
+        sections.append((RESTRICTED, "CAAFAG profile (restricted)",
+                         [(name, getattr(child, name)) for name in RESTRICTED_FIELDS]))
+    return sections
+
+
+def timeline(child: Child) -> list[dict]:
+    """Transitions, assessments, services, visits, alerts and conflicts, newest first: one query each."""
+    items = []
+    transitions = db.session.execute(
+        db.select(StageTransition, User.username).outerjoin(User, User.id == StageTransition.actor_id)
+        .where(StageTransition.child_id == child.id, StageTransition.deleted_at.is_(None))
+    ).all()
+    for t, username in transitions:
+        text = f"{(t.from_stage or 'start').replace('_', ' ')} → {t.to_stage.replace('_', ' ')}"
+        if t.closure_reason:
+            text += f" ({t.closure_reason.replace('_', ' ')})"
+        items.append({"on": t.occurred_on, "at": t.created_at, "kind": "stage", "text": text,
+                      "detail": t.reason, "by": username})
+    for a in _records(Assessment, child):
+        items.append({"on": a.assessed_on, "at": a.created_at, "kind": "assessment",
+                      "text": f"{a.kind} assessment" + (f", risk {a.risk_level}" if a.risk_level else ""),
+                      "detail": a.notes})
+    for s in _records(Service, child):
+        items.append({"on": s.started_on or s.created_at.date(), "at": s.created_at, "kind": "service",
+                      "text": f"{s.type.replace('_', ' ')}: {s.status}"
+                              + (f" (ended {s.ended_on.isoformat()})" if s.ended_on else ""),
+                      "detail": s.provider})
+    for f in _records(Followup, child):
+        if f.status == "scheduled":
+            continue  # listed under "Due" with its outcome form
+        seen = "" if f.seen is None else (", seen" if f.seen else f", not seen: {f.not_seen_reason or '?'}")
+        items.append({"on": f.completed_on or f.due_on, "at": f.updated_at, "kind": "visit",
+                      "text": f"{f.kind.replace('_', ' ')} due {f.due_on.isoformat()}: {f.status}{seen}"
+                              + (f", concerns: {', '.join(f.concerns)}" if f.concerns else ""),
+                      "detail": f.notes})
+    for a in _records(Alert, child):
+        items.append({"on": a.due_on or a.created_at.date(), "at": a.created_at, "kind": "alert",
+                      "text": f"{a.severity} alert: {a.rule.replace('_', ' ')} ({a.status})", "detail": None})
+    items.extend(_conflict_items(child))
+    items.sort(key=lambda i: (i["on"], i["at"]), reverse=True)
+    return items
+
+
+def _records(model, child):
+    return db.session.execute(
+        db.select(model).where(model.child_id == child.id, model.deleted_at.is_(None))
+    ).scalars().all()
+
+
+def _conflict_items(child) -> list[dict]:
+    try:
+        from models.syncstate import Conflict
+    except ImportError:
+        return []
+    from server.web.conflict_pages import conflict_summary
+
+    rows = db.session.execute(db.select(Conflict).where(Conflict.child_id == child.id)).scalars().all()
+    return [conflict_summary(c) for c in rows]
+
+
+def due_followups(child):
+    return db.session.execute(
+        db.select(Followup).where(Followup.child_id == child.id, Followup.status == "scheduled",
+                                  Followup.deleted_at.is_(None)).order_by(Followup.due_on)
+    ).scalars().all()
+
+
+def move_targets(child, user) -> list[str]:
+    return [t for t in allowed_targets(child.stage)
+            if (child.stage, t) not in MANAGER_ONLY or user.role == "manager"]
+
+
+def caseworker_choices():
+    return db.session.execute(
+        db.select(User.username).where(User.active.is_(True), User.role.in_(("caseworker", "manager")))
+        .order_by(User.username)
+    ).scalars().all()
+
+
+def child_page(child, status=200, *, show_restricted=False, errors=None, form=None):
+    errors = errors or {}
+    return render(
+        "child.html", status, title=f"Child {child.case_code}", child=child,
+        sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
+        can_see_restricted=sees_restricted(g.user), timeline=timeline(child), due=due_followups(child),
+        targets=move_targets(child, g.user), caseworkers=caseworker_choices() if g.user.is_manager else [],
+        errors=errors, form=form or {}, today=today(), choices=CHOICES, dates=DATES,
+        edit_fields=EDIT_FIELDS, booleans=BOOLEAN_FIELDS, restricted_fields=RESTRICTED_FIELDS,
+        closure_reasons=CLOSURE_REASONS, not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING,
+        concerns=CONCERNS, risk_levels=RISK_LEVELS,
+    )
+
+
+@bp.get("/children/<child_id>")
+@login_required("manager", "caseworker")
+def child(child_id):
+    child = load_child(child_id)
+    audit("child.read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
+    db.session.commit()
+    return child_page(child)
+
+
+@bp.post("/children/<child_id>/restricted")
+@login_required("manager")
+def child_restricted(child_id):
+    """The restricted CAAFAG profile, shown on request and audited (DESIGN §3)."""
+    child = load_child(child_id)
+    audit("child.restricted_read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
+    db.session.commit()
+    return child_page(child, show_restricted=True)
+
+
+def _failed(child, form_name, exc: DomainError, **kw):
+    db.session.rollback()
+    child = db.session.get(Child, child.id)
+    return child_page(child, 422, errors={form_name: errors_of(exc)}, form={form_name: request.form}, **kw)
+
+
+def _version_matches(record) -> bool:
+    sent = request.form.get("version", "")
+    return sent.isdigit() and int(sent) == record.version
+
+
+STALE = "Someone changed this record since you opened the page. Your change was not saved; check the " \
+        "current values and make it again."
+
+
+@bp.post("/children/<child_id>/move")
+@login_required("manager", "caseworker")
+def child_move(child_id):
+    child = load_child(child_id)
+    data = form_values(request.form, ("to_stage", "occurred_on", "reason", "closure_reason"))
+    try:
+        data = load(api_schema("stage_transition"), data)
+        record = transition(child, data.pop("to_stage"), web_actor(), today=today(),
+                            min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"], **data)
+    except DomainError as exc:
+        return _failed(child, "move", exc)
+    audit("child.transition", actor=g.user, child_id=child.id, to_stage=record.to_stage, via="web")
+    commit_and_plan(child.id)
+    flash(f"{child.case_code} moved to {record.to_stage.replace('_', ' ')}.", "success")
+    return redirect(url_for("web.child", child_id=child.id))
+
+
+@bp.post("/children/<child_id>/edit")
+@login_required("manager", "caseworker")
+def child_edit(child_id):
+    child = load_child(child_id)
+    restricted_form = request.form.get("part") == "restricted"
+    if restricted_form and not sees_restricted(g.user):
+        abort(403)
+    form_name = "restricted" if restricted_form else "edit"
+    if not _version_matches(child):
+        return child_page(child, 409, errors={form_name: {"_form": [STALE]}}, show_restricted=restricted_form)
+    names = RESTRICTED_FIELDS if restricted_form else EDIT_FIELDS
+    data = form_values(request.form, names, booleans=() if restricted_form else BOOLEAN_FIELDS)
+    try:
+        data = load(ChildFields(partial=True), data)
+        changed = update_record(child, data, web_actor())
+    except DomainError as exc:
+        return _failed(child, form_name, exc, show_restricted=restricted_form)
+    audit("child.update", actor=g.user, child_id=child.id, fields=changed, via="web")
+    commit_and_plan(child.id)
+    flash(f"Saved {len(changed)} change(s) to {child.case_code}." if changed else "Nothing changed.", "success")
+    return redirect(url_for("web.child", child_id=child.id))
+
+
+@bp.post("/children/<child_id>/reassign")
+@login_required("manager")
+def child_reassign(child_id):
+    child = load_child(child_id)
+    username = request.form.get("caseworker", "").strip() or None
+    try:
+        changed = update_record(child, {"caseworker": username}, web_actor())
+    except DomainError as exc:
+        return _failed(child, "reassign", exc)
+    audit("child.reassign", actor=g.user, child_id=child.id, caseworker=username, via="web")
+    commit_and_plan(child.id)
+    flash(f"{child.case_code} is now with {username or 'nobody'}." if changed else "Nothing changed.", "success")
+    return redirect(url_for("web.child", child_id=child.id))
+
+
+@bp.post("/followups/<followup_id>/outcome")
+@login_required("manager", "caseworker")
+def followup_outcome(followup_id):
+    """Record what happened at a visit (or review): done, missed or cancelled, with the outcome."""
+    followup = db.session.get(Followup, parse_uuid(followup_id))
+    if followup is None or followup.deleted_at is not None:
+        abort(404)
+    child = load_child(followup.child_id)
+    form_name = f"outcome-{followup.id}"
+    data = form_values(request.form, ("status", "completed_on", "not_seen_reason", "wellbeing", "risk_level",
+                                      "concerns", "notes"), lists=("concerns",))
+    data["seen"] = tri_state(request.form.get("seen"))
+    try:
+        data = load(VisitOutcome(), data)
+        update_record(followup, data, web_actor())
+    except DomainError as exc:
+        return _failed(child, form_name, exc)
+    audit("followup.outcome", actor=g.user, child_id=child.id, status=data["status"], via="web")
+    commit_and_plan(child.id)
+    flash(f"Outcome recorded for {child.case_code}.", "success")
+    return redirect(url_for("web.child", child_id=child.id))

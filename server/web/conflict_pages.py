@@ -1,0 +1,117 @@
+"""Sync conflicts: for each disputed field the value at the device's base version, the server's and
+the device's, side by side; a manager or the child's caseworker keeps one per field. The resolution
+is applied by the sync work's ``resolve_conflict`` so it reaches every device on its next pull."""
+
+from flask import abort, flash, g, redirect, request, url_for
+from sqlalchemy import and_
+
+from models import Child, Device, User, audit, db
+from models.access import child_scope, sees_restricted
+from models.errors import DomainError
+from models.records import ENTITIES
+from models.sensitivity import RESTRICTED
+from models.syncstate import Conflict
+from server.api.common import commit_and_plan
+from server.web import bp
+from server.web.forms import errors_of
+from server.web.paging import paginate
+from server.web.rendering import parse_uuid, render, web_actor
+from server.web.session import login_required
+
+SIDES = ("server", "device")
+
+
+def open_conflicts_query(user):
+    return (db.select(Conflict.id).join(Child, Child.id == Conflict.child_id)
+            .where(Conflict.status == "open", child_scope(user), Child.deleted_at.is_(None)))
+
+
+def conflict_summary(conflict: Conflict) -> dict:
+    """A timeline entry for the child page."""
+    return {"on": conflict.created_at.date(), "at": conflict.created_at, "kind": "conflict",
+            "text": f"sync conflict on {conflict.entity.replace('_', ' ')}: {', '.join(conflict.fields)} "
+                    f"({conflict.status})",
+            "detail": None, "href": url_for("web.conflict", conflict_id=conflict.id)}
+
+
+def hidden_fields(conflict: Conflict, user) -> set[str]:
+    """Restricted fields are shown only to roles that may see them (DESIGN §3)."""
+    if sees_restricted(user):
+        return set()
+    model = ENTITIES.get(conflict.entity)
+    columns = model.__table__.columns if model is not None else {}
+    return {f for f in conflict.fields
+            if f in columns and columns[f].info.get("sensitivity") == RESTRICTED}
+
+
+@bp.get("/conflicts")
+@login_required("manager", "caseworker")
+def conflicts():
+    status = "resolved" if request.args.get("status") == "resolved" else "open"
+    device_owner = db.aliased(User)
+    where = and_(Conflict.status == status, child_scope(g.user), Child.deleted_at.is_(None))
+    stmt = (db.select(Conflict, Child.case_code, Device.label, device_owner.username)
+            .join(Child, Child.id == Conflict.child_id)
+            .outerjoin(Device, Device.id == Conflict.device_id)
+            .outerjoin(device_owner, device_owner.id == Conflict.user_id)
+            .where(where).order_by(Conflict.created_at.desc()))
+    count = db.select(db.func.count()).select_from(Conflict).join(Child, Child.id == Conflict.child_id).where(where)
+    return render("conflicts.html", title="Conflicts", page=paginate(stmt, "web.conflicts", count_stmt=count),
+                  status=status)
+
+
+def load_conflict(conflict_id) -> tuple[Conflict, Child]:
+    row = db.session.execute(
+        db.select(Conflict, Child).join(Child, Child.id == Conflict.child_id)
+        .where(Conflict.id == parse_uuid(conflict_id), child_scope(g.user), Child.deleted_at.is_(None))
+    ).one_or_none()
+    if row is None:
+        abort(404)
+    return row[0], row[1]
+
+
+def conflict_page(conflict, child, status=200, errors=None):
+    device = db.session.get(Device, conflict.device_id) if conflict.device_id else None
+    return render("conflict.html", status, title=f"Conflict on {child.case_code}", conflict=conflict,
+                  child=child, device=device, hidden=hidden_fields(conflict, g.user), errors=errors or {})
+
+
+@bp.get("/conflicts/<conflict_id>")
+@login_required("manager", "caseworker")
+def conflict(conflict_id):
+    conflict, child = load_conflict(conflict_id)
+    return conflict_page(conflict, child)
+
+
+@bp.post("/conflicts/<conflict_id>")
+@login_required("manager", "caseworker")
+def conflict_resolve(conflict_id):
+    from sync.conflicts import resolve_conflict
+
+    conflict, child = load_conflict(conflict_id)
+    if conflict.status != "open":
+        flash("This conflict was already resolved.", "info")
+        return redirect(url_for("web.conflict", conflict_id=conflict.id))
+    if hidden_fields(conflict, g.user):
+        # Someone who cannot see the values cannot choose between them.
+        return conflict_page(conflict, child, 403, {"_form": ["This conflict includes restricted fields: a "
+                                                              "manager resolves it."]})
+    choices, missing = {}, []
+    for name in conflict.fields:
+        choice = request.form.get(f"field:{name}")
+        if choice not in SIDES:
+            missing.append(name)
+        choices[name] = choice
+    if missing:
+        return conflict_page(conflict, child, 422, {name: ["Choose which value to keep."] for name in missing})
+    try:
+        resolve_conflict(conflict, choices, web_actor())
+    except DomainError as exc:
+        db.session.rollback()
+        conflict, child = load_conflict(conflict_id)
+        return conflict_page(conflict, child, 422, errors_of(exc))
+    audit("conflict.resolve", actor=g.user, child_id=child.id, target=conflict.id,
+          kept={k: v for k, v in choices.items()}, via="web")
+    commit_and_plan(child.id)
+    flash(f"Conflict on {child.case_code} resolved.", "success")
+    return redirect(url_for("web.conflicts"))

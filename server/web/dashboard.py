@@ -1,0 +1,130 @@
+"""The dashboard: a handful of GROUP BY counts over the user's scope, each number linking to the list
+it counts. The number of queries is fixed, whatever the number of children (see the N+1 test)."""
+
+from datetime import timedelta
+
+from flask import current_app, g, redirect, url_for
+from markupsafe import Markup
+from sqlalchemy import and_, case, func, or_, true
+
+from models import Alert, Child, Device, Followup, db, utcnow
+from models.access import child_scope
+from models.age_bands import AGE_BAND_LABELS, AGE_BANDS, age_band_of
+from models.lifecycle import PHASES
+from models.vocab import SEXES
+from server.web import bp
+from server.web.charts import FunnelRow, funnel_svg
+from server.web.rendering import render
+from server.web.session import login_required
+
+ELSEWHERE = {"admin": "web.users", "analyst": "web.reports"}
+
+
+def live_children(user):
+    return and_(child_scope(user), Child.deleted_at.is_(None))
+
+
+def stage_counts(user) -> dict[str, int]:
+    rows = db.session.execute(
+        db.select(Child.stage, func.count()).where(live_children(user)).group_by(Child.stage)
+    ).all()
+    return dict(rows)
+
+
+def followup_counts(user, today) -> dict[str, int]:
+    """Scheduled follow-ups overdue (due before today) and due this week (today and the next 6 days)."""
+    week_end = today + timedelta(days=7)
+    overdue = func.sum(case((Followup.due_on < today, 1), else_=0))
+    this_week = func.sum(case((Followup.due_on >= today, 1), else_=0))
+    stmt = (db.select(overdue, this_week).select_from(Followup)
+            .where(Followup.status == "scheduled", Followup.deleted_at.is_(None), Followup.due_on < week_end))
+    if user.role != "manager":
+        stmt = stmt.join(Child, Child.id == Followup.child_id).where(live_children(user))
+    row = db.session.execute(stmt).one()
+    return {"overdue": row[0] or 0, "week": row[1] or 0}
+
+
+def alert_scope(user):
+    """Managers see every alert; a caseworker those addressed to them."""
+    return true() if user.role == "manager" else Alert.recipient_id == user.id
+
+
+def alert_counts(user) -> dict[str, int]:
+    rows = db.session.execute(
+        db.select(Alert.severity, func.count())
+        .where(alert_scope(user), Alert.status == "open", Alert.deleted_at.is_(None))
+        .group_by(Alert.severity)
+    ).all()
+    return dict(rows)
+
+
+def sex_age_counts(user, year) -> dict[tuple[str, str], int]:
+    """Children by sex and age band. Grouped by birth year in SQL (a few dozen rows), banded here."""
+    counts: dict[tuple[str, str], int] = {}
+    rows = db.session.execute(
+        db.select(Child.sex, Child.birth_year, func.count()).where(live_children(user))
+        .group_by(Child.sex, Child.birth_year)
+    ).all()
+    for sex, birth_year, n in rows:
+        key = (sex, age_band_of(birth_year, year))
+        counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def stale_devices(days: int) -> int:
+    cutoff = utcnow() - timedelta(days=days)
+    return db.session.execute(
+        db.select(func.count()).select_from(Device)
+        .where(Device.revoked_at.is_(None), or_(Device.last_seen_at.is_(None), Device.last_seen_at < cutoff))
+    ).scalar_one()
+
+
+def needs_review_count(user) -> int:
+    return db.session.execute(
+        db.select(func.count()).select_from(Child).where(live_children(user), Child.needs_review.is_(True))
+    ).scalar_one()
+
+
+def funnel(counts: dict[str, int]) -> Markup:
+    rows = [FunnelRow(stage, counts.get(stage, 0), url_for("web.children", stage=stage), phase)
+            for phase, stages in PHASES.items() for stage in stages]
+    rows.append(FunnelRow("missing", counts.get("missing", 0), url_for("web.children", stage="missing"),
+                          "any stage"))
+    # funnel_svg escapes every label itself.
+    return Markup(funnel_svg(rows))
+
+
+@bp.get("/")
+@login_required()
+def dashboard():
+    user = g.user
+    if user.role in ELSEWHERE:
+        endpoint = ELSEWHERE[user.role]
+        if endpoint in current_app.view_functions:
+            return redirect(url_for(endpoint))
+        return redirect(url_for("web.account"))
+    today = utcnow().date()
+    counts = stage_counts(user)
+    stale_days = current_app.config["WEB_DEVICE_STALE_DAYS"]
+    sex_age = sex_age_counts(user, today.year)
+    return render(
+        "dashboard.html", title="Dashboard",
+        total=sum(counts.values()), counts=counts, funnel=funnel(counts), phases=PHASES,
+        followups=followup_counts(user, today), alerts=alert_counts(user),
+        sexes=SEXES, age_bands=AGE_BANDS, age_band_labels=AGE_BAND_LABELS, sex_age=sex_age,
+        stale_days=stale_days, stale=stale_devices(stale_days) if user.role == "manager" else None,
+        review=needs_review_count(user), open_conflicts=open_conflict_count(user),
+    )
+
+
+def open_conflict_count(user) -> int | None:
+    """Open sync conflicts in scope, once the sync work's Conflict model exists."""
+    try:
+        from models.syncstate import Conflict
+    except ImportError:
+        return None
+    from server.web.conflict_pages import open_conflicts_query
+
+    return db.session.execute(
+        db.select(func.count()).select_from(open_conflicts_query(user).subquery())
+    ).scalar_one() if Conflict else None

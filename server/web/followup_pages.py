@@ -1,0 +1,74 @@
+"""Follow-ups due and overdue: counts by caseworker and district, then the list itself."""
+
+from datetime import timedelta
+
+from flask import g, request
+from sqlalchemy import and_, case, func
+
+from models import Child, Followup, User, db, utcnow
+from models.access import child_scope
+from models.vocab import FOLLOWUP_KINDS
+from server.web import bp
+from server.web.paging import paginate
+from server.web.rendering import render
+from server.web.session import login_required
+
+WHEN = {"overdue": "Overdue", "week": "Due this week", "all": "Overdue and due this week"}
+
+
+def due_conditions(user, when: str, today):
+    week_end = today + timedelta(days=7)
+    conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None), child_scope(user),
+                  Child.deleted_at.is_(None)]
+    if when == "overdue":
+        conditions.append(Followup.due_on < today)
+    elif when == "week":
+        conditions += [Followup.due_on >= today, Followup.due_on < week_end]
+    else:
+        conditions.append(Followup.due_on < week_end)
+    return and_(*conditions)
+
+
+@bp.get("/followups")
+@login_required("manager", "caseworker")
+def followups():
+    today = utcnow().date()
+    when = request.args.get("when") if request.args.get("when") in WHEN else "all"
+    where = due_conditions(g.user, when, today)
+    filters = []
+    caseworker = (request.args.get("caseworker") or "").strip()[:64]
+    district = (request.args.get("district") or "").strip()[:64]
+    kind = request.args.get("kind") if request.args.get("kind") in FOLLOWUP_KINDS else None
+    if caseworker == "-":
+        filters.append(Child.caseworker_id.is_(None))
+    elif caseworker:
+        filters.append(User.username == caseworker)
+    if district == "-":
+        filters.append(Child.district.is_(None))
+    elif district:
+        filters.append(Child.district == district)
+    if kind:
+        filters.append(Followup.kind == kind)
+
+    overdue = func.sum(case((Followup.due_on < today, 1), else_=0))
+    this_week = func.sum(case((Followup.due_on >= today, 1), else_=0))
+    groups = db.session.execute(
+        db.select(User.username, Child.district, overdue, this_week)
+        .select_from(Followup).join(Child, Child.id == Followup.child_id)
+        .outerjoin(User, User.id == Child.caseworker_id)
+        .where(due_conditions(g.user, "all", today))
+        .group_by(User.username, Child.district).order_by(User.username, Child.district)
+    ).all()
+
+    stmt = (
+        db.select(Followup.id, Followup.kind, Followup.due_on, Followup.planned_by_rule, Child.id.label("child_id"),
+                  Child.case_code, Child.district, Child.stage, Child.risk_level, User.username.label("caseworker"))
+        .select_from(Followup).join(Child, Child.id == Followup.child_id)
+        .outerjoin(User, User.id == Child.caseworker_id)
+        .where(where, *filters).order_by(Followup.due_on, Child.case_code)
+    )
+    count = (db.select(func.count()).select_from(Followup).join(Child, Child.id == Followup.child_id)
+             .outerjoin(User, User.id == Child.caseworker_id).where(where, *filters))
+    page = paginate(stmt, "web.followups", count_stmt=count)
+    return render("followups.html", title="Follow-ups", groups=groups, page=page, when=when, when_labels=WHEN,
+                  today=today, caseworker=caseworker, district=district, kind=kind, kinds=FOLLOWUP_KINDS)

@@ -1,0 +1,50 @@
+"""Page-number pagination over an ordered, indexed query, with links that keep the filters."""
+
+from dataclasses import dataclass
+
+from flask import request, url_for
+
+from models import db
+
+
+@dataclass
+class Page:
+    items: list
+    total: int
+    number: int
+    per_page: int
+    prev_url: str | None
+    next_url: str | None
+
+    @property
+    def summary(self) -> str:
+        if not self.total:
+            return "Nothing to show"
+        first = (self.number - 1) * self.per_page + 1
+        last = min(self.total, first + len(self.items) - 1)
+        return f"{first}–{last} of {self.total}"
+
+
+def page_number() -> int:
+    raw = request.args.get("page", "1")
+    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+
+
+def paginate(stmt, endpoint: str, per_page: int = 50, count_stmt=None, scalars=False, **url_args) -> Page:
+    """Run ``stmt`` (already ordered) for the requested page; ``count_stmt`` counts all its rows."""
+    number = page_number()
+    total = db.session.execute(
+        count_stmt if count_stmt is not None
+        else db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
+    ).scalar_one()
+    result = db.session.execute(stmt.limit(per_page).offset((number - 1) * per_page))
+    items = list(result.scalars() if scalars else result.all())
+    args = {k: v for k, v in request.args.items() if k != "page" and v != ""}
+    args.update(url_args)
+
+    def link(n):
+        return url_for(endpoint, page=n, **args)
+
+    return Page(items, total, number, per_page,
+                link(number - 1) if number > 1 else None,
+                link(number + 1) if number * per_page < total else None)

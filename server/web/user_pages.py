@@ -1,0 +1,113 @@
+"""Users (admin only): create, disable or enable, change role, reset the password.
+
+A new or reset password is generated and shown once. Disabling an account or resetting its password
+changes its token nonce, which ends its web sessions and API tokens at once.
+"""
+
+import re
+import secrets
+
+from flask import abort, flash, g, redirect, request, session, url_for
+
+from models import User, audit, db
+from models.vocab import ROLES
+from server.web import bp
+from server.web.paging import paginate
+from server.web.rendering import parse_uuid, render
+from server.web.session import login_required
+
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def users_page(status=200, **extra):
+    stmt = db.select(User).order_by(User.active.desc(), User.username)
+    role = request.args.get("role")
+    if role in ROLES:
+        stmt = stmt.where(User.role == role)
+    return render("users.html", status, title="Users", page=paginate(stmt, "web.users", scalars=True),
+                  roles=ROLES, role=role if role in ROLES else None, **extra)
+
+
+@bp.get("/users")
+@login_required("admin")
+def users():
+    return users_page()
+
+
+@bp.post("/users")
+@login_required("admin")
+def user_create():
+    username = request.form.get("username", "").strip()
+    role = request.form.get("role", "")
+    display_name = request.form.get("display_name", "").strip()[:120] or None
+    email = request.form.get("email", "").strip()[:254] or None
+    errors = {}
+    if not USERNAME.match(username):
+        errors["username"] = ["1 to 64 letters, digits, '.', '-' or '_'."]
+    elif db.session.execute(db.select(User.id).where(User.username == username)).first():
+        errors["username"] = [f"A user named '{username}' already exists."]
+    if role not in ROLES:
+        errors["role"] = [f"Choose one of: {', '.join(ROLES)}."]
+    if errors:
+        return users_page(422, errors=errors, form=request.form)
+    password = new_password()
+    user = User(username=username, role=role, display_name=display_name, email=email)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    audit("user.create", actor=g.user, target=username, role=role, via="web")
+    db.session.commit()
+    return users_page(201, shown_password=password, shown_for=username, reason="created")
+
+
+def _target(user_id) -> User:
+    user = db.session.get(User, parse_uuid(user_id))
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.post("/users/<user_id>/<action>")
+@login_required("admin")
+def user_action(user_id, action):
+    user = _target(user_id)
+    if user.id == g.user.id and action in ("disable", "role"):
+        flash("You cannot disable yourself or change your own role; ask another administrator.", "error")
+        return redirect(url_for("web.users"))
+    if action == "disable":
+        user.active = False
+        user.token_nonce = secrets.token_hex(16)  # ends its sessions and API tokens now
+        audit("user.disable", actor=g.user, target=user.username, via="web")
+        message = f"{user.username} is disabled and signed out everywhere."
+    elif action == "enable":
+        user.active = True
+        user.failed_logins, user.locked_until = 0, None
+        audit("user.enable", actor=g.user, target=user.username, via="web")
+        message = f"{user.username} may sign in again."
+    elif action == "role":
+        role = request.form.get("role")
+        if role not in ROLES:
+            flash(f"Choose one of: {', '.join(ROLES)}.", "error")
+            return redirect(url_for("web.users"))
+        old, user.role = user.role, role
+        user.token_nonce = secrets.token_hex(16)  # a new role takes effect at the next sign-in
+        audit("user.role", actor=g.user, target=user.username, old=old, new=role, via="web")
+        message = f"{user.username} is now {role}."
+    elif action == "password":
+        password = new_password()
+        user.set_password(password)
+        user.failed_logins, user.locked_until = 0, None
+        audit("user.password_reset", actor=g.user, target=user.username, via="web")
+        db.session.commit()
+        if user.id == g.user.id:
+            session["nonce"] = user.token_nonce  # keep this session; every other one ends
+        return users_page(200, shown_password=password, shown_for=user.username, reason="reset")
+    else:
+        abort(404)
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("web.users"))
