@@ -49,7 +49,8 @@ def register_api(app):
     api.init_app(app)
     app.before_request(require_json_body)
 
-    from server.api import auth, children, records
+    from server.api import alerts, auth, children, records
+    from server.api import conflicts, devices
 
-    for module in (auth, children, records):
+    for module in (auth, children, records, alerts, devices, conflicts):
         api.register_blueprint(module.blp)
