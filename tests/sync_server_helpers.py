@@ -86,3 +86,8 @@ def people_and_phones(app, client, n_caseworkers=2):
 
 def user_named(username) -> User:
     return db.session.execute(db.select(User).where(User.username == username)).scalar_one()
+
+
+def get(model, record_id):
+    """A record by id, given as the string a device would send."""
+    return db.session.get(model, uuid.UUID(str(record_id)))

@@ -11,3 +11,7 @@ def register_commands(app):
     from server.cli import simulate
 
     app.cli.add_command(simulate.sync_group)
+
+    from server.cli import devices
+
+    app.cli.add_command(devices.devices)

@@ -1,0 +1,310 @@
+"""Push (DESIGN §5): idempotency, per-mutation outcomes, domain rules, field-level merge, conflicts."""
+
+from datetime import date
+
+from models import Actor, Assessment, AuditEvent, Child, Followup, RecordHistory, db
+from models.records import delete_record, update_record
+from models.syncstate import Conflict, MutationLog, SyncBatch
+from tests.sync_server_helpers import (
+    child_fields,
+    get,
+    envelope,
+    mutation,
+    new_id,
+    people_and_phones,
+    user_named,
+)
+
+
+def register(phone, **fields):
+    child_id = new_id()
+    (result,) = phone.push_ok(mutation("child", child_id, fields=child_fields(**fields)))
+    assert result["status"] == "applied", result
+    return child_id
+
+
+def count(model, *where):
+    return db.session.execute(db.select(db.func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def test_a_batch_retried_after_commit_gets_the_same_results_and_changes_nothing(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = new_id()
+    body = envelope(
+        mutation("child", child_id, fields=child_fields()),
+        mutation("assessment", new_id(), fields={"child_id": child_id, "kind": "health",
+                                                 "assessed_on": "2026-11-01"}),
+        mutation("child", new_id(), fields=child_fields(sex="robot")),
+    )
+    first = cw1.push(body=body)
+    assert first.status_code == 200
+    again = cw1.push(body=body)
+    assert again.status_code == 200
+    assert again.get_json()["results"] == first.get_json()["results"]
+    assert [r["status"] for r in first.get_json()["results"]] == ["applied", "applied", "rejected"]
+    with app.app_context():
+        assert count(Child) == 1 and count(Assessment) == 1
+        assert count(MutationLog) == 3 and count(SyncBatch) == 1
+        assert count(RecordHistory, RecordHistory.record_id == get(Child, child_id).id) == 1
+        batch = db.session.execute(db.select(SyncBatch)).scalar_one()
+        assert (batch.applied, batch.rejected, batch.mutations) == (2, 1, 3)
+        event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "sync.push")).scalar_one()
+        assert event.details["applied"] == 2 and event.details["rejected"] == 1
+        assert "Fictional" not in str(event.details)  # counts, never contents
+
+
+def test_a_mutation_replayed_in_another_batch_is_a_duplicate(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = new_id()
+    create = mutation("child", child_id, fields=child_fields())
+    assert cw1.push_ok(create)[0]["status"] == "applied"
+    edit = mutation("child", child_id, op="update", base_version=1, fields={"risk_level": "high"})
+    results = cw1.push_ok(create, edit)
+    assert results[0] == {"mutation_id": create["mutation_id"], "status": "duplicate", "version": 1,
+                          "original_status": "applied"}
+    assert results[1]["status"] == "applied" and results[1]["version"] == 2
+    # The same mutation twice in one batch: the second is a duplicate too.
+    again = mutation("child", child_id, op="update", base_version=2, fields={"district": "Gulu"})
+    twice = cw1.push_ok(again, again)
+    assert [r["status"] for r in twice] == ["applied", "duplicate"]
+    with app.app_context():
+        assert count(Child) == 1
+        assert get(Child, child_id).version == 3
+        assert count(MutationLog) == 3
+
+
+def test_every_mutation_is_logged_verbatim_including_rejected_ones(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    bad = mutation("child", new_id(), fields=child_fields(sex="robot", family_name="Demo-Lanek"))
+    (result,) = cw1.push_ok(bad)
+    assert result["status"] == "rejected" and result["code"] == "validation_error"
+    assert result["errors"] == {"sex": ["Must be one of: female, male, other, unknown."]}
+    with app.app_context():
+        row = db.session.execute(db.select(MutationLog)).scalar_one()
+        assert row.payload == bad and row.status == "rejected"
+        assert row.result["code"] == "validation_error"
+        raw = db.session.execute(db.text("SELECT payload FROM mutation_log")).scalar_one()
+        assert "Demo-Lanek" not in raw  # encrypted at rest
+
+
+def test_two_devices_editing_different_fields_from_the_same_base_both_apply(app, client):
+    phones = people_and_phones(app, client)
+    cw1 = phones["cw1"]
+    child_id = register(cw1)
+    # A second phone of the same caseworker.
+    with app.app_context():
+        from sync.devices import enroll_device
+
+        _device, token = enroll_device(user_named("cw1"), "Tablet", by=None)
+        db.session.commit()
+    from tests.sync_server_helpers import Phone
+
+    tablet = Phone(client, token)
+    a = cw1.push_ok(mutation("child", child_id, op="update", base_version=1, fields={"risk_level": "high"}))
+    b = tablet.push_ok(mutation("child", child_id, op="update", base_version=1, fields={"district": "Pader"}))
+    assert a[0]["status"] == "applied" and b[0]["status"] == "applied"
+    assert b[0]["version"] == 3
+    with app.app_context():
+        child = get(Child, child_id)
+        assert (child.risk_level, child.district, child.needs_review) == ("high", "Pader", False)
+        assert count(Conflict) == 0
+
+
+def test_same_field_to_different_values_is_a_conflict_kept_and_resolved_back_to_devices(app, client):
+    phones = people_and_phones(app, client)
+    cw1 = phones["cw1"]
+    child_id = register(cw1, risk_level="low")
+    with app.app_context():
+        from sync.devices import enroll_device
+
+        _device, token = enroll_device(user_named("cw1"), "Tablet", by=None)
+        db.session.commit()
+    from tests.factories import token_for
+    from tests.sync_server_helpers import Phone
+
+    tablet = Phone(client, token)
+    cw1.pull_all()
+    tablet.pull_all()
+    first = cw1.push_ok(mutation("child", child_id, op="update", base_version=1,
+                                 fields={"risk_level": "high", "district": "Gulu"}))
+    assert first[0]["status"] == "applied"
+    second = tablet.push_ok(mutation("child", child_id, op="update", base_version=1,
+                                     fields={"risk_level": "medium", "current_location": "Fictional camp"}))
+    result = second[0]
+    assert result["status"] == "conflict" and result["conflicting_fields"] == ["risk_level"]
+    with app.app_context():
+        child = get(Child, child_id)
+        # The server's value stays; the untouched field applied; the child waits for review.
+        assert child.risk_level == "high" and child.current_location == "Fictional camp"
+        assert child.needs_review is True and child.version == result["version"]
+        conflict = get(Conflict, result["conflict_id"])
+        assert conflict.base_values == {"risk_level": "low"}
+        assert conflict.server_values == {"risk_level": "high"}
+        assert conflict.device_values == {"risk_level": "medium"}
+        manager_headers = token_for(client, user_named("mgr"))
+
+    listed = client.get(f"/api/v1/conflicts?child_id={child_id}", headers=manager_headers).get_json()
+    assert [c["id"] for c in listed["items"]] == [result["conflict_id"]]
+    shown = client.get(f"/api/v1/conflicts/{result['conflict_id']}", headers=manager_headers).get_json()
+    assert shown["values"]["risk_level"] == {"base": "low", "server": "high", "device": "medium"}
+
+    bad = client.post(f"/api/v1/conflicts/{result['conflict_id']}/resolve",
+                      json={"fields": {"risk_level": {"value": "extreme"}}}, headers=manager_headers)
+    assert bad.status_code == 422 and "risk_level" in bad.get_json()["error"]["details"]["fields"]
+    resolved = client.post(f"/api/v1/conflicts/{result['conflict_id']}/resolve",
+                           json={"fields": {"risk_level": "device"}}, headers=manager_headers)
+    assert resolved.status_code == 200, resolved.get_json()
+    assert resolved.get_json()["status"] == "resolved"
+    again = client.post(f"/api/v1/conflicts/{result['conflict_id']}/resolve",
+                        json={"fields": {"risk_level": "server"}}, headers=manager_headers)
+    assert again.status_code == 409
+
+    # The resolution is a new version: both devices receive it on their next pull.
+    for phone in (cw1, tablet):
+        changes = [c for c in phone.pull_all() if c["entity"] == "child"]
+        assert changes[-1]["data"]["risk_level"] == "medium"
+        assert changes[-1]["data"]["needs_review"] is False
+    with app.app_context():
+        assert get(Child, child_id).needs_review is False
+        assert count(Conflict, Conflict.status == "open") == 0
+
+
+def test_caseworker_of_the_child_may_resolve_others_may_not(app, client):
+    phones = people_and_phones(app, client)
+    child_id = register(phones["cw1"], risk_level="low")
+    with app.app_context():
+        child = get(Child, child_id)
+        update_record(child, {"risk_level": "high"}, Actor(user=user_named("mgr"), source="api"))
+        db.session.commit()
+    (result,) = phones["cw1"].push_ok(mutation("child", child_id, op="update", base_version=1,
+                                               fields={"risk_level": "none"}))
+    assert result["status"] == "conflict"
+    from tests.factories import token_for
+
+    with app.app_context():
+        cw2 = token_for(client, user_named("cw2"))
+        cw1 = token_for(client, user_named("cw1"))
+    url = f"/api/v1/conflicts/{result['conflict_id']}"
+    assert client.get(url, headers=cw2).status_code == 404
+    assert client.post(url + "/resolve", json={"fields": {"risk_level": "server"}}, headers=cw2).status_code == 404
+    missing = client.post(url + "/resolve", json={"fields": {}}, headers=cw1)
+    assert missing.status_code == 422
+    done = client.post(url + "/resolve", json={"fields": {"risk_level": {"value": "medium"}}}, headers=cw1)
+    assert done.status_code == 200
+    with app.app_context():
+        child = get(Child, child_id)
+        assert child.risk_level == "medium" and child.needs_review is False
+
+
+def test_a_conflict_on_a_record_flags_its_child(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = register(cw1)
+    assessment_id = new_id()
+    cw1.push_ok(mutation("assessment", assessment_id, fields={"child_id": child_id, "kind": "health",
+                                                             "assessed_on": "2026-11-01", "notes": "v1"}))
+    cw1.push_ok(mutation("assessment", assessment_id, op="update", base_version=1, fields={"notes": "v2"}))
+    (result,) = cw1.push_ok(mutation("assessment", assessment_id, op="update", base_version=1,
+                                     fields={"notes": "other", "risk_level": "low"}))
+    assert result["status"] == "conflict" and result["conflicting_fields"] == ["notes"]
+    with app.app_context():
+        assessment = get(Assessment, assessment_id)
+        assert assessment.notes == "v2" and assessment.risk_level == "low" and assessment.version == 3
+        assert get(Child, child_id).needs_review is True
+
+
+def test_create_for_an_existing_id(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = new_id()
+    cw1.push_ok(mutation("child", child_id, fields=child_fields()))
+    same = cw1.push_ok(mutation("child", child_id, fields=child_fields()))[0]
+    assert same["status"] == "duplicate" and same["version"] == 1
+    other = cw1.push_ok(mutation("child", child_id, fields=child_fields(family_name="Demo-Otto")))[0]
+    assert other["status"] == "rejected" and other["code"] == "id_conflict"
+    with app.app_context():
+        assert get(Child, child_id).family_name == "Demo-Abalo"
+
+
+def test_update_after_the_record_was_deleted(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = register(cw1)
+    followup_id = new_id()
+    cw1.push_ok(mutation("followup", followup_id, fields={"child_id": child_id, "kind": "visit",
+                                                         "due_on": "2026-12-01"}))
+    with app.app_context():
+        delete_record(get(Followup, followup_id), Actor(user=user_named("mgr"), source="api"))
+        db.session.commit()
+    (result,) = cw1.push_ok(mutation("followup", followup_id, op="update", base_version=1,
+                                     fields={"due_on": "2026-12-05"}))
+    assert result["status"] == "rejected" and result["code"] == "record_deleted"
+    assert "deleted" in result["message"]
+
+
+def test_records_of_a_rejected_child_are_parent_rejected_and_the_rest_applies(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    bad_child, good_child = new_id(), new_id()
+    results = cw1.push_ok(
+        mutation("child", bad_child, fields=child_fields(sex=None)),
+        mutation("consent", new_id(), fields={"child_id": bad_child, "purpose": "services",
+                                              "given_by": "child", "given_on": "2026-11-01"}),
+        mutation("child", good_child, fields=child_fields()),
+        mutation("consent", new_id(), fields={"child_id": good_child, "purpose": "services",
+                                              "given_by": "child", "given_on": "2026-11-01"}),
+    )
+    assert [r["status"] for r in results] == ["rejected", "rejected", "applied", "applied"]
+    assert results[0]["code"] == "validation_error" and "sex" in results[0]["errors"]
+    assert results[1]["code"] == "parent_rejected"
+
+
+def test_an_invalid_stage_transition_from_a_device_is_rejected(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = register(cw1)
+    results = cw1.push_ok(
+        mutation("stage_transition", new_id(), fields={"child_id": child_id, "to_stage": "reunified",
+                                                       "occurred_on": "2026-11-02"}),
+        mutation("stage_transition", new_id(), fields={"child_id": child_id, "to_stage": "registered",
+                                                       "occurred_on": "2026-11-02"}),
+    )
+    assert results[0]["status"] == "rejected" and results[0]["code"] == "invalid_transition"
+    assert "Allowed: reception, registered, missing" in results[0]["message"]
+    assert results[1]["status"] == "applied"
+    with app.app_context():
+        child = get(Child, child_id)
+        assert child.stage == "registered" and child.stage_since == date(2026, 11, 2)
+
+
+def test_a_device_cannot_write_outside_its_caseload(app, client):
+    phones = people_and_phones(app, client)
+    child_id = register(phones["cw1"])
+    results = phones["cw2"].push_ok(
+        mutation("child", child_id, op="update", base_version=1, fields={"risk_level": "high"}),
+        mutation("assessment", new_id(), fields={"child_id": child_id, "kind": "health",
+                                                 "assessed_on": "2026-11-01"}),
+        mutation("child", new_id(), fields=child_fields(caseworker="cw1")),
+    )
+    assert [r["code"] for r in results] == ["out_of_scope"] * 3
+    with app.app_context():
+        assert get(Child, child_id).risk_level is None
+
+
+def test_alerts_can_only_be_acknowledged_by_their_recipient(app, client):
+    from models import Alert
+
+    phones = people_and_phones(app, client)
+    child_id = register(phones["cw1"])
+    with app.app_context():
+        alert = Alert(key=f"{child_id}:test:2026-11-27", rule="test", severity="urgent", child_id=get(Child, child_id).id,
+                      recipient_id=user_named("cw1").id, due_on=date(2026, 11, 27))
+        db.session.add(alert)
+        db.session.commit()
+        alert_id = str(alert.id)
+    ack = mutation("alert", alert_id, op="update", base_version=1, fields={"status": "acknowledged"})
+    assert phones["cw2"].push_ok(ack)[0]["code"] == "out_of_scope"
+    results = phones["cw1"].push_ok(
+        mutation("alert", alert_id, op="update", base_version=1, fields={"status": "resolved"}),
+        mutation("alert", new_id(), fields={"status": "acknowledged"}),
+        mutation("alert", alert_id, op="update", base_version=1, fields={"status": "acknowledged"}),
+    )
+    assert [r["status"] for r in results] == ["rejected", "rejected", "applied"]
+    assert results[2]["version"] == 2
+    with app.app_context():
+        assert get(Alert, alert_id).status == "acknowledged"
