@@ -27,6 +27,35 @@ RULE_DEFAULTS = {
 }
 
 
+def rule_problems(rules: dict) -> list[str]:
+    """What is wrong with a set of follow-up rules, each naming its environment variable."""
+    problems = []
+    for name, value in rules.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 3650:
+            problems.append(f"HOMECOMING_{name} must be a whole number of days from 1 to 3650, got {value!r}")
+    if problems:
+        return problems
+    if rules["RECEPTION_WARN_DAYS"] >= rules["RECEPTION_OVERDUE_DAYS"]:
+        problems.append("HOMECOMING_RECEPTION_WARN_DAYS must be less than HOMECOMING_RECEPTION_OVERDUE_DAYS "
+                        f"(got {rules['RECEPTION_WARN_DAYS']} and {rules['RECEPTION_OVERDUE_DAYS']})")
+    cadence = [rules[f"VISIT_DAYS_{level}"] for level in ("HIGH", "MEDIUM", "LOW", "NONE")]
+    if cadence != sorted(cadence):
+        problems.append("Visits cannot be rarer at a higher risk level: need HOMECOMING_VISIT_DAYS_HIGH <= "
+                        f"_MEDIUM <= _LOW <= _NONE (got {' / '.join(map(str, cadence))})")
+    if rules["DUE_SOON_DAYS"] >= rules["VISIT_DAYS_HIGH"]:
+        problems.append("HOMECOMING_DUE_SOON_DAYS must be less than HOMECOMING_VISIT_DAYS_HIGH, or a reminder "
+                        f"would come before the previous visit (got {rules['DUE_SOON_DAYS']} and "
+                        f"{rules['VISIT_DAYS_HIGH']})")
+    return problems
+
+
+def scheduler_problems(config) -> list[str]:
+    names = ("SCAN_INTERVAL_MINUTES", "DISPATCH_INTERVAL_SECONDS", "LEADER_POLL_SECONDS",
+             "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS")
+    return [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
+            for name in names if getattr(config, name) < 1]
+
+
 def _env(name, default=None):
     return os.environ.get(f"HOMECOMING_{name}", default)
 
@@ -63,6 +92,13 @@ class Config:
         self.SMTP_FROM = _env("SMTP_FROM", "homecoming@localhost")
         self.WEBHOOK_URL = _env("WEBHOOK_URL")
         self.WEBHOOK_SECRET = _env("WEBHOOK_SECRET")
+        # The scheduler (server/scheduler.py) and the notification outbox (server/notify/).
+        self.SCAN_INTERVAL_MINUTES = _env_int("SCAN_INTERVAL_MINUTES", 60)
+        self.DISPATCH_INTERVAL_SECONDS = _env_int("DISPATCH_INTERVAL_SECONDS", 60)
+        self.LEADER_POLL_SECONDS = _env_int("LEADER_POLL_SECONDS", 5)
+        self.NOTIFY_EXPIRE_HOURS = _env_int("NOTIFY_EXPIRE_HOURS", 72)
+        self.NOTIFY_RETRY_SECONDS = _env_int("NOTIFY_RETRY_SECONDS", 60)
+        self.SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 10)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")
@@ -72,6 +108,9 @@ class Config:
 
     def validate(self):
         """Raise ValueError naming what is missing; called by the factory before anything starts."""
+        problems = rule_problems(self.RULES) + scheduler_problems(self)
+        if problems:
+            raise ValueError("Invalid settings: " + "; ".join(problems))
 
 
 class DevelopmentConfig(Config):
@@ -99,6 +138,7 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     def validate(self):
+        super().validate()
         missing = [f"HOMECOMING_{name}" for name in ("SECRET_KEY", "DATA_KEY") if not getattr(self, name)]
         if missing:
             raise ValueError(
