@@ -52,8 +52,11 @@ def rule_problems(rules: dict) -> list[str]:
 def scheduler_problems(config) -> list[str]:
     names = ("SCAN_INTERVAL_MINUTES", "DISPATCH_INTERVAL_SECONDS", "LEADER_POLL_SECONDS",
              "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS")
-    return [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
-            for name in names if getattr(config, name) < 1]
+    problems = [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
+                for name in names if getattr(config, name) < 1]
+    if config.WEBHOOK_URL and not config.WEBHOOK_SECRET:
+        problems.append("HOMECOMING_WEBHOOK_URL needs HOMECOMING_WEBHOOK_SECRET, to sign each call")
+    return problems
 
 
 def _env(name, default=None):

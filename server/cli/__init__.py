@@ -15,3 +15,8 @@ def register_commands(app):
     from server.cli import devices
 
     app.cli.add_command(devices.devices)
+
+    from server.cli import alerts
+
+    app.cli.add_command(alerts.alerts)
+    app.cli.add_command(alerts.scheduler)

@@ -101,6 +101,10 @@ def seed(children: int, seed_value: int = 7, today: date | None = None, progress
         seed_child(rng, caseworkers[i % len(caseworkers)], manager, today)
         if progress:
             progress(1)
+    # Follow-ups and alerts as the scheduler would have them by now (issue 4).
+    from server.cli.alerts import plan_and_scan
+
+    plan_and_scan(today)
     return passwords
 
 

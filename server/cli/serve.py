@@ -54,4 +54,7 @@ def serve(host, port, demo):
                 click.secho(f"  demo login: {username} / {pw}", fg="cyan")
     app = current_app._get_current_object()
     click.echo(f"Serving Homecoming on http://{host}:{port}  (database: {db.engine.url.render_as_string()})")
+    from server.scheduler import start_in_process
+
+    start_in_process(app)  # the single-process setup runs the scheduler here (issue 4)
     waitress_serve(app, host=host, port=port, threads=8, ident="homecoming")

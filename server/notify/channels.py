@@ -1,0 +1,110 @@
+"""The two ways a digest leaves the server: an e-mail over SMTP and a signed JSON webhook.
+
+A digest is built only from what is safe to send: the case code, the rule, the severity, the due date
+and a link to the child's page. Never a child's name, village, notes or restricted field; those stay
+behind the login at the end of the link.
+"""
+
+import hashlib
+import hmac
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+SIGNATURE_HEADER = "X-Homecoming-Signature"
+DELIVERY_HEADER = "X-Homecoming-Delivery"
+
+RULE_TEXT = {
+    "danger_reported": "DANGER REPORTED at a visit: consider the 'missing' transition",
+    "missed_in_row": "visits missed in a row",
+    "closure_eligible": "minimum follow-up reached: closure may be proposed",
+    "reception_warn": "reception stay nearing its limit",
+    "reception_overdue": "reception stay past its limit",
+    "reception_escalated": "reception stay well past its limit",
+}
+
+
+class SendFailed(Exception):
+    """The channel did not take the message; the rows stay pending and are retried."""
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    alert_id: str
+    case_code: str
+    rule: str
+    severity: str
+    due_on: str | None
+    link: str
+
+    def as_json(self) -> dict:
+        return {"alert_id": self.alert_id, "case_code": self.case_code, "rule": self.rule,
+                "severity": self.severity, "due_on": self.due_on, "link": self.link}
+
+
+@dataclass(frozen=True)
+class Digest:
+    digest_id: str
+    recipient: str
+    email: str | None
+    lines: list[DigestLine]
+    sent_at: str
+
+    @property
+    def subject(self) -> str:
+        urgent = sum(1 for line in self.lines if line.severity == "urgent")
+        count = f"{len(self.lines)} alert{'s' if len(self.lines) != 1 else ''}"
+        return f"Homecoming: {count}" + (f" ({urgent} URGENT)" if urgent else "")
+
+    def text(self) -> str:
+        rows = [f"{len(self.lines)} alert(s) for {self.recipient}:", ""]
+        for line in self.lines:
+            what = RULE_TEXT.get(line.rule, line.rule.replace("_", " "))
+            due = f" (due {line.due_on})" if line.due_on else ""
+            rows.append(f"[{line.severity.upper()}] case {line.case_code}: {what}{due}\n    {line.link}")
+        rows += ["", "Sign in to see the case. This message holds no personal details by design."]
+        return "\n".join(rows)
+
+    def payload(self) -> dict:
+        return {"digest_id": self.digest_id, "recipient": self.recipient, "sent_at": self.sent_at,
+                "alerts": [line.as_json() for line in self.lines]}
+
+
+def send_email(digest: Digest, config) -> None:
+    message = EmailMessage()
+    message["From"] = config["SMTP_FROM"]
+    message["To"] = digest.email
+    message["Subject"] = digest.subject
+    message["Message-ID"] = f"<{digest.digest_id}@homecoming>"
+    message.set_content(digest.text())
+    try:
+        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=config["SMTP_TIMEOUT_SECONDS"]) as smtp:
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SendFailed(type(exc).__name__) from exc
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def send_webhook(digest: Digest, config) -> None:
+    body = json.dumps(digest.payload(), separators=(",", ":"), sort_keys=True).encode()
+    request = urllib.request.Request(config["WEBHOOK_URL"], data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: signature(config["WEBHOOK_SECRET"], body),
+        DELIVERY_HEADER: digest.digest_id,
+    })
+    try:
+        with urllib.request.urlopen(request, timeout=config["SMTP_TIMEOUT_SECONDS"]) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise SendFailed(f"HTTP {exc.code}") from exc
+    except (OSError, urllib.error.URLError) as exc:
+        raise SendFailed(type(exc).__name__) from exc
+
+
+SENDERS = {"email": send_email, "webhook": send_webhook}
