@@ -4,15 +4,14 @@ import json
 import uuid
 
 import click
+from flask.cli import AppGroup
 
 from models import User, db
 from models.errors import FieldErrors
 from sync.devices import enroll_device, find_device, list_devices, revoke_device
 
 
-@click.group(help="Enrol, list and revoke field devices.")
-def devices():
-    pass
+devices = AppGroup("devices", help="Enrol, list and revoke field devices.")
 
 
 @devices.command("enroll")
