@@ -1,15 +1,17 @@
 """``flask alerts scan|replan|dispatch`` and ``flask scheduler run``: the scheduler's work on demand
 (for cron users and tests), and the scheduler as a process of its own (for production)."""
 
+import random
 import signal
 import sys
 import threading
+from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from models import Child, User, db, utcnow
+from models import Child, StageTransition, User, db, utcnow
 from models.lifecycle import OPEN_STAGES
 
 alerts = AppGroup("alerts", help="Follow-up planning, the alert scan and notifications, run once.")
@@ -49,12 +51,57 @@ def replan_all(today) -> int:
     return len(ids)
 
 
-def plan_and_scan(today):
-    """What the demo needs to look lived-in: every case planned, and one scan as of ``today``."""
+def plan_and_scan(today, seed_value: int = 11):
+    """What the demo needs to look lived-in: past visits and plan reviews of the children in
+    reintegration (some missed, a few reporting danger), every case planned, and one scan as of
+    ``today``, so there are follow-ups due soon, due and overdue, and alerts of every kind."""
     from models.alerting import scan
 
+    demo_history(today, random.Random(seed_value))
     replan_all(today)
     return scan(today, current_app.config["RULES"])
+
+
+def demo_history(today, rng: random.Random) -> None:
+    """Fictional visit outcomes from reunification until about today (flushes, never commits)."""
+    from models.planning import VISIT_STAGES, visit_days
+    from models.records import Actor, create_record
+
+    rules = current_app.config["RULES"]
+    reunified = dict(db.session.execute(
+        db.select(StageTransition.child_id, db.func.min(StageTransition.occurred_on))
+        .where(StageTransition.to_stage == "reunified").group_by(StageTransition.child_id)).all())
+    children = db.session.execute(db.select(Child).where(
+        Child.stage.in_(VISIT_STAGES), Child.deleted_at.is_(None)).order_by(Child.case_code)).scalars()
+    for child in children:
+        if child.id not in reunified:
+            continue
+        actor = Actor(user=child.caseworker, source="system")
+        visits, day = [], reunified[child.id] + timedelta(days=rules["FIRST_VISIT_DAYS"])
+        while day <= today:
+            base = {"child_id": child.id, "kind": "visit", "due_on": day}
+            if rng.random() < 0.1:
+                visits.append({**base, "status": "missed"})
+                day += timedelta(days=rules["VISIT_DAYS_HIGH"])
+                continue
+            done = min(today, day + timedelta(days=rng.randint(-2, 4)))
+            risk = rng.choices(("high", "medium", "low", "none"), weights=(1, 3, 4, 2))[0]
+            concerns = ["re_recruitment"] if rng.random() < 0.02 else []
+            visits.append({**base, "status": "done", "completed_on": done, "seen": True, "risk_level": risk,
+                           "wellbeing": rng.choice(("good", "fair", "poor")), "concerns": concerns})
+            day = done + timedelta(days=visit_days(risk, rules))
+        # A third of the caseworkers are behind: their last visit has not happened yet, so it is overdue.
+        if visits and visits[-1]["due_on"] < today - timedelta(days=2) and rng.random() < 0.35:
+            visits.pop()
+        for visit in visits:
+            create_record("followup", visit, actor)
+        until = today
+        if child.stage == "follow_up":
+            review = child.stage_since + timedelta(days=rules["PLAN_REVIEW_DAYS"])
+            while review < until:
+                create_record("followup", {"child_id": child.id, "kind": "plan_review", "due_on": review,
+                                           "status": "done", "completed_on": review}, actor)
+                review += timedelta(days=rules["PLAN_REVIEW_DAYS"])
 
 
 @alerts.command("replan")
