@@ -25,7 +25,10 @@ def change_alert_status(alert: Alert, action: str) -> None:
     """Acknowledge or resolve through the record write path, so the caseworker's devices get it."""
     status = NEXT_STATUS[action]
     fields = {"status": status}
-    fields["acknowledged_by_id" if status == "acknowledged" else "resolved_by_id"] = g.user.id
+    if status == "acknowledged":
+        fields["acknowledged_by_id"] = alert.acknowledged_by_id or g.user.id
+    else:
+        fields["resolved_by_id"] = g.user.id
     update_record(alert, fields, web_actor())
 
 

@@ -52,9 +52,11 @@ def approval_decide(child_id):
     decision = request.form.get("decision")
     data = form_values(request.form, ("closure_reason", "reason"))
     key = f"{decision}-{child.id}"
+    if child.stage != "closure_pending":
+        flash(f"{child.case_code} is no longer waiting for approval (now {child.stage.replace('_', ' ')}).",
+              "error")
+        return redirect(url_for("web.approvals"))
     try:
-        if child.stage != "closure_pending":
-            raise DomainError(f"{child.case_code} is no longer waiting for approval (now {child.stage}).")
         if decision == "approve":
             record = transition(child, "closed", web_actor(), occurred_on=today(), today=today(),
                                 closure_reason=data.get("closure_reason"), reason=data.get("reason"),

@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import request
-from sqlalchemy import and_
+from sqlalchemy import and_, true
 
 from models import AuditEvent, Child, User, db
 from models.children import normalise_case_code
@@ -45,8 +45,8 @@ def audit_log():
     stmt = (db.select(AuditEvent, actor.username, Child.case_code)
             .outerjoin(actor, actor.id == AuditEvent.actor_id)
             .outerjoin(Child, Child.id == AuditEvent.child_id)
-            .where(and_(*conditions)).order_by(AuditEvent.id.desc()))
-    count = db.select(db.func.count()).select_from(AuditEvent).where(and_(*conditions))
+            .where(and_(true(), *conditions)).order_by(AuditEvent.id.desc()))
+    count = db.select(db.func.count()).select_from(AuditEvent).where(and_(true(), *conditions))
     actions = db.session.execute(db.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).scalars().all()
     return render("audit.html", title="Audit log", page=paginate(stmt, "web.audit_log", count_stmt=count),
                   action=action, username=username, case_code=case_code, since=since, until=until,

@@ -118,7 +118,8 @@ def bar_svg(categories: Sequence[str], series: Sequence[tuple[str, Sequence]], *
     # Axis and a top gridline labelled with the scale.
     base_y = top + plot_h
     parts.append(f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="#555"/>')
-    parts.append(f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{_text(_fmt(biggest))}</text>')
+    if any(heights):  # with nothing to draw there is no scale to label
+        parts.append(f'<text x="{left - 4}" y="{top + 10}" text-anchor="end">{_text(_fmt(biggest))}</text>')
     parts.append(f'<text x="{left - 4}" y="{base_y}" text-anchor="end">0</text>')
     slot = plot_w / max(1, len(categories))
     bars_in_slot = 1 if stacked else max(1, len(series))

@@ -24,6 +24,7 @@ from models.lifecycle import MANAGER_ONLY, allowed_targets
 from models.records import transition, update_record
 from models.schemas import ChildFields, VisitOutcome, api_schema
 from models.sensitivity import AGGREGATE, PERSONAL, RESTRICTED, fields_of
+from models.syncstate import Conflict
 from models.vocab import (
     AGE_ESTIMATION_METHODS,
     CLOSURE_REASONS,
@@ -110,10 +111,6 @@ def _records(model, child):
 
 
 def _conflict_items(child) -> list[dict]:
-    try:
-        from models.syncstate import Conflict
-    except ImportError:
-        return []
     from server.web.conflict_pages import conflict_summary
 
     rows = db.session.execute(db.select(Conflict).where(Conflict.child_id == child.id)).scalars().all()

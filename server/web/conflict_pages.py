@@ -3,10 +3,9 @@ the device's, side by side; a manager or the child's caseworker keeps one per fi
 is applied by the sync work's ``resolve_conflict`` so it reaches every device on its next pull."""
 
 from flask import abort, flash, g, redirect, request, url_for
-from sqlalchemy import and_
 
 from models import Child, Device, User, audit, db
-from models.access import child_scope, sees_restricted
+from models.access import sees_restricted
 from models.errors import DomainError
 from models.records import ENTITIES
 from models.sensitivity import RESTRICTED
@@ -17,13 +16,13 @@ from server.web.forms import errors_of
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render, web_actor
 from server.web.session import login_required
+from sync.conflicts import conflicts_query, get_conflict, resolve_conflict
 
 SIDES = ("server", "device")
 
 
 def open_conflicts_query(user):
-    return (db.select(Conflict.id).join(Child, Child.id == Conflict.child_id)
-            .where(Conflict.status == "open", child_scope(user), Child.deleted_at.is_(None)))
+    return conflicts_query(user, status="open").with_only_columns(Conflict.id).order_by(None)
 
 
 def conflict_summary(conflict: Conflict) -> dict:
@@ -49,25 +48,20 @@ def hidden_fields(conflict: Conflict, user) -> set[str]:
 def conflicts():
     status = "resolved" if request.args.get("status") == "resolved" else "open"
     device_owner = db.aliased(User)
-    where = and_(Conflict.status == status, child_scope(g.user), Child.deleted_at.is_(None))
-    stmt = (db.select(Conflict, Child.case_code, Device.label, device_owner.username)
-            .join(Child, Child.id == Conflict.child_id)
+    stmt = (conflicts_query(g.user, status=status)
+            .add_columns(Child.case_code, Device.label, device_owner.username)
             .outerjoin(Device, Device.id == Conflict.device_id)
-            .outerjoin(device_owner, device_owner.id == Conflict.user_id)
-            .where(where).order_by(Conflict.created_at.desc()))
-    count = db.select(db.func.count()).select_from(Conflict).join(Child, Child.id == Conflict.child_id).where(where)
+            .outerjoin(device_owner, device_owner.id == Conflict.user_id))
+    count = conflicts_query(g.user, status=status).with_only_columns(db.func.count()).order_by(None)
     return render("conflicts.html", title="Conflicts", page=paginate(stmt, "web.conflicts", count_stmt=count),
                   status=status)
 
 
 def load_conflict(conflict_id) -> tuple[Conflict, Child]:
-    row = db.session.execute(
-        db.select(Conflict, Child).join(Child, Child.id == Conflict.child_id)
-        .where(Conflict.id == parse_uuid(conflict_id), child_scope(g.user), Child.deleted_at.is_(None))
-    ).one_or_none()
-    if row is None:
+    conflict = get_conflict(g.user, parse_uuid(conflict_id))
+    if conflict is None:
         abort(404)
-    return row[0], row[1]
+    return conflict, db.session.get(Child, conflict.child_id)
 
 
 def conflict_page(conflict, child, status=200, errors=None):
@@ -86,8 +80,6 @@ def conflict(conflict_id):
 @bp.post("/conflicts/<conflict_id>")
 @login_required("manager", "caseworker")
 def conflict_resolve(conflict_id):
-    from sync.conflicts import resolve_conflict
-
     conflict, child = load_conflict(conflict_id)
     if conflict.status != "open":
         flash("This conflict was already resolved.", "info")

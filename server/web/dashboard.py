@@ -117,14 +117,9 @@ def dashboard():
     )
 
 
-def open_conflict_count(user) -> int | None:
-    """Open sync conflicts in scope, once the sync work's Conflict model exists."""
-    try:
-        from models.syncstate import Conflict
-    except ImportError:
-        return None
+def open_conflict_count(user) -> int:
     from server.web.conflict_pages import open_conflicts_query
 
     return db.session.execute(
         db.select(func.count()).select_from(open_conflicts_query(user).subquery())
-    ).scalar_one() if Conflict else None
+    ).scalar_one()
