@@ -46,9 +46,9 @@ def enqueue(config, now: datetime | None = None) -> int:
         result = db.session.execute(
             insert.from_select(["alert_id", "recipient_id", "channel", "status", "attempts", "next_attempt_at",
                                 "expires_at", "created_at"], rows)
-            .on_conflict_do_nothing(index_elements=["alert_id", "channel"])
+            .on_conflict_do_nothing(index_elements=["alert_id", "channel"]).returning(N.c.id)
         )
-        queued += max(result.rowcount or 0, 0)
+        queued += len(result.all())
     return queued
 
 
