@@ -6,8 +6,7 @@ from datetime import date
 import pytest
 
 from config import RULE_DEFAULTS
-from models import Actor, Alert, Followup, User, db
-from models import alerting
+from models import Actor, Alert, Followup, User, alerting, db
 from models.planning import after_changes
 from tests.factories import make_child, make_user, token_for, walk
 

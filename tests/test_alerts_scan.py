@@ -12,8 +12,7 @@ import pytest
 
 import config as settings
 from config import RULE_DEFAULTS, rule_problems
-from models import Actor, Alert, Followup, db
-from models import alerting
+from models import Actor, Alert, Followup, alerting, db
 from models.changes import current_seq
 from models.planning import after_changes
 from models.records import transition, update_record

@@ -15,8 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from config import RULE_DEFAULTS
-from models import Actor, db, utcnow
-from models import alerting
+from models import Actor, alerting, db, utcnow
 from models.notifications import Notification
 from models.planning import after_changes
 from server import create_app

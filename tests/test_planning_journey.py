@@ -6,8 +6,7 @@ is compared with the one the rules of DESIGN §2 call for, so nothing unexpected
 from datetime import date, timedelta
 
 from config import RULE_DEFAULTS
-from models import Actor, Alert, Followup, db
-from models import alerting
+from models import Actor, Alert, Followup, alerting, db
 from models.planning import after_changes
 from models.records import create_record, transition, update_record
 from tests.factories import make_child, make_user
