@@ -99,11 +99,18 @@ def insert_rows(n_children: int, n_followups: int, today: date, rng: random.Rand
 
     started = time.perf_counter()
     batch = []
-    statuses = ("done", "done", "done", "done", "missed", "scheduled", "scheduled", "cancelled")
+    # Like a running programme: old follow-ups were done or missed; scheduled ones are in the future or
+    # overdue by up to two months (the scheduler marks older ones missed).
+    old_statuses = ("done",) * 16 + ("missed",) * 3 + ("cancelled",)
     with db.engine.begin() as conn:
         for i in range(n_followups):
             due = today + timedelta(days=rng.randint(-900, 60))
-            status = rng.choice(statuses) if due < today else "scheduled"
+            if due >= today:
+                status = "scheduled"
+            elif due >= today - timedelta(days=60):
+                status = rng.choice(("done", "scheduled"))
+            else:
+                status = rng.choice(old_statuses)
             done = status == "done"
             batch.append({
                 "id": uuid.UUID(int=rng.getrandbits(128), version=4), "child_id": child_ids[i % len(child_ids)],
@@ -145,41 +152,89 @@ def time_page(client, url: str, runs: int) -> tuple[float, float]:
     return statistics.median(timings), p95
 
 
+def slowest_queries(app, client, url: str, top: int = 3) -> list[tuple[float, str]]:
+    """Time every SQL statement of one request to ``url``: where a slow page spends its time."""
+    from sqlalchemy import event
+
+    from models import db
+
+    timings, started = [], {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        started[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        timings.append(((time.perf_counter() - started.pop(id(cursor), time.perf_counter())) * 1000,
+                        " ".join(statement.split())))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return sorted(timings, reverse=True)[:top]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--followups", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--database", type=Path,
+                        help="SQLite file to build once and reuse on later runs (default: a temporary one)")
+    parser.add_argument("--queries", action="store_true", help="also print each page's slowest SQL statements")
     args = parser.parse_args()
 
-    from models import utcnow
+    with tempfile.TemporaryDirectory() as folder:
+        run(args, args.database or Path(folder) / "bench.sqlite")
+
+
+def run(args, path: Path):
+    from models import Child, User, db, utcnow
 
     rng = random.Random(11)
     today = utcnow().date()
-    with tempfile.TemporaryDirectory() as folder:
-        app = build_app(Path(folder) / "bench.sqlite")
-        with app.app_context():
+    reuse = path.exists()
+    app = build_app(path)
+    with app.app_context():
+        if reuse:
+            print(f"Reusing {path}")
+            manager_name = "bench.manager"
+            count = db.session.execute(db.select(db.func.count()).select_from(Child)).scalar_one()
+            child_id = db.session.execute(db.select(Child.id).order_by(Child.case_code).offset(count // 2)).scalar()
+            if not db.session.execute(db.select(User.id).where(User.username == manager_name)).first():
+                raise SystemExit(f"{path} was not built by this benchmark; remove it")
+        else:
             migrate()
             print(f"Building {args.children:,} children and {args.followups:,} follow-ups (fictional)…")
             manager, child_id = insert_rows(args.children, args.followups, today, rng)
             manager_name = manager.username
-        client = app.test_client()
-        sign_in(client, manager_name)
-        pages = [
-            ("dashboard", "/", args.runs),
-            ("children, first page", "/children", args.runs),
-            ("children, filtered", "/children?district=Gulu&sex=female&phase=reintegration&sort=-stage_since",
-             args.runs),
-            ("child page", f"/children/{child_id}", args.runs),
-            # A year of indicators scans the year's transitions and follow-ups: fewer runs.
-            ("reports (one year)", f"/reports?start={today.year - 1}-01-01&end={today.year - 1}-12-31",
-             max(3, args.runs // 6)),
-        ]
-        print(f"\n{'page':<24} {'median ms':>10} {'p95 ms':>10} {'runs':>6}   (Flask test client)")
-        for name, url, runs in pages:
-            median, p95 = time_page(client, url, runs)
-            print(f"{name:<24} {median:>10.1f} {p95:>10.1f} {runs:>6}")
-        print("\nTarget: dashboard median ≤ 150 ms (DESIGN §9).")
+    client = app.test_client()
+    sign_in(client, manager_name)
+    pages = [
+        ("dashboard", "/", args.runs),
+        ("children, first page", "/children", args.runs),
+        ("children, filtered", "/children?district=Gulu&sex=female&phase=reintegration&sort=-stage_since",
+         args.runs),
+        ("child page", f"/children/{child_id}", args.runs),
+        # A year of indicators scans the year's transitions and follow-ups: fewer runs.
+        ("reports (one year)", f"/reports?start={today.year - 1}-01-01&end={today.year - 1}-12-31",
+         max(3, args.runs // 6)),
+    ]
+    print(f"\n{'page':<24} {'median ms':>10} {'p95 ms':>10} {'runs':>6}   (Flask test client)")
+    for name, url, runs in pages:
+        median, p95 = time_page(client, url, runs)
+        print(f"{name:<24} {median:>10.1f} {p95:>10.1f} {runs:>6}")
+    print("\nTarget: dashboard median ≤ 150 ms (DESIGN §9).")
+    if args.queries:
+        for name, url, _ in pages:
+            print(f"\nSlowest statements of {name}:")
+            for ms, statement in slowest_queries(app, client, url):
+                print(f"  {ms:8.1f} ms  {statement[:300]}")
 
 
 if __name__ == "__main__":

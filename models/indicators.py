@@ -18,6 +18,7 @@ from models.care import Service
 from models.children import Child
 from models.followups import Followup
 from models.lifecycle import StageTransition
+from models.vocab import FOLLOWUP_STATUSES
 
 DIMENSIONS = ("sex", "age_band", "district", "child_mother")
 SCHOOL_OR_TRAINING = ("education", "vocational_training")
@@ -25,6 +26,7 @@ SCHOOL_OR_TRAINING = ("education", "vocational_training")
 # dropped one does not (the dropout is reported as a concern instead).
 RUNNING_STATUSES = ("active", "completed")
 MISSING_CONCERN = "re_recruitment"
+COUNTED_FOLLOWUP_STATUSES = tuple(s for s in FOLLOWUP_STATUSES if s != "cancelled")
 
 
 @dataclass(frozen=True)
@@ -43,27 +45,27 @@ def age_band(as_of_year: int):
     return case(*((age_band_condition(band, as_of_year), band) for band in AGE_BANDS), else_="unknown")
 
 
-def _dimensions(period: Period):
-    """Child columns the cube groups by, computed in a subquery so GROUP BY names plain columns."""
+def _with_dimensions(facts, period: Period):
+    """``facts`` (a subquery with ``child_id``) joined to each live child's dimensions, as a subquery,
+    so the outer GROUP BY names plain columns (PostgreSQL would not match two copies of the age-band
+    expression with their own bound year)."""
     return (
-        Child.id.label("child_id"),
-        Child.sex.label("sex"),
-        age_band(period.end.year).label("age_band"),
-        Child.district.label("district"),
-        Child.child_mother.label("child_mother"),
+        select(facts, Child.sex.label("sex"), age_band(period.end.year).label("age_band"),
+               Child.district.label("district"), Child.child_mother.label("child_mother"))
+        .join(Child, Child.id == facts.c.child_id)
+        .where(Child.deleted_at.is_(None))
+        .subquery()
     )
 
 
 def _count_children(child_ids, period: Period) -> list[dict]:
-    """Group the children selected by ``child_ids`` (a one-column select) by the dimensions."""
-    dims = (
-        select(*_dimensions(period))
-        .where(Child.id.in_(child_ids), Child.deleted_at.is_(None))
-        .subquery()
-    )
-    keys = [dims.c[d] for d in DIMENSIONS]
-    rows = db.session.execute(select(*keys, func.count().label("n")).group_by(*keys)).mappings()
-    return [_clean(row) for row in rows]
+    """Group the children selected by ``child_ids`` (a one-column select) by the dimensions. The ids
+    are made distinct first, then each child is found by its key: no scan of the child table."""
+    ids = select(child_ids.subquery().c[0].label("child_id")).distinct().subquery()
+    rows = _with_dimensions(ids, period)
+    keys = [rows.c[d] for d in DIMENSIONS]
+    result = db.session.execute(select(*keys, func.count().label("n")).group_by(*keys)).mappings()
+    return [_clean(row) for row in result]
 
 
 def _clean(row) -> dict:
@@ -133,40 +135,39 @@ def followups_on_time(period: Period, today: date | None = None) -> list[dict]:
     on_time = case(
         (and_(Followup.status == "done", Followup.completed_on <= Followup.due_on), 1), else_=0
     )
-    due = (
-        select(Followup.child_id.label("fid"), on_time.label("on_time"))
-        .where(Followup.due_on.between(period.start, last_due), Followup.status != "cancelled",
+    # Summed per child first (one row per child instead of one per visit), then joined to the child.
+    per_child = (
+        select(Followup.child_id.label("child_id"), func.count().label("due_n"),
+               func.sum(on_time).label("on_time_n"))
+        # Listing the statuses (rather than "not cancelled") lets the (status, due_on) index serve.
+        .where(Followup.status.in_(COUNTED_FOLLOWUP_STATUSES), Followup.due_on.between(period.start, last_due),
                Followup.deleted_at.is_(None))
+        .group_by(Followup.child_id)
         .subquery()
     )
-    dims = select(*_dimensions(period)).where(Child.deleted_at.is_(None)).subquery()
-    keys = [dims.c[d] for d in DIMENSIONS]
-    rows = db.session.execute(
-        select(*keys, func.count().label("due"), func.coalesce(func.sum(due.c.on_time), 0).label("on_time"))
-        .select_from(due.join(dims, dims.c.child_id == due.c.fid))
+    rows = _with_dimensions(per_child, period)
+    keys = [rows.c[d] for d in DIMENSIONS]
+    result = db.session.execute(
+        select(*keys, func.sum(rows.c.due_n).label("due"), func.sum(rows.c.on_time_n).label("on_time"))
         .group_by(*keys)
     ).mappings()
-    return [_clean(row) for row in rows]
+    return [_clean(row) for row in result]
 
 
 def closures_by_reason(period: Period) -> list[dict]:
     """Children whose case was closed in the period, by closure reason. Rows carry ``reason``."""
     closed = (
-        select(StageTransition.child_id.label("cid"), StageTransition.closure_reason.label("reason"))
+        select(StageTransition.child_id.label("child_id"), StageTransition.closure_reason.label("reason"))
         .where(StageTransition.to_stage == "closed",
                StageTransition.occurred_on.between(period.start, period.end),
                StageTransition.deleted_at.is_(None))
         .distinct()
         .subquery()
     )
-    dims = select(*_dimensions(period)).where(Child.deleted_at.is_(None)).subquery()
-    keys = [closed.c.reason, *(dims.c[d] for d in DIMENSIONS)]
-    rows = db.session.execute(
-        select(*keys, func.count().label("n"))
-        .select_from(closed.join(dims, dims.c.child_id == closed.c.cid))
-        .group_by(*keys)
-    ).mappings()
-    return [_clean(row) for row in rows]
+    rows = _with_dimensions(closed, period)
+    keys = [rows.c.reason, *(rows.c[d] for d in DIMENSIONS)]
+    result = db.session.execute(select(*keys, func.count().label("n")).group_by(*keys)).mappings()
+    return [_clean(row) for row in result]
 
 
 # The indicators that count children, in the order a report lists them: key -> (label, ids function).

@@ -95,3 +95,10 @@ def test_bar_chart_escapes_categories_series_and_links():
 def test_bar_chart_refuses_series_of_the_wrong_length():
     with pytest.raises(ValueError, match="2 values for 1 categories"):
         bar_svg(["a"], [("n", [1, 2])], title="t")
+
+
+def test_a_chart_of_only_suppressed_cells_labels_no_scale():
+    root = parse(bar_svg(["a", "b"], [("n", ["<5", 0])], title="t"))
+    assert not [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    assert "1" not in texts(root)  # no made-up maximum on the axis
+    assert {"<5", "0"} <= set(texts(root))
