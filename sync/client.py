@@ -37,6 +37,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -402,9 +403,15 @@ class SyncClient:
             else:
                 resp_headers = {k.lower(): v for k, v in resp_headers.items()}
                 if status < 500 and status != 429:
-                    return Response(status, resp_headers, self._decode(resp_headers, raw, status))
-                problem = f"HTTP {status}"
-                retry_after = _retry_after(resp_headers.get("retry-after"))
+                    try:
+                        return Response(status, resp_headers, self._decode(resp_headers, raw, status))
+                    except (EOFError, OSError, zlib.error, ValueError) as exc:
+                        # A streamed answer cut off half-way (the server died, the link dropped):
+                        # the same as no answer at all.
+                        problem = f"HTTP {status} with a truncated body ({type(exc).__name__})"
+                else:
+                    problem = f"HTTP {status}"
+                    retry_after = _retry_after(resp_headers.get("retry-after"))
             if attempt == self.max_attempts:
                 raise Offline(f"{method} {path} failed {attempt} times; last: {problem}. "
                               "Nothing is lost: the next sync carries on.")
@@ -425,10 +432,7 @@ class SyncClient:
             return None
         if headers.get("content-encoding", "").lower() == "gzip":
             raw = gzip.decompress(raw)
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise ProtocolError(f"HTTP {status} with a body that is not JSON") from None
+        return json.loads(raw)
 
     def _check_common(self, response: Response) -> None:
         """Answers that mean the same on every endpoint."""
@@ -524,6 +528,8 @@ class SyncClient:
                     raise ProtocolError("push results are not in the order of the mutations")
                 report.pushed += 1
                 status = result.get("status")
+                if status == "duplicate" and result.get("original_status") == "rejected":
+                    status = "rejected"  # the first answer to this mutation was a rejection
                 if status in SETTLED:
                     self._settled(row, result, report)
                 elif status == "rejected":
