@@ -232,3 +232,47 @@ def test_resolved_before_sending_is_not_sent_and_old_rows_expire(notify_app, rec
         assert late.expired == 6 and late.sent == []
     assert receiver.calls == []
     assert facts["codes"]
+
+
+class SlowInbox(Inbox):
+    """Takes its time over each message, so two dispatchers overlap while one is sending."""
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        await asyncio.sleep(0.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.postgres
+def test_two_dispatchers_at_once_send_one_message_per_recipient(notify_app, ports):
+    config = {**notify_app.config, "WEBHOOK_URL": None}
+    with notify_app.app_context():
+        seed(date(2025, 3, 10))
+        enqueue(config)
+        db.session.commit()
+    inbox = SlowInbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=ports["smtp"])
+    smtp.start()
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def run():
+        try:
+            with notify_app.app_context():
+                barrier.wait()
+                results.append(dispatch(config))
+                db.session.remove()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        smtp.stop()
+    assert errors == []
+    assert sorted(to for to, _ in inbox.messages) == [["boss.mail@example.org"], ["cw.mail@example.org"]]
+    assert sorted(s for r in results for s in r.sent) == [("boss.mail", "email", 3), ("cw.mail", "email", 2)]
