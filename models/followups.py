@@ -28,7 +28,8 @@ class Followup(ChildRecord, db.Model):
     # Set when the scheduler planned it (as opposed to a person scheduling it by hand).
     planned_by_rule: Mapped[str | None] = mapped_column(String(32), info=aggregate())
 
-    __table_args__ = (Index("ix_followup_status_due_on", "status", "due_on"),)
+    # deleted_at makes it covering for the "due and overdue" counts (no table lookup per follow-up).
+    __table_args__ = (Index("ix_followup_status_due_on", "status", "due_on", "deleted_at"),)
 
 
 class Alert(SyncedRecord, db.Model):

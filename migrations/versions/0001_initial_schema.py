@@ -87,6 +87,7 @@ def upgrade():
     )
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
+        batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_child_stage_district', ['stage', 'district'], unique=False)
@@ -226,7 +227,7 @@ def upgrade():
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_followup_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
-        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on'], unique=False)
+        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at'], unique=False)
 
     op.create_table('record_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -482,6 +483,7 @@ def downgrade():
         batch_op.drop_index('ix_child_stage_district')
         batch_op.drop_index(batch_op.f('ix_child_seq'))
         batch_op.drop_index(batch_op.f('ix_child_district'))
+        batch_op.drop_index('ix_child_dashboard')
         batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))
 
     op.drop_table('child')

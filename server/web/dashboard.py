@@ -24,11 +24,26 @@ def live_children(user):
     return and_(child_scope(user), Child.deleted_at.is_(None))
 
 
-def stage_counts(user) -> dict[str, int]:
+def child_counts(user, year) -> dict:
+    """Children per stage, per (sex, age band), and flagged for review: one GROUP BY over one scan.
+
+    Grouped by birth year in SQL (a few dozen distinct values) and banded here, so the same rows give
+    every breakdown the dashboard shows.
+    """
     rows = db.session.execute(
-        db.select(Child.stage, func.count()).where(live_children(user)).group_by(Child.stage)
+        db.select(Child.stage, Child.sex, Child.birth_year, Child.needs_review, func.count())
+        .where(live_children(user))
+        .group_by(Child.stage, Child.sex, Child.birth_year, Child.needs_review)
     ).all()
-    return dict(rows)
+    stages: dict[str, int] = {}
+    sex_age: dict[tuple[str, str], int] = {}
+    review = 0
+    for stage, sex, birth_year, needs_review, n in rows:
+        stages[stage] = stages.get(stage, 0) + n
+        key = (sex, age_band_of(birth_year, year))
+        sex_age[key] = sex_age.get(key, 0) + n
+        review += n if needs_review else 0
+    return {"stages": stages, "sex_age": sex_age, "review": review}
 
 
 def followup_counts(user, today) -> dict[str, int]:
@@ -58,30 +73,11 @@ def alert_counts(user) -> dict[str, int]:
     return dict(rows)
 
 
-def sex_age_counts(user, year) -> dict[tuple[str, str], int]:
-    """Children by sex and age band. Grouped by birth year in SQL (a few dozen rows), banded here."""
-    counts: dict[tuple[str, str], int] = {}
-    rows = db.session.execute(
-        db.select(Child.sex, Child.birth_year, func.count()).where(live_children(user))
-        .group_by(Child.sex, Child.birth_year)
-    ).all()
-    for sex, birth_year, n in rows:
-        key = (sex, age_band_of(birth_year, year))
-        counts[key] = counts.get(key, 0) + n
-    return counts
-
-
 def stale_devices(days: int) -> int:
     cutoff = utcnow() - timedelta(days=days)
     return db.session.execute(
         db.select(func.count()).select_from(Device)
         .where(Device.revoked_at.is_(None), or_(Device.last_seen_at.is_(None), Device.last_seen_at < cutoff))
-    ).scalar_one()
-
-
-def needs_review_count(user) -> int:
-    return db.session.execute(
-        db.select(func.count()).select_from(Child).where(live_children(user), Child.needs_review.is_(True))
     ).scalar_one()
 
 
@@ -104,16 +100,16 @@ def dashboard():
             return redirect(url_for(endpoint))
         return redirect(url_for("web.account"))
     today = utcnow().date()
-    counts = stage_counts(user)
+    children = child_counts(user, today.year)
+    counts = children["stages"]
     stale_days = current_app.config["WEB_DEVICE_STALE_DAYS"]
-    sex_age = sex_age_counts(user, today.year)
     return render(
         "dashboard.html", title="Dashboard",
         total=sum(counts.values()), counts=counts, funnel=funnel(counts), phases=PHASES,
         followups=followup_counts(user, today), alerts=alert_counts(user),
-        sexes=SEXES, age_bands=AGE_BANDS, age_band_labels=AGE_BAND_LABELS, sex_age=sex_age,
+        sexes=SEXES, age_bands=AGE_BANDS, age_band_labels=AGE_BAND_LABELS, sex_age=children["sex_age"],
         stale_days=stale_days, stale=stale_devices(stale_days) if user.role == "manager" else None,
-        review=needs_review_count(user), open_conflicts=open_conflict_count(user),
+        review=children["review"], open_conflicts=open_conflict_count(user),
     )
 
 
