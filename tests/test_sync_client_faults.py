@@ -104,7 +104,7 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
 
     # Calibrate: how long does the server take over a batch of this size?
     warmup = SyncClient(server.url, token, str(tmp_path / "warmup.sqlite"), batch_size=1000)
-    queue_children(warmup, username, 300)
+    queue_children(warmup, username, 150)
     started = time.monotonic()
     warmup.push()
     batch_seconds = time.monotonic() - started
@@ -126,18 +126,18 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
     transport = RecordingTransport(before_send=kill_during_first_push)
     device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport, batch_size=1000,
                         backoff_base=0.2, backoff_cap=1.0, max_attempts=40)
-    mutation_ids, record_ids = queue_children(device, username, 300)
-    assert len(mutation_ids) == 600
+    mutation_ids, record_ids = queue_children(device, username, 150)
+    assert len(mutation_ids) == 300
 
     report = device.sync()
 
     pushes = [e for e in transport.events if e[0] == "POST"]
     assert pushes[0][1] == "error", f"the first push should have died with the server: {pushes[0]}"
     assert pushes[-1][1] == 200 and report.retries >= 1
-    assert (report.applied + report.duplicates, report.rejected, device.pending()) == (600, 0, [])
+    assert (report.applied + report.duplicates, report.rejected, device.pending()) == (300, 0, [])
     assert len({(e[0], e[1]) for e in pushes}) >= 2
-    assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=1200)  # with the warm-up's 600
-    assert len(device.records("child")) == 600  # its 300 and the warm-up's 300, same caseworker
+    assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=600)  # with the warm-up's 300
+    assert len(device.records("child")) == 300  # its 150 and the warm-up's 150, same caseworker
 
 
 def test_database_unreachable_for_a_while_gives_503_retry_after_then_success(app, caseworker_token, servers,
