@@ -154,6 +154,76 @@ def test_caseworker_cannot_see_another_caseworkers_child(site, page):
     assert site.codes["others"] not in page.locator("table.list").inner_text()
 
 
+def test_manager_approves_a_closure(site, page):
+    sign_in(page, site, site.users["manager"])
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
+    card = page.locator("article.approval", has=page.get_by_role("link", name=site.codes["closing"]))
+    expect(card).to_be_visible()
+    screenshot(page, "approvals")
+    card.get_by_label("Closure reason").select_option("reintegrated")
+    card.get_by_role("button", name="Approve closure").click()
+    expect(page.get_by_role("link", name=site.codes["closing"])).to_have_count(0)
+    page.goto(site.url + "/children/" + site.children["closing"])
+    expect(page.locator("p.lead")).to_contain_text("Stage closed")
+
+
+def test_manager_resolves_a_conflict_made_by_two_devices(site, page, tmp_path):
+    from sync.client import SyncClient
+
+    phone_a = SyncClient(site.url, site.tokens["a"], str(tmp_path / "a.sqlite"))
+    phone_b = SyncClient(site.url, site.tokens["b"], str(tmp_path / "b.sqlite"))
+    child_id = site.children["contested"]
+    phone_a.sync()
+    phone_b.sync()
+    assert phone_a.get("child", child_id) and phone_b.get("child", child_id)
+    phone_a.record("child", {"risk_level": "high"}, id=child_id)
+    assert phone_a.sync().applied == 1
+    phone_b.record("child", {"risk_level": "low"}, id=child_id)  # offline, from the older version
+    assert phone_b.sync().conflicts == 1
+
+    sign_in(page, site, site.users["manager"])
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Conflicts").click()
+    page.get_by_role("link", name=f"conflict on {site.codes['contested']}").click()
+    expect(page.get_by_role("heading", name=re.compile("Conflict on"))).to_contain_text(site.codes["contested"])
+    screenshot(page, "conflict")
+    page.get_by_label("Keep low").check()
+    page.get_by_role("button", name="Keep the chosen values").click()
+    page.goto(site.url + "/children/" + child_id)
+    expect(page.locator("dd", has_text="low").first).to_be_visible()
+    # The resolution syncs back to the phone that lost the race.
+    phone_a.sync()
+    assert phone_a.get("child", child_id)["risk_level"] == "low"
+    phone_a.close()
+    phone_b.close()
+
+
+def test_manager_enrols_a_device_whose_token_syncs(site, page, tmp_path):
+    from sync.client import SyncClient
+
+    sign_in(page, site, site.users["manager"])
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Devices").click()
+    page.get_by_text("Enrol a device").click()
+    page.get_by_label("Caseworker").select_option(site.users["cw2"])
+    page.get_by_label("Device name").fill("Fictional tablet 9")
+    page.get_by_role("button", name="Enrol and show the token").click()
+    token = page.locator("#device-token").input_value().strip()
+    assert len(token) >= 32
+    expect(page.locator("figure.qr svg")).to_be_visible()
+    screenshot(page, "device-enrolled")
+
+    phone = SyncClient(site.url, token, str(tmp_path / "tablet.sqlite"))
+    report = phone.sync()
+    assert report.pulled > 0
+    assert phone.get("child", site.children["others"])["case_code"] == site.codes["others"]
+    assert phone.get("child", site.children["mover"]) is None  # another caseworker's child
+    phone.record("child", {"risk_level": "medium"}, id=site.children["others"])
+    assert phone.sync().applied == 1
+    phone.close()
+    page.goto(site.url + "/devices")
+    row = page.locator("table.list tr", has_text="Fictional tablet 9")
+    expect(row).not_to_contain_text("never")  # last contact recorded
+
+
 def site_today():
     from tests.browser.live_site import today
 

@@ -24,6 +24,7 @@ class Site:
     server: ServerProcess
     database_url: str
     users: dict[str, str] = field(default_factory=dict)  # role-ish name -> username
+    tokens: dict[str, str] = field(default_factory=dict)  # device name -> token (two devices of cw1)
     children: dict[str, str] = field(default_factory=dict)  # purpose -> child id
     codes: dict[str, str] = field(default_factory=dict)  # purpose -> case code
 
@@ -32,8 +33,9 @@ class Site:
         return self.server.url
 
 
-def build_database(database_url: str) -> tuple[dict, dict, dict]:
-    """Migrate, seed demo data, and add the users and children the steps use. Returns their names/ids."""
+def build_database(database_url: str) -> tuple[dict, dict, dict, dict]:
+    """Migrate, seed demo data, and add the users, children and devices the steps use. Returns their
+    names, ids, case codes and device tokens."""
     from flask_migrate import upgrade
 
     from config import TestingConfig
@@ -41,6 +43,7 @@ def build_database(database_url: str) -> tuple[dict, dict, dict]:
     from models.records import transition
     from server import create_app
     from server.cli.demo import seed
+    from sync.devices import enroll_device
     from tests.factories import make_child, make_user
 
     config = TestingConfig()
@@ -70,22 +73,25 @@ def build_database(database_url: str) -> tuple[dict, dict, dict]:
             day += timedelta(days=80)
             transition(closing, stage, boss, occurred_on=day, today=today,
                        reason="Fictional: stable at home and in school." if stage == "closure_pending" else None)
+        contested = make_child(cw1, boss, given_name="Fictional", family_name="Contested", district="Agago",
+                               identified_on=today - timedelta(days=40))
+        tokens = {name: enroll_device(cw1, f"Fictional phone {name}", by=manager)[1] for name in ("a", "b")}
         db.session.commit()
         users = {"manager": manager.username, "cw1": cw1.username, "cw2": cw2.username,
                  "analyst": analyst.username, "admin": "browser.admin"}
         children = {"mover": str(mover.id), "hostile": str(hostile.id), "others": str(others.id),
-                    "closing": str(closing.id)}
+                    "closing": str(closing.id), "contested": str(contested.id)}
         codes = {"mover": mover.case_code, "hostile": hostile.case_code, "others": others.case_code,
-                 "closing": closing.case_code}
+                 "closing": closing.case_code, "contested": contested.case_code}
         db.engine.dispose()
-    return users, children, codes
+    return users, children, codes, tokens
 
 
 def start_site(folder: Path) -> Site:
     database_url = f"sqlite:///{folder / 'browser.sqlite'}"
-    users, children, codes = build_database(database_url)
+    users, children, codes, tokens = build_database(database_url)
     server = ServerProcess(database_url, log_path=folder / "server.log").start()
-    return Site(server, database_url, users, children, codes)
+    return Site(server, database_url, users=users, children=children, codes=codes, tokens=tokens)
 
 
 def sign_in(page: Page, site: Site, username: str) -> None:
