@@ -195,7 +195,9 @@ class SyncClient:
 
     def _open(self) -> sqlite3.Connection:
         # isolation_level=None: this code says BEGIN/COMMIT itself, so each step is one transaction.
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        # check_same_thread=False: a client may be handed from thread to thread (one at a time, never
+        # concurrently), as a phone app's background sync worker does.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         # Deleted rows are overwritten with zeros, so restricted fields dropped after upload cannot be
