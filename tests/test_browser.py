@@ -189,7 +189,8 @@ def test_manager_resolves_a_conflict_made_by_two_devices(site, page, tmp_path):
     page.get_by_label("Keep low").check()
     page.get_by_role("button", name="Keep the chosen values").click()
     page.goto(site.url + "/children/" + child_id)
-    expect(page.locator("dd", has_text="low").first).to_be_visible()
+    risk = page.locator("xpath=//dt[normalize-space()='risk level']/following-sibling::dd[1]")
+    expect(risk).to_have_text("low")
     # The resolution syncs back to the phone that lost the race.
     phone_a.sync()
     assert phone_a.get("child", child_id)["risk_level"] == "low"
