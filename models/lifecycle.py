@@ -4,7 +4,7 @@ moves a child. The child's current stage is derived from the append-only transit
 import uuid
 from datetime import date
 
-from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db
@@ -62,6 +62,9 @@ class StageTransition(ChildRecord, db.Model):
     # Stage-specific detail (centre, caregiver, care arrangement, date last seen …).
     details: Mapped[dict | None] = mapped_column(EncryptedJSON, info=personal())
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
+
+    # Reports count the children who entered a stage in a period (registered, reunified, closed …).
+    __table_args__ = (Index("ix_stage_transition_to_stage_occurred_on", "to_stage", "occurred_on"),)
 
 
 def check_transition(child, to_stage: str, *, occurred_on: date, reason: str | None,

@@ -308,6 +308,7 @@ def upgrade():
     with op.batch_alter_table('stage_transition', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_stage_transition_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_stage_transition_seq'), ['seq'], unique=False)
+        batch_op.create_index('ix_stage_transition_to_stage_occurred_on', ['to_stage', 'occurred_on'], unique=False)
 
     op.create_table('sync_batch',
     sa.Column('batch_id', sa.Uuid(), nullable=False),
@@ -428,6 +429,7 @@ def downgrade():
 
     op.drop_table('sync_batch')
     with op.batch_alter_table('stage_transition', schema=None) as batch_op:
+        batch_op.drop_index('ix_stage_transition_to_stage_occurred_on')
         batch_op.drop_index(batch_op.f('ix_stage_transition_seq'))
         batch_op.drop_index(batch_op.f('ix_stage_transition_child_id'))
 
