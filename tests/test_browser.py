@@ -11,14 +11,10 @@ import io
 import os
 import re
 
+import playwright.sync_api as playwright_api
 import pytest
 
-from tests.conftest import need
-
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-from tests.browser.live_site import (  # noqa: E402
+from tests.browser.live_site import (
     CHROMIUM,
     CHROMIUM_ARGS,
     HOSTILE_NAME,
@@ -26,6 +22,9 @@ from tests.browser.live_site import (  # noqa: E402
     sign_in,
     start_site,
 )
+from tests.conftest import need
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
