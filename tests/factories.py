@@ -1,7 +1,10 @@
 """Test data factories. Every name here is fictional."""
 
+import functools
 import itertools
 from datetime import date
+
+from werkzeug.security import generate_password_hash
 
 from models import Actor, User, db
 from models.records import create_child, transition
@@ -10,9 +13,14 @@ _n = itertools.count(1)
 PASSWORD = "correct horse battery"
 
 
+@functools.cache
+def _password_hash() -> str:
+    # scrypt is slow on purpose; hash the shared test password once per run, not once per user.
+    return generate_password_hash(PASSWORD)
+
+
 def make_user(role="caseworker", username=None, **kw) -> User:
-    user = User(username=username or f"{role}{next(_n)}", role=role, **kw)
-    user.set_password(PASSWORD)
+    user = User(username=username or f"{role}{next(_n)}", role=role, password_hash=_password_hash(), **kw)
     db.session.add(user)
     db.session.flush()
     return user
