@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import click
+from flask.cli import AppGroup
 
 from models import User, db, utcnow
 from sync.client import SyncClient, SyncError, SyncReport
@@ -144,9 +145,7 @@ def simulate(url: str, devices: int, children: int, days: int, *, seed: int = 1,
     return phones
 
 
-@click.group("sync", help="The sync protocol: simulated field devices.")
-def sync_group():
-    pass
+sync_group = AppGroup("sync", help="The sync protocol: simulated field devices.")
 
 
 @sync_group.command("simulate")
