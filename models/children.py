@@ -90,6 +90,8 @@ class Child(SyncedRecord, db.Model):
         Index("ix_child_stage_district", "stage", "district"),
         # Covers the dashboard's one GROUP BY (stage, sex, age, review flag): an index-only scan.
         Index("ix_child_dashboard", "stage", "sex", "birth_year", "needs_review", "deleted_at"),
+        # The children list in case-code order: pages are found in the index alone, then 50 rows read.
+        Index("ix_child_case_code_live", "case_code", "deleted_at", "id"),
     )
 
     def __repr__(self):

@@ -28,8 +28,9 @@ class Followup(ChildRecord, db.Model):
     # Set when the scheduler planned it (as opposed to a person scheduling it by hand).
     planned_by_rule: Mapped[str | None] = mapped_column(String(32), info=aggregate())
 
-    # deleted_at makes it covering for the "due and overdue" counts (no table lookup per follow-up).
-    __table_args__ = (Index("ix_followup_status_due_on", "status", "due_on", "deleted_at"),)
+    # deleted_at and child_id make it covering for the "due and overdue" counts and their join to the
+    # child (no table lookup per follow-up).
+    __table_args__ = (Index("ix_followup_status_due_on", "status", "due_on", "deleted_at", "child_id"),)
 
 
 class Alert(SyncedRecord, db.Model):

@@ -390,8 +390,13 @@ def test_audit_log_filters(app, world):
 
 
 def test_followups_due_and_overdue(app, world):
-    page = text(as_role(app, "manager").get("/followups?when=overdue"))
-    assert world["mine_code"] in page and "3 days late" in page and "w.cw" in page
+    manager = as_role(app, "manager")
+    page = text(manager.get("/followups?when=overdue"))
+    assert world["mine_code"] in page and "3 days late" in page and "w.cw" in page and "1–1 of 1" in page
+    assert "1–1 of 1" in text(manager.get("/followups?when=overdue&caseworker=w.cw&district=Kitgum"))
+    assert "Nothing here." in text(manager.get("/followups?when=overdue&caseworker=w.cw2"))
+    assert "Nothing here." in text(manager.get("/followups?when=overdue&kind=plan_review"))
+    assert "1–1 of 1" in text(manager.get("/followups?when=all&kind=visit"))
     assert world["mine_code"] not in text(as_role(app, "cw2").get("/followups"))
     assert world["mine_code"] not in text(as_role(app, "manager").get("/followups?when=week"))
 

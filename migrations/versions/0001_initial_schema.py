@@ -86,6 +86,7 @@ def upgrade():
     sa.UniqueConstraint('case_code', name=op.f('uq_child_case_code'))
     )
     with op.batch_alter_table('child', schema=None) as batch_op:
+        batch_op.create_index('ix_child_case_code_live', ['case_code', 'deleted_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
@@ -227,7 +228,7 @@ def upgrade():
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_followup_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
-        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at'], unique=False)
+        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id'], unique=False)
 
     op.create_table('record_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -487,6 +488,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_child_district'))
         batch_op.drop_index('ix_child_dashboard')
         batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))
+        batch_op.drop_index('ix_child_case_code_live')
 
     op.drop_table('child')
     op.drop_table('user')

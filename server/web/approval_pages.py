@@ -17,25 +17,31 @@ from server.web.session import login_required
 
 
 def pending_page():
-    # The proposal is the newest transition into closure_pending: one grouped subquery, not one per row.
-    latest = (db.select(StageTransition.child_id, func.max(StageTransition.created_at).label("at"))
-              .where(StageTransition.to_stage == "closure_pending").group_by(StageTransition.child_id).subquery())
-    proposal = (db.select(StageTransition).join(latest, (latest.c.child_id == StageTransition.child_id)
-                                                & (latest.c.at == StageTransition.created_at))
-                .where(StageTransition.to_stage == "closure_pending").subquery())
-    proposer = db.aliased(User)
     stmt = (
-        db.select(Child.id, Child.case_code, Child.district, Child.stage_since, User.username.label("caseworker"),
-                  proposal.c.reason, proposer.username.label("proposed_by"))
+        db.select(Child.id, Child.case_code, Child.district, Child.stage_since, User.username.label("caseworker"))
         .outerjoin(User, User.id == Child.caseworker_id)
-        .outerjoin(proposal, proposal.c.child_id == Child.id)
-        .outerjoin(proposer, proposer.id == proposal.c.actor_id)
         .where(Child.stage == "closure_pending", Child.deleted_at.is_(None))
         .order_by(Child.stage_since, Child.case_code)
     )
     count = db.select(func.count()).select_from(Child).where(Child.stage == "closure_pending",
                                                              Child.deleted_at.is_(None))
-    return paginate(stmt, "web.approvals", count_stmt=count)
+    page = paginate(stmt, "web.approvals", count_stmt=count)
+    # The proposal is the newest transition into closure_pending of each child on this page: one
+    # query for the page (by the indexed child_id), not one per child.
+    proposer = db.aliased(User)
+    proposals = {}
+    rows = db.session.execute(
+        db.select(StageTransition.child_id, StageTransition.reason, proposer.username)
+        .outerjoin(proposer, proposer.id == StageTransition.actor_id)
+        .where(StageTransition.child_id.in_([row.id for row in page.items]),
+               StageTransition.to_stage == "closure_pending")
+        .order_by(StageTransition.created_at)
+    ).all()
+    for child_id, reason, username in rows:
+        proposals[child_id] = (reason, username)  # the newest wins
+    page.items = [{**row._asdict(), "reason": proposals.get(row.id, (None, None))[0],
+                   "proposed_by": proposals.get(row.id, (None, None))[1]} for row in page.items]
+    return page
 
 
 @bp.get("/approvals")

@@ -69,6 +69,12 @@ def followups():
     )
     count = (db.select(func.count()).select_from(Followup).join(Child, Child.id == Followup.child_id)
              .outerjoin(User, User.id == Child.caseworker_id).where(where, *filters))
-    page = paginate(stmt, "web.followups", count_stmt=count)
+    total = None if kind else sum(
+        (n_overdue if when != "week" else 0) + (n_week if when != "overdue" else 0)
+        for username, district_name, n_overdue, n_week in groups
+        if (not caseworker or (username or "-") == caseworker)
+        and (not district or (district_name or "-") == district)
+    )  # the groups already counted it: no second pass over the join
+    page = paginate(stmt, "web.followups", count_stmt=count, total=total)
     return render("followups.html", title="Follow-ups", groups=groups, page=page, when=when, when_labels=WHEN,
                   today=today, caseworker=caseworker, district=district, kind=kind, kinds=FOLLOWUP_KINDS)

@@ -30,14 +30,23 @@ def page_number() -> int:
     return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
 
 
-def paginate(stmt, endpoint: str, per_page: int = 50, count_stmt=None, scalars=False, **url_args) -> Page:
-    """Run ``stmt`` (already ordered) for the requested page; ``count_stmt`` counts all its rows."""
+def paginate(stmt, endpoint: str, per_page: int = 50, count_stmt=None, scalars=False, window=None,
+             total=None, **url_args) -> Page:
+    """Run ``stmt`` (already ordered) for the requested page; ``count_stmt`` counts all its rows.
+
+    ``window(limit, offset)``, when given, builds the page's statement instead: e.g. a "deferred
+    join" that finds the page's ids in an index first and reads only those rows. ``total``, when the
+    caller already knows it, saves the count.
+    """
     number = page_number()
-    total = db.session.execute(
-        count_stmt if count_stmt is not None
-        else db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
-    ).scalar_one()
-    result = db.session.execute(stmt.limit(per_page).offset((number - 1) * per_page))
+    if total is None:
+        total = db.session.execute(
+            count_stmt if count_stmt is not None
+            else db.select(db.func.count()).select_from(stmt.order_by(None).subquery())
+        ).scalar_one()
+    offset = (number - 1) * per_page
+    page_stmt = window(per_page, offset) if window else stmt.limit(per_page).offset(offset)
+    result = db.session.execute(page_stmt)
     items = list(result.scalars() if scalars else result.all())
     args = {k: v for k, v in request.args.items() if k != "page" and v != ""}
     args.update(url_args)
