@@ -23,7 +23,7 @@ DEVICE_ADMINS = ("manager", "admin")
 def qr_svg(text: str) -> Markup:
     """The enrolment QR code as inline SVG (segno escapes nothing we put in: the text is only data)."""
     svg = segno.make(text, error="m").svg_inline(scale=4, title="Device enrolment code")
-    return Markup(svg)
+    return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code for enrolling the device" ', 1))
 
 
 def enrolment_text(token: str) -> str:
