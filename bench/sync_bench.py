@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import TestingConfig  # noqa: E402
-from sync.client import SyncClient  # noqa: E402
+from sync.client import SyncClient, UrllibTransport  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 TARGETS = {"push": 5000, "ratio": 25, "pull_s": 1.0, "pull_bytes": 1_500_000, "rss_mb": 200}
@@ -149,6 +149,21 @@ def first_pull(base_url, token, limit):
             return seconds, size, records, encoding
 
 
+class TimedTransport(UrllibTransport):
+    """Real HTTP, timing each call: shows whether ingest slows down as the tables grow."""
+
+    def __init__(self):
+        super().__init__(timeout=300)
+        self.seconds = []
+
+    def __call__(self, method, url, headers, body):
+        started = time.perf_counter()
+        try:
+            return super().__call__(method, url, headers, body)
+        finally:
+            self.seconds.append(time.perf_counter() - started)
+
+
 def rss_mb(pid, field="VmHWM"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -197,7 +212,9 @@ def main():
     try:
         # 1. Push ingest.
         token, user_id = enrol(app, "bench.ingest")
-        device = SyncClient(server.url, token, str(work / "ingest-device.sqlite"), batch_size=200)
+        transport = TimedTransport()
+        device = SyncClient(server.url, token, str(work / "ingest-device.sqlite"), batch_size=200,
+                            transport=transport)
         queue_ingest(device, "bench.ingest", args.mutations)
         rows = [(m["entity"], m["record_id"], m["fields"]) for m in device.pending()]
         started = time.perf_counter()
@@ -205,6 +222,9 @@ def main():
         push_s = time.perf_counter() - started
         assert report.applied == args.mutations and report.rejected == 0, report
         rate = args.mutations / push_s
+        batches = transport.seconds
+        print(f"  per batch of 200: first five {[round(t, 2) for t in batches[:5]]} s, "
+              f"last five {[round(t, 2) for t in batches[-5:]]} s")
         raw_s = raw_insert(raw_url, rows, user_id.replace("-", ""))
         ratio = push_s / raw_s
         print(f"\nPush ingest: {args.mutations} mutations in batches of 200 in {push_s:.2f} s = {rate:,.0f} mutations/s"

@@ -568,9 +568,10 @@ class SyncClient:
             new_version = max(rec["version"], version)
             self.db.execute("UPDATE record SET version = ?, server_data = ? WHERE entity = ? AND id = ?",
                             (new_version, json.dumps(server), entity, record_id))
-            if version == row["base_version"] + 1:
+            if status == "applied" and version == row["base_version"] + 1:
                 # Only this device's change lies between the old base and the new version, so edits
-                # queued on top of it are based on the new version.
+                # queued on top of it are based on the new version. (Not after a conflict: the step
+                # may then be someone else's change, which a queued edit must still be checked against.)
                 self.db.execute("UPDATE outbox SET base_version = ? WHERE entity = ? AND record_id = ? "
                                 "AND base_version = ?", (version, entity, record_id, row["base_version"]))
         self._drop_uploaded_restricted(entity, record_id)

@@ -38,6 +38,7 @@ class FakeServer:
         self.calls = []
         self.script = []  # queued faults: callables returning a reply or raising OSError
         self.reject = {}  # field value -> code, to make the server refuse a mutation
+        self.removed = set()  # records that left the device's scope: pulled as "remove"
 
     def __call__(self, method, url, headers, body):
         parsed = urlparse(url)
@@ -113,6 +114,9 @@ class FakeServer:
         changes = []
         for pos in positions:
             entity, rid = self.log[pos]
+            if (entity, rid) in self.removed:
+                changes.append({"entity": entity, "id": rid, "version": 0, "op": "remove"})
+                continue
             rec = self.records[(entity, rid)]
             data = {k: v for k, v in rec["data"].items() if k not in RESTRICTED_FIELDS.get(entity, ())}
             changes.append({"entity": entity, "id": rid, "version": rec["version"], "op": "upsert", "data": data})
@@ -376,3 +380,29 @@ def test_an_edit_queued_behind_an_unanswered_batch_does_not_conflict_with_itself
     assert report.conflicts == 0 and report.applied == 2
     assert server.records[("child", child_id)]["data"]["risk_level"] == "medium"
     assert client.get("child", child_id)["risk_level"] == "medium"
+
+
+def test_remove_deletes_a_record_unless_an_unsent_edit_waits_for_it(make_client, server):
+    client = make_client()
+    quiet = client.record("child", CHILD)
+    edited = client.record("child", {**CHILD, "sex": "male"})
+    client.sync()
+    client.record("child", {"risk_level": "high"}, id=edited)  # unsent
+    for key in (("child", quiet), ("child", edited)):
+        server.removed.add(key)
+        server.log.append(key)  # reassigned to another caseworker
+    report = client.pull()
+    assert report.removed == 2
+    assert client.get("child", quiet) is None
+    assert client.get("child", edited)["risk_level"] == "high"  # kept until the push answers
+
+
+def test_invalid_cursor_starts_again_from_empty(make_client, server):
+    client = make_client()
+    client.record("child", CHILD)
+    client.sync()
+    invalid = {"error": {"code": "invalid_cursor", "message": "The cursor is not one this server gave this "
+                         "device.", "details": {}}}
+    server.script = [status(400, invalid)]
+    report = client.pull()
+    assert report.resynced and report.pulled == 1 and len(client.records("child")) == 1
