@@ -65,6 +65,8 @@ def register_error_handlers(app):
         from models import db
 
         db.session.rollback()
+        if not wants_json() and app.config.get("HTML_ERRORS"):
+            return app.config["HTML_ERRORS"](exc)
         return error_response(DOMAIN_STATUS.get(exc.code, 422), exc.code, exc.message, exc.details)
 
     @app.errorhandler(ValidationError)

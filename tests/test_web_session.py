@@ -154,3 +154,15 @@ def test_security_headers_on_pages(client, users):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_uncaught_domain_error_on_a_page_is_a_page_not_json(app, client, users):
+    from models.errors import InvalidTransition
+
+    def refuses():
+        raise InvalidTransition("A child in stage 'closed' cannot move to 'tracing'.")
+
+    app.add_url_rule("/refuses-for-test", "refuses", refuses)
+    response = client.get("/refuses-for-test")
+    assert response.status_code == 422 and response.mimetype == "text/html"
+    assert "cannot move to &#39;tracing&#39;" in text(response)

@@ -4,6 +4,8 @@ path outside the JSON API (``app.config["HTML_ERRORS"]``); the API keeps its JSO
 from flask import render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from models.errors import DomainError
+
 TITLES = {
     400: ("This request could not be used", "Something in the request was not right."),
     403: ("You may not open this page", "Your role does not allow this. If you need it, ask a manager or "
@@ -20,6 +22,13 @@ TITLES = {
 
 
 def html_error(exc: Exception):
+    if isinstance(exc, DomainError):
+        # A rule the page did not catch itself: say it, with the domain's own (case-code only) message.
+        from server.errors import DOMAIN_STATUS
+
+        status = DOMAIN_STATUS.get(exc.code, 422)
+        return render_template("error.html", status=status, title="This could not be done", text=exc.message,
+                               user=_user()), status
     if not isinstance(exc, HTTPException):
         exc = InternalServerError()
     status = exc.code or 500
@@ -31,10 +40,13 @@ def html_error(exc: Exception):
     # Werkzeug's stock descriptions are technical; use ours unless a view gave its own.
     stock = type(exc).description
     text = exc.description if exc.description and exc.description != stock else default_text
+    return render_template("error.html", status=status, title=title, text=text, user=_user()), status
+
+
+def _user():
     from server.web.session import current_user
 
     try:
-        user = current_user()
+        return current_user()
     except Exception:  # the database itself may be what failed
-        user = None
-    return render_template("error.html", status=status, title=title, text=text, user=user), status
+        return None
