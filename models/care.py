@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 
 from sqlalchemy import Date, ForeignKey, String
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from models.base import SyncedRecord, db
 from models.crypto import EncryptedJSON, EncryptedText
@@ -17,6 +17,12 @@ class ChildRecord(SyncedRecord):
     @declared_attr
     def child_id(cls) -> Mapped[uuid.UUID]:
         return mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
+
+    @declared_attr
+    def child(cls) -> Mapped["Child"]:  # noqa: F821
+        # Declares the dependency to the unit of work, so a child and its records pending in one flush
+        # are inserted parent first (a sync batch flushes many at once).
+        return relationship("Child", lazy="select")
 
 
 class Consent(ChildRecord, db.Model):

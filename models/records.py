@@ -99,11 +99,13 @@ def _derive_child_fields(fields: dict) -> dict:
 
 
 def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
-                 recorded_at: datetime | None = None, today: date | None = None) -> Child:
+                 recorded_at: datetime | None = None, today: date | None = None, flush: bool = True,
+                 code_checked: bool = False) -> Child:
+    """``code_checked``: the caller already looked for the case code (sync does it for a whole batch)."""
     fields = _derive_child_fields(_resolve_caseworker(fields))
     child_id = record_id or uuid.uuid4()
     code = case_code_for(child_id)
-    if db.session.execute(db.select(Child.id).where(Child.case_code == code)).first():
+    if not code_checked and db.session.execute(db.select(Child.id).where(Child.case_code == code)).first():
         raise DomainError(
             f"The case code {code} derived from this id is taken; create the child with a new id.",
             {"id": str(child_id)}, code="id_conflict",
@@ -118,12 +120,13 @@ def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = No
         child_id=child.id, from_stage=None, to_stage=INITIAL_STAGE, occurred_on=identified_on,
         actor_id=actor.user.id if actor.user else None, version=1,
     ))
-    db.session.flush()
+    if flush:  # a sync batch flushes once for many records
+        db.session.flush()
     return child
 
 
 def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
-                  recorded_at: datetime | None = None):
+                  recorded_at: datetime | None = None, flush: bool = True):
     """Create a consent, assessment, service, follow-up or alert under an existing child."""
     model = ENTITIES[entity]
     if model is Followup:
@@ -131,11 +134,13 @@ def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UU
     record = model(id=record_id or uuid.uuid4(), version=1, recorded_at=recorded_at, **fields)
     db.session.add(record)
     _history(record, fields, actor)
-    db.session.flush()
+    if flush:  # a sync batch flushes once for many records
+        db.session.flush()
     return record
 
 
-def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None) -> list[str]:
+def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,
+                  flush: bool = True) -> list[str]:
     """Apply the fields that differ; step the version once. Returns the names that changed."""
     if record.deleted_at is not None:
         raise RecordDeleted(f"This {ENTITY_OF[type(record)]} was deleted; it can no longer be changed.")
@@ -152,7 +157,8 @@ def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime |
     if recorded_at is not None:
         record.recorded_at = recorded_at
     _history(record, changed, actor)
-    db.session.flush()
+    if flush:  # a sync batch flushes once for many records
+        db.session.flush()
     return sorted(changed)
 
 
@@ -176,7 +182,7 @@ def follow_up_since(child: Child) -> date | None:
 def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
                closure_reason: str | None = None, details: dict | None = None,
                record_id: uuid.UUID | None = None, recorded_at: datetime | None = None,
-               today: date | None = None, min_follow_up_days: int = 365) -> StageTransition:
+               today: date | None = None, min_follow_up_days: int = 365, flush: bool = True) -> StageTransition:
     """Validate and record one stage transition, and derive the child's stage from it."""
     if child.deleted_at is not None:
         raise RecordDeleted("This child was deleted; it can no longer change stage.")
@@ -193,5 +199,5 @@ def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, 
     )
     db.session.add(record)
     _history(record, {"from_stage": child.stage, "to_stage": to_stage, "occurred_on": occurred_on}, actor)
-    update_record(child, {"stage": to_stage, "stage_since": occurred_on}, actor)
+    update_record(child, {"stage": to_stage, "stage_since": occurred_on}, actor, flush=flush)
     return record

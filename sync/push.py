@@ -4,6 +4,14 @@ savepoint, merge field by field, keep conflicts.
 ``ingest`` flushes and never commits; the endpoint commits once per batch and then runs the follow-up
 planning for the children the batch touched. Lookups are made for the whole batch up front (existing
 records, their children, mutation ids already seen) so the per-mutation work is the write itself.
+
+Each mutation is all or nothing, and one failing never touches another. The rule is kept two ways:
+- the fast path applies the whole batch under one savepoint and flushes once. It is taken as long as
+  every refusal comes from the checks here, which run before anything is written;
+- if the domain refuses a mutation (an invalid transition, a visit outcome that does not hold) or the
+  flush fails, that attempt is rolled back and the batch is applied again with one savepoint per
+  mutation (``session.begin_nested()``), the outcome the fast path would have had to reproduce.
+Both give the same results; the fast path only saves a flush and a savepoint per mutation.
 """
 
 import uuid
@@ -19,7 +27,7 @@ from models import audit
 from models.accounts import Device
 from models.base import db
 from models.changes import ChangeCounter
-from models.children import Child
+from models.children import Child, case_code_for
 from models.errors import DomainError, FieldErrors
 from models.history import RecordHistory
 from models.records import ENTITIES, Actor, create_child, create_record, json_value, transition, update_record
@@ -57,6 +65,12 @@ class _Batch:
     known: dict  # (entity, id) -> record
     rejected_creates: set = field(default_factory=set)  # (entity, id) of creates refused in this batch
     child_ids: set = field(default_factory=set)
+    fast: bool = False  # writes are flushed once at the end; see the module docstring
+    taken_codes: set = field(default_factory=set)  # case codes of new children's ids already in use
+
+    @property
+    def flush(self) -> bool:
+        return not self.fast
 
     @property
     def user(self):
@@ -82,17 +96,22 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     seen = _seen_before([m["mutation_id"] for m in mutations])
     _log(batch_id, device, mutations, raw_mutations, seen)
 
-    state = _Batch(device=device, actor=Actor(user=device.user, source="device", device=device),
-                   today=today, rules=rules, known=_prefetch(mutations))
-    results, in_batch = [], {}
-    for mutation in mutations:
-        mid = mutation["mutation_id"]
-        if mid in seen or mid in in_batch:
-            results.append(_duplicate(mid, seen.get(mid) or in_batch[mid]))
-            continue
-        result = _apply_in_savepoint(mutation, state)
-        in_batch[mid] = result
-        results.append(result)
+    actor = Actor(user=device.user, source="device", device=device)
+    known = _prefetch(mutations)
+    taken = _taken_codes(mutations)
+    attempt = session.begin_nested()
+    try:
+        with session.no_autoflush:
+            state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
+                           taken_codes=set(taken))
+            results, in_batch = _apply_all(mutations, seen, state)
+        session.flush()
+        attempt.commit()
+    except (_SlowPathNeeded, IntegrityError):
+        attempt.rollback()
+        state = _Batch(device=device, actor=actor, today=today, rules=rules, known=_prefetch(mutations),
+                       taken_codes=set(taken))
+        results, in_batch = _apply_all(mutations, seen, state)
 
     _record_outcomes(in_batch)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
@@ -103,6 +122,35 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
           mutations=len(mutations), **counts)
     session.flush()
     return PushOutcome(results=results, child_ids=state.child_ids, counts=counts)
+
+
+class _SlowPathNeeded(Exception):
+    """The fast path met a refusal from the domain: redo the batch one savepoint per mutation."""
+
+
+def _apply_all(mutations: list, seen: dict, state: _Batch) -> tuple[list, dict]:
+    results, in_batch = [], {}
+    for mutation in mutations:
+        mid = mutation["mutation_id"]
+        if mid in seen or mid in in_batch:
+            results.append(_duplicate(mid, seen.get(mid) or in_batch[mid]))
+            continue
+        result = _apply_fast(mutation, state) if state.fast else _apply_in_savepoint(mutation, state)
+        in_batch[mid] = result
+        results.append(result)
+    return results, in_batch
+
+
+def _apply_fast(mutation: dict, state: _Batch) -> dict:
+    mid = str(mutation["mutation_id"])
+    try:
+        return {"mutation_id": mid, **_apply(mutation, state)}
+    except Rejected as exc:
+        # Raised by the checks in this module, before anything of this mutation is written.
+        return _rejection(mutation, state, {"code": exc.code, "message": exc.message,
+                                            **({"errors": exc.errors} if exc.errors else {})})
+    except DomainError:
+        raise _SlowPathNeeded() from None
 
 
 def _serialise_writers() -> None:
@@ -185,6 +233,14 @@ def _prefetch(mutations: list) -> dict:
     return known
 
 
+def _taken_codes(mutations: list) -> set:
+    """Case codes that new children of this batch would take but are in use (one query)."""
+    codes = {case_code_for(m["id"]) for m in mutations if m["entity"] == "child" and m["op"] == "create"}
+    if not codes:
+        return set()
+    return set(db.session.execute(db.select(Child.case_code).where(Child.case_code.in_(codes))).scalars())
+
+
 def _duplicate(mutation_id, first: dict) -> dict:
     result = {"mutation_id": str(mutation_id), "status": "duplicate", "version": first.get("version"),
               "original_status": first["status"]}
@@ -209,9 +265,13 @@ def _apply_in_savepoint(mutation: dict, state: _Batch) -> dict:
         # A uniqueness rule the checks above did not foresee (e.g. a case code taken): the savepoint
         # is gone, the batch goes on.
         rejection = {"code": "id_conflict", "message": "The record clashes with one the server already has."}
+    return _rejection(mutation, state, rejection)
+
+
+def _rejection(mutation: dict, state: _Batch, rejection: dict) -> dict:
     if mutation["op"] == "create":
         state.rejected_creates.add((mutation["entity"], mutation["id"]))
-    return {"mutation_id": mid, "status": "rejected", **rejection}
+    return {"mutation_id": str(mutation["mutation_id"]), "status": "rejected", **rejection}
 
 
 def _apply(mutation: dict, state: _Batch) -> dict:
@@ -229,12 +289,23 @@ def _apply(mutation: dict, state: _Batch) -> dict:
     if op == "update" and existing is None and (entity, mutation["id"]) in state.rejected_creates:
         raise Rejected("parent_rejected", "The create of this record was rejected in this batch.")
     try:
-        data = FIELD_SCHEMAS[entity](partial=(op == "update")).load(mutation["changes"])
+        data = _schema(entity, op == "update").load(mutation["changes"])
     except ValidationError as exc:
         raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
     if op == "create":
         return _create(mutation, entity, data, existing, state)
     return _update(mutation, entity, data, existing, state)
+
+
+_SCHEMAS: dict = {}
+
+
+def _schema(entity: str, partial: bool):
+    """One schema instance per entity and mode: building one copies every field, loading does not."""
+    key = (entity, partial)
+    if key not in _SCHEMAS:
+        _SCHEMAS[key] = FIELD_SCHEMAS[entity](partial=partial)
+    return _SCHEMAS[key]
 
 
 def _child_id_of(mutation, existing):
@@ -275,21 +346,27 @@ def _create(mutation, entity, data, existing, state: _Batch) -> dict:
                        "create the record with a new id.")
     if entity == "child":
         data = _own_caseworker(data, state)
+        if case_code_for(rid) in state.taken_codes:
+            raise Rejected("id_conflict", f"The case code {case_code_for(rid)} derived from this id is taken; "
+                           "create the child with a new id.")
         record = create_child({**data, "caseworker_id": state.user.id}, state.actor, record_id=rid,
-                              recorded_at=recorded_at, today=state.today)
+                              recorded_at=recorded_at, today=state.today, flush=state.flush, code_checked=True)
+        state.taken_codes.add(record.case_code)
         child_id = record.id
     else:
         child = _in_scope_child(data["child_id"], state)
         child_id = child.id
         if entity == "stage_transition":
+            db.session.flush()  # the transition rules read earlier transitions of this batch
             record = transition(
                 child, data["to_stage"], state.actor, occurred_on=data["occurred_on"],
                 reason=data.get("reason"), closure_reason=data.get("closure_reason"),
                 details=data.get("details"), record_id=rid, recorded_at=recorded_at, today=state.today,
-                min_follow_up_days=state.rules["MIN_FOLLOW_UP_DAYS"],
+                min_follow_up_days=state.rules["MIN_FOLLOW_UP_DAYS"], flush=state.flush,
             )
         else:
-            record = create_record(entity, data, state.actor, record_id=rid, recorded_at=recorded_at)
+            record = create_record(entity, data, state.actor, record_id=rid, recorded_at=recorded_at,
+                                   flush=state.flush)
     state.known[(entity, rid)] = record
     state.child_ids.add(child_id)
     return {"status": "applied", "version": record.version}
@@ -300,6 +377,7 @@ def _same_content(record, entity, data, state: _Batch) -> bool:
     if entity == "child" and "caseworker" in data:
         data = {**{k: v for k, v in data.items() if k != "caseworker"},
                 "caseworker_id": state.user.id if data["caseworker"] == state.user.username else data["caseworker"]}
+    db.session.flush()  # the history of records created earlier in this batch
     first = db.session.execute(
         db.select(RecordHistory.values).where(RecordHistory.record_id == record.id, RecordHistory.version == 1)
     ).scalar_one_or_none() or {}
@@ -331,7 +409,7 @@ def _update(mutation, entity, data, record, state: _Batch) -> dict:
     recorded_at = mutation["recorded_at"]
     state.child_ids.add(child.id)
     if base == record.version:
-        update_record(record, data, state.actor, recorded_at=recorded_at)
+        update_record(record, data, state.actor, recorded_at=recorded_at, flush=state.flush)
         return {"status": "applied", "version": record.version}
     return _merge(mutation, entity, data, record, child, state)
 
@@ -339,6 +417,7 @@ def _update(mutation, entity, data, record, state: _Batch) -> dict:
 def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
     """The device edited an older version: apply what nobody else touched, keep clashes as a conflict."""
     base = mutation["base_version"]
+    db.session.flush()  # the history written earlier in this batch counts too
     history = db.session.execute(
         db.select(RecordHistory.version, RecordHistory.fields, RecordHistory.values)
         .where(RecordHistory.record_id == record.id).order_by(RecordHistory.version)
@@ -351,7 +430,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
         else:
             apply[key] = value
     if not clashing:
-        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"])
+        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"], flush=state.flush)
         return {"status": "applied", "version": record.version}
 
     base_values = {}
@@ -363,7 +442,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
                 base_values[key] = row.values.get(key)
     names = sorted(clashing)
     conflict = Conflict(
-        child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
+        id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
         device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
         fields=names, base_values={k: base_values.get(k) for k in names},
         server_values={k: json_value(getattr(record, k)) for k in names},
@@ -371,11 +450,11 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
     )
     db.session.add(conflict)
     if record is child:
-        update_record(child, {**apply, "needs_review": True}, state.actor, recorded_at=mutation["recorded_at"])
+        update_record(child, {**apply, "needs_review": True}, state.actor, recorded_at=mutation["recorded_at"],
+                      flush=state.flush)
     else:
-        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"])
-        update_record(child, {"needs_review": True}, state.actor)
-    db.session.flush()
+        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"], flush=state.flush)
+        update_record(child, {"needs_review": True}, state.actor, flush=state.flush)
     return {"status": "conflict", "version": record.version, "conflict_id": str(conflict.id),
             "conflicting_fields": names}
 
@@ -389,7 +468,7 @@ def _acknowledge(mutation, state: _Batch) -> dict:
     if alert is None or alert.recipient_id != state.user.id:
         raise Rejected("out_of_scope", "No alert with this id addressed to you.")
     try:
-        FIELD_SCHEMAS["alert"]().load(mutation["changes"])
+        _schema("alert", False).load(mutation["changes"])
     except ValidationError as exc:
         raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
     if alert.deleted_at is not None:
@@ -397,5 +476,5 @@ def _acknowledge(mutation, state: _Batch) -> dict:
     # Acknowledging twice, or after a manager resolved it, changes nothing: the device's wish holds.
     if alert.status == "open":
         update_record(alert, {"status": "acknowledged", "acknowledged_by_id": state.user.id}, state.actor,
-                      recorded_at=mutation["recorded_at"])
+                      recorded_at=mutation["recorded_at"], flush=state.flush)
     return {"status": "applied", "version": alert.version}
