@@ -228,7 +228,7 @@ def upgrade():
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_followup_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
-        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id'], unique=False)
+        batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id', 'completed_on'], unique=False)
 
     op.create_table('record_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
