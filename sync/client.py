@@ -99,6 +99,11 @@ CREATE TABLE IF NOT EXISTS conflict (
     fields TEXT NOT NULL                     -- JSON list of the fields waiting for a person
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+-- Every edit and every answer looks up the outbox by record: without these, queueing is quadratic.
+CREATE INDEX IF NOT EXISTS outbox_record ON outbox (entity, record_id);
+CREATE INDEX IF NOT EXISTS outbox_batch ON outbox (batch_id);
+CREATE INDEX IF NOT EXISTS failed_record ON failed (entity, record_id);
+CREATE INDEX IF NOT EXISTS record_child ON record (child_id);
 """
 
 
