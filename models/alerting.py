@@ -49,12 +49,13 @@ from sqlalchemy import (
     select,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.accounts import User
 from models.base import UTCDateTime, db, utcnow
-from models.changes import allocate_seq
+from models.changes import ChangeCounter, allocate_seq
 from models.children import Child
 from models.followups import Alert, Followup
 from models.lifecycle import OPEN_STAGES, StageTransition
@@ -79,16 +80,53 @@ SEVERITY = {"due_soon": "info", "due": "info", "overdue": "warning", "escalated"
             "warn": "warning"}
 
 
+class Created:
+    """The alerts one INSERT … SELECT wrote: the sequence numbers from ``first`` to ``last``, which
+    only this transaction could use. Rows are read only when asked for, as plain rows (a big first
+    pass may write hundreds of thousands)."""
+
+    COLUMNS = ("id", "key", "rule", "severity", "child_id", "followup_id", "recipient_id", "due_on", "status",
+               "version", "seq")
+
+    def __init__(self, first: int = 0, last: int = -1):
+        self.first, self.last = first, last
+        self._rows = None
+
+    def _where(self, query):
+        return query.where(A.c.seq.between(self.first, self.last))
+
+    @property
+    def rows(self) -> list:
+        if self._rows is None:
+            self._rows = [] if self.last < self.first else list(db.session.execute(
+                self._where(select(*(A.c[name] for name in self.COLUMNS))).order_by(A.c.seq)))
+        return self._rows
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+    def __len__(self) -> int:
+        if self._rows is not None or self.last < self.first:
+            return len(self.rows)
+        return db.session.execute(self._where(select(func.count()).select_from(A))).scalar_one()
+
+    def by_rule(self) -> dict[str, int]:
+        if self.last < self.first:
+            return {}
+        rows = db.session.execute(self._where(select(A.c.rule, func.count()).group_by(A.c.rule)))
+        return dict(sorted(rows.all()))
+
+
 @dataclass(frozen=True)
 class ScanResult:
-    created: list[Alert]
+    created: Created
     resolved: int
 
     def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for alert in self.created:
-            counts[alert.rule] = counts.get(alert.rule, 0) + 1
-        return dict(sorted(counts.items()))
+        return self.created.by_rule()
 
 
 def _dialect() -> str:
@@ -169,18 +207,26 @@ def followup_candidates(today: date, rules: dict) -> list:
     ]
 
 
+def _last_seen(within=None):
+    """Per child, the due date of the latest visit at which the child was seen. One grouped pass
+    (a correlated "seen since?" subquery sends SQLite down the wrong index: quadratic)."""
+    query = (select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
+             .where(F.c.kind == "visit", F.c.status == "done", F.c.seen.is_not(False), F.c.deleted_at.is_(None)))
+    if within is not None:
+        query = query.where(F.c.child_id.in_(within))
+    return query.group_by(F.c.child_id).subquery("last_seen")
+
+
 def missed_in_row_candidates(rules: dict) -> list:
     """Children whose last ESCALATE_MISSED_IN_ROW visits were all missed: to the caseworker and to
     every manager. A missed visit counts until a later visit sees the child."""
     missed = or_(F.c.status == "missed", and_(F.c.status == "done", F.c.seen.is_(False)))
-    later = F.alias("later")
-    seen_since = exists().where(
-        later.c.child_id == F.c.child_id, later.c.kind == "visit", later.c.status == "done",
-        later.c.seen.is_not(False), later.c.deleted_at.is_(None), later.c.due_on > F.c.due_on)
+    seen = _last_seen()
     streak = (
         select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
-        .select_from(F.join(C, C.c.id == F.c.child_id))
-        .where(F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(), ~seen_since)
+        .select_from(F.join(C, C.c.id == F.c.child_id).outerjoin(seen, seen.c.child_id == F.c.child_id))
+        .where(F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(),
+               or_(seen.c.due_on.is_(None), F.c.due_on > seen.c.due_on))
         .group_by(F.c.child_id)
         .having(func.count() >= rules["ESCALATE_MISSED_IN_ROW"])
         .subquery()
@@ -224,67 +270,72 @@ def danger_candidates(followup_ids: list[UUID]) -> list:
         F.c.id.in_(followup_ids), C.c.deleted_at.is_(None))]
 
 
-def insert_alerts(selects: list) -> list[Alert]:
-    """Write the candidate alerts that do not exist yet, in one INSERT … SELECT; return them."""
+def insert_alerts(selects: list) -> Created:
+    """Write the candidate alerts that do not exist yet, in one INSERT … SELECT.
+
+    The change counter is locked first (through ``allocate_seq``, whose one number is spare) and
+    stays locked until commit, so the rows can number themselves from it with ``row_number()`` and
+    the counter is then moved past them: the candidates are evaluated once, and sequence order still
+    follows commit order. A concurrent scan waits for the lock and then finds the keys taken.
+    """
     candidates = union_all(*selects).subquery("candidate")
     key = (uuid_hex(candidates.c.child_id) + ":" + candidates.c.rule + ":"
            + cast(candidates.c.due_on, String) + ":" + uuid_hex(candidates.c.recipient_id))
-    fresh = (select(candidates, key.label("key"))
-             .where(~exists().where(A.c.key == key)).subquery("fresh"))
-    count = db.session.execute(select(func.count()).select_from(fresh)).scalar_one()
-    if not count:
-        return []
-    # Counted first so the sequence numbers are reserved before the rows exist; a concurrent scan
-    # that inserted some of them meanwhile only leaves gaps, which pull cursors do not mind.
-    first = allocate_seq(db.session, count)
+    base = allocate_seq(db.session, 1)
     now = bindparam("now", utcnow(), type_=UTCDateTime())
     rows = select(
-        new_id(), fresh.c.key, fresh.c.rule, fresh.c.severity, fresh.c.child_id, fresh.c.followup_id,
-        fresh.c.recipient_id, fresh.c.due_on, literal("open"), literal(1),
-        (literal(first - 1) + func.row_number().over(order_by=fresh.c.key)), now, now,
-    ).where(fresh.c.key.is_not(None))  # SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT
+        new_id(), key, candidates.c.rule, candidates.c.severity, candidates.c.child_id, candidates.c.followup_id,
+        candidates.c.recipient_id, candidates.c.due_on, literal("open"), literal(1),
+        literal(base) + func.row_number().over(), now, now,
+    ).where(~exists().where(A.c.key == key))  # also the WHERE SQLite needs before ON CONFLICT
     insert = (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(A)
     db.session.execute(
         insert.from_select(["id", "key", "rule", "severity", "child_id", "followup_id", "recipient_id",
                             "due_on", "status", "version", "seq", "created_at", "updated_at"], rows)
         .on_conflict_do_nothing(index_elements=["key"])
     )
-    return list(db.session.execute(
-        db.select(Alert).where(Alert.seq.between(first, first + count - 1)).order_by(Alert.seq)
-    ).scalars())
+    last = db.session.execute(select(func.max(A.c.seq))).scalar_one() or 0
+    if last <= base:
+        return Created()
+    counter = ChangeCounter.__table__
+    db.session.execute(update(counter).where(counter.c.id == 1, counter.c.value < last).values(value=last))
+    return Created(base + 1, last)
 
 
-def raise_danger(followup_ids: list[UUID]) -> list[Alert]:
+def raise_danger(followup_ids: list[UUID]) -> Created:
     """The urgent path: one alert per manager for each follow-up reporting danger."""
     if not followup_ids:
-        return []
+        return Created()
     return insert_alerts(danger_candidates(followup_ids))
 
 
 def stale_alerts(today: date, child_ids: set[UUID] | None = None):
-    """Open or acknowledged alerts that no longer apply."""
-    child, followup = Child.__table__.alias("c"), Followup.__table__.alias("f")
-    later = Followup.__table__.alias("later")
-    moved_on = exists().where(child.c.id == Alert.child_id,
-                              or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES)))
-    followup_settled = exists().where(
-        followup.c.id == Alert.followup_id,
-        or_(followup.c.status != "scheduled", followup.c.deleted_at.is_not(None),
-            followup.c.due_on != Alert.due_on))
+    """Open or acknowledged alerts that no longer apply: one pass over the live alerts, each joined
+    to its child, its follow-up and (for missed visits) the child's latest seen visit."""
+    child, followup = C.alias("c"), F.alias("f")
+    streaks = select(A.c.child_id).where(A.c.rule == "missed_in_row", A.c.status.in_(LIVE))
+    if child_ids is not None:
+        streaks = streaks.where(A.c.child_id.in_(list(child_ids)))
+    seen = _last_seen(within=streaks)
+    moved_on = or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES))
+    followup_settled = and_(Alert.rule != DANGER_RULE, followup.c.id.is_not(None), or_(
+        followup.c.status != "scheduled", followup.c.deleted_at.is_not(None), followup.c.due_on != Alert.due_on))
     superseded = or_(and_(Alert.rule.like("%\\_due\\_soon", escape="\\"), Alert.due_on <= today),
                      and_(Alert.rule.like("%\\_due", escape="\\"), Alert.due_on < today),
                      and_(Alert.rule == "reception_warn", Alert.due_on <= today))
-    not_in_follow_up = exists().where(child.c.id == Alert.child_id, child.c.stage != "follow_up")
-    streak_broken = exists().where(
-        later.c.child_id == Alert.child_id, later.c.kind == "visit", later.c.status == "done",
-        later.c.seen.is_not(False), later.c.deleted_at.is_(None), later.c.due_on > Alert.due_on)
-    query = db.select(Alert).where(Alert.status.in_(LIVE), or_(
-        moved_on,
-        and_(Alert.rule != DANGER_RULE, followup_settled),
-        superseded,
-        and_(Alert.rule == "closure_eligible", not_in_follow_up),
-        and_(Alert.rule == "missed_in_row", streak_broken),
-    ))
+    query = (
+        db.select(Alert)
+        .outerjoin(child, child.c.id == Alert.child_id)
+        .outerjoin(followup, followup.c.id == Alert.followup_id)
+        .outerjoin(seen, and_(Alert.rule == "missed_in_row", seen.c.child_id == Alert.child_id))
+        .where(Alert.status.in_(LIVE), or_(
+            moved_on,
+            followup_settled,
+            superseded,
+            and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
+            and_(Alert.rule == "missed_in_row", seen.c.due_on > Alert.due_on),
+        ))
+    )
     if child_ids is not None:
         query = query.where(Alert.child_id.in_(list(child_ids)))
     return query

@@ -53,7 +53,7 @@ def test_scan_twice_creates_nothing_the_second_time(ctx):
     before = [(a.key, a.seq, a.version, a.status) for a in all_alerts()]
     again = alerting.scan(date(2025, 3, 10), RULE_DEFAULTS)
     db.session.commit()
-    assert again.created == [] and again.resolved == 0
+    assert len(again.created) == 0 and again.resolved == 0
     assert [(a.key, a.seq, a.version, a.status) for a in all_alerts()] == before
     # Keys spell child:rule:due date:recipient; sequence numbers are unique and below the counter.
     alert = first.created[0]
@@ -80,7 +80,7 @@ def test_alerts_resolve_when_the_child_moves_on_and_devices_see_it(ctx):
     visits = db.session.execute(db.select(Followup).where(Followup.child_id == kids[0].id)).scalars().all()
     assert {(f.kind, f.status) for f in visits} == {("visit", "cancelled"), ("plan_review", "cancelled")}
     # The other child's alerts stay open, and the next scan does not raise the first child's again.
-    assert alerting.scan(date(2025, 3, 12), RULE_DEFAULTS).created == []
+    assert len(alerting.scan(date(2025, 3, 12), RULE_DEFAULTS).created) == 0
 
 
 def test_a_visit_done_early_replans_what_follows(ctx):

@@ -77,7 +77,7 @@ def seed(today: date) -> dict:
         db.session.commit()
         after_changes({child.id}, today=today, rules=RULE_DEFAULTS)
     db.session.commit()
-    created = alerting.scan(today, RULE_DEFAULTS).created
+    created = list(alerting.scan(today, RULE_DEFAULTS).created)
     db.session.commit()
     return {"codes": codes, "alerts": created, "boss": boss}
 
