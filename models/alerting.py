@@ -18,8 +18,9 @@ rule                   severity  when
 reception_warn         warning   the reception stay reaches RECEPTION_WARN_DAYS
 reception_overdue      warning   the reception stay reaches RECEPTION_OVERDUE_DAYS
 reception_escalated    warning   managers: the stay is ESCALATE_OVERDUE_DAYS past that
-missed_in_row          warning   caseworker and managers: the last ESCALATE_MISSED_IN_ROW
-                                 visits were all missed (or the child was not seen)
+missed_in_row          warning   caseworker and managers, at once from ``after_changes``: the
+                                 last ESCALATE_MISSED_IN_ROW visits were all missed (or the
+                                 child was not seen)
 closure_eligible       info      in follow_up for MIN_FOLLOW_UP_DAYS since reunification
 danger_reported        urgent    managers, at once from ``after_changes``: a visit reports
                                  the child abducted, with an armed group or detained, or a
@@ -217,15 +218,20 @@ def _last_seen(within=None):
     return query.group_by(F.c.child_id).subquery("last_seen")
 
 
-def missed_in_row_candidates(rules: dict) -> list:
+def missed_in_row_candidates(rules: dict, child_ids: list[UUID]) -> list:
     """Children whose last ESCALATE_MISSED_IN_ROW visits were all missed: to the caseworker and to
-    every manager. A missed visit counts until a later visit sees the child."""
+    every manager. A missed visit counts until a later visit sees the child.
+
+    A streak can only start or end when a visit's outcome is recorded, and every such change passes
+    through ``models.planning.after_changes``: so this runs there, for the children just changed, at
+    once (like the danger alert), rather than re-reading every visit of the programme at each scan.
+    """
     missed = or_(F.c.status == "missed", and_(F.c.status == "done", F.c.seen.is_(False)))
-    seen = _last_seen()
+    seen = _last_seen(within=child_ids)
     streak = (
         select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
         .select_from(F.join(C, C.c.id == F.c.child_id).outerjoin(seen, seen.c.child_id == F.c.child_id))
-        .where(F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(),
+        .where(F.c.child_id.in_(child_ids), F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(),
                or_(seen.c.due_on.is_(None), F.c.due_on > seen.c.due_on))
         .group_by(F.c.child_id)
         .having(func.count() >= rules["ESCALATE_MISSED_IN_ROW"])
@@ -302,11 +308,13 @@ def insert_alerts(selects: list) -> Created:
     return Created(base + 1, last)
 
 
-def raise_danger(followup_ids: list[UUID]) -> Created:
-    """The urgent path: one alert per manager for each follow-up reporting danger."""
-    if not followup_ids:
-        return Created()
-    return insert_alerts(danger_candidates(followup_ids))
+def raise_for_changes(child_ids: list[UUID], danger_followup_ids: list[UUID], rules: dict) -> Created:
+    """The alerts a change raises at once: danger reported at a visit (urgent, to every manager) and
+    visits missed in a row (to the caseworker and every manager)."""
+    selects = missed_in_row_candidates(rules, child_ids)
+    if danger_followup_ids:
+        selects += danger_candidates(danger_followup_ids)
+    return insert_alerts(selects)
 
 
 def stale_alerts(today: date, child_ids: set[UUID] | None = None):
@@ -352,9 +360,5 @@ def resolve_stale(today: date, child_ids: set[UUID] | None = None) -> int:
 def scan(today: date, rules: dict) -> ScanResult:
     """One pass over the whole programme as of ``today``. Flushes, never commits."""
     resolved = resolve_stale(today)
-    created = insert_alerts([
-        *followup_candidates(today, rules),
-        *missed_in_row_candidates(rules),
-        *closure_candidates(today, rules),
-    ])
+    created = insert_alerts([*followup_candidates(today, rules), *closure_candidates(today, rules)])
     return ScanResult(created=created, resolved=resolved)

@@ -177,6 +177,6 @@ def after_changes(child_ids: set[UUID], *, today: date, rules: dict) -> None:
                                       (Followup.not_seen_reason.in_(DANGER_NOT_SEEN_REASONS))
                                       | Followup.concerns.is_not(None))
         ).scalars().all()
-        alerting.raise_danger([f.id for f in dangerous if danger_reported(f)])
+        alerting.raise_for_changes(list(chunk), [f.id for f in dangerous if danger_reported(f)], rules)
         alerting.resolve_stale(today, child_ids=chunk)
     db.session.flush()
