@@ -71,7 +71,7 @@ def test_twenty_devices_pushing_overlapping_updates_stay_consistent(app, client)
     with app.app_context():
         cw1 = user_named("cw1")
         for n in range(20):
-            tokens.append(enroll_device(cw1, f"Phone {n}", by=None)[1])
+            tokens.append(enroll_device(cw1, f"Concurrent phone {n}", by=None)[1])
         db.session.commit()
     results, errors = {}, []
 
@@ -125,7 +125,7 @@ def test_twenty_devices_pushing_overlapping_updates_stay_consistent(app, client)
         for n, m, r in results.values():
             if r["status"] == "applied":
                 row = history[(uuid.UUID(m["id"]), r["version"])]
-                assert row.device_id == devices[f"Phone {n}"]
+                assert row.device_id == devices[f"Concurrent phone {n}"]
                 assert row.values.get("current_location") == m["fields"]["current_location"]
             elif r["status"] == "conflict":
                 conflict = db.session.get(Conflict, uuid.UUID(r["conflict_id"]))
