@@ -20,6 +20,9 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("--busy-ms", type=int, default=None)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--answer-delay-ms", type=int, default=0,
+                        help="Hold every push answer this long after the batch committed (a slow link "
+                             "back to the phone), so a test can kill the server between commit and answer.")
     args = parser.parse_args()
 
     from sqlalchemy import event
@@ -39,6 +42,17 @@ def main():
                 dbapi_connection.execute(f"PRAGMA busy_timeout={int(args.busy_ms)}")
 
             event.listen(db.engine, "connect", short_busy_timeout)
+    if args.answer_delay_ms:
+        import time
+
+        from flask import request
+
+        @app.after_request
+        def slow_answer(response):
+            if request.path == "/api/v1/sync/push":
+                time.sleep(args.answer_delay_ms / 1000)
+            return response
+
     serve(app, host="127.0.0.1", port=args.port, threads=args.threads, ident="homecoming-test",
           _quiet=True)
 

@@ -22,8 +22,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, database_url: str, *, busy_ms: int | None = None, threads: int = 4, log_path=None):
+    def __init__(self, database_url: str, *, busy_ms: int | None = None, threads: int = 4, log_path=None,
+                 answer_delay_ms: int = 0):
         self.database_url = database_url
+        self.answer_delay_ms = answer_delay_ms
         self.port = free_port()
         self.busy_ms = busy_ms
         self.threads = threads
@@ -38,6 +40,8 @@ class ServerProcess:
         args = [sys.executable, str(LAUNCHER), self.database_url, str(self.port), "--threads", str(self.threads)]
         if self.busy_ms is not None:
             args += ["--busy-ms", str(self.busy_ms)]
+        if self.answer_delay_ms:
+            args += ["--answer-delay-ms", str(self.answer_delay_ms)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(args, stdout=log, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout

@@ -178,3 +178,50 @@ def test_database_unreachable_for_a_while_gives_503_retry_after_then_success(app
     assert pushes[-1][1] == 200
     assert (report.applied, report.rejected) == (100, 0)
     assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=100)
+
+
+def test_server_killed_after_commit_before_the_answer_replays_the_stored_results(app, caseworker_token, servers,
+                                                                                  tmp_path):
+    """The worst case for duplicates: the batch is committed, the answer never reaches the phone."""
+    from models.syncstate import SyncBatch
+
+    token, username = caseworker_token
+    server = servers(answer_delay_ms=2000)
+    seen_committed = threading.Event()
+
+    def kill_once_committed():
+        with app.app_context():
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if db.session.execute(db.select(func.count()).select_from(SyncBatch)).scalar_one():
+                    seen_committed.set()
+                    server.kill()  # inside the 2 s the answer is held back
+                    break
+                db.session.rollback()  # a fresh snapshot on the next look
+                time.sleep(0.02)
+            db.session.remove()
+        time.sleep(0.3)
+        server.start()
+
+    started = threading.Event()
+
+    def on_send(method, url):
+        if method == "POST" and not started.is_set():
+            started.set()
+            threading.Thread(target=kill_once_committed, daemon=True).start()
+
+    transport = RecordingTransport(before_send=on_send)
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport, batch_size=1000,
+                        backoff_base=0.2, backoff_cap=1.0, max_attempts=40)
+    mutation_ids, record_ids = queue_children(device, username, 100)
+
+    report = device.sync()
+
+    assert seen_committed.is_set()
+    pushes = [e for e in transport.events if e[0] == "POST"]
+    assert pushes[0][1] == "error" and pushes[-1][1] == 200
+    # The replay answered with the stored results of the first time: applied, not applied again.
+    assert (report.applied, report.rejected, device.pending()) == (200, 0, [])
+    assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=200)
+    with app.app_context():
+        assert db.session.execute(db.select(func.count()).select_from(SyncBatch)).scalar_one() == 1
