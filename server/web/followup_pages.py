@@ -16,10 +16,18 @@ from server.web.session import login_required
 WHEN = {"overdue": "Overdue", "week": "Due this week", "all": "Overdue and due this week"}
 
 
-def due_conditions(user, when: str, today):
+def due_conditions(user, when: str, today, child_filters=()):
+    """Scheduled follow-ups due in the window, of live children in scope (and matching ``child_filters``).
+
+    A narrowing of the children (a caseworker's scope, a district) is an ``IN`` over the children's
+    ids: checked on the follow-up index's child_id before any child row is read.
+    """
     week_end = today + timedelta(days=7)
-    conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None), child_scope(user),
-                  Child.deleted_at.is_(None)]
+    conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None), Child.deleted_at.is_(None)]
+    narrowing = [*([] if user.role == "manager" else [child_scope(user)]), *child_filters]
+    if narrowing:
+        conditions.append(Followup.child_id.in_(
+            db.select(Child.id).where(Child.deleted_at.is_(None), *narrowing)))
     if when == "overdue":
         conditions.append(Followup.due_on < today)
     elif when == "week":
@@ -34,19 +42,20 @@ def due_conditions(user, when: str, today):
 def followups():
     today = utcnow().date()
     when = request.args.get("when") if request.args.get("when") in WHEN else "all"
-    where = due_conditions(g.user, when, today)
-    filters = []
+    filters, child_filters = [], []
     caseworker = (request.args.get("caseworker") or "").strip()[:64]
     district = (request.args.get("district") or "").strip()[:64]
     kind = request.args.get("kind") if request.args.get("kind") in FOLLOWUP_KINDS else None
     if caseworker == "-":
-        filters.append(Child.caseworker_id.is_(None))
+        child_filters.append(Child.caseworker_id.is_(None))
     elif caseworker:
-        filters.append(User.username == caseworker)
+        child_filters.append(Child.caseworker_id == db.select(User.id).where(User.username == caseworker)
+                             .scalar_subquery())
     if district == "-":
-        filters.append(Child.district.is_(None))
+        child_filters.append(Child.district.is_(None))
     elif district:
-        filters.append(Child.district == district)
+        child_filters.append(Child.district == district)
+    where = due_conditions(g.user, when, today, child_filters)
     if kind:
         filters.append(Followup.kind == kind)
 
