@@ -135,7 +135,6 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
     assert pushes[0][1] == "error", f"the first push should have died with the server: {pushes[0]}"
     assert pushes[-1][1] == 200 and report.retries >= 1
     assert (report.applied + report.duplicates, report.rejected, device.pending()) == (300, 0, [])
-    assert len({(e[0], e[1]) for e in pushes}) >= 2
     assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=600)  # with the warm-up's 300
     assert len(device.records("child")) == 300  # its 150 and the warm-up's 150, same caseworker
 
