@@ -50,10 +50,12 @@ class Phone:
     errors: list = field(default_factory=list)
 
 
-def simulated_caseworkers(count: int) -> list[tuple[str, str]]:
-    """``sim.cw1`` … ``sim.cwN`` (created if missing), each with a newly enrolled device token."""
+def simulated_caseworkers(count: int, per_caseworker: int = 1) -> list[tuple[str, str]]:
+    """``count`` newly enrolled device tokens, ``per_caseworker`` to each of ``sim.cw1``, ``sim.cw2`` …
+    (created if missing)."""
     out = []
-    for i in range(1, count + 1):
+    for n in range(count):
+        i = n // per_caseworker + 1
         username = f"sim.cw{i}"
         user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
         if user is None:
@@ -61,7 +63,7 @@ def simulated_caseworkers(count: int) -> list[tuple[str, str]]:
             user.set_password(secrets.token_urlsafe(16))  # nobody signs in as a simulated caseworker
             db.session.add(user)
             db.session.flush()
-        _device, token = enroll_device(user, f"Simulated phone {i}", by=None)
+        _device, token = enroll_device(user, f"Simulated phone {n + 1}", by=None)
         out.append((username, token))
     db.session.commit()
     return out
@@ -80,6 +82,11 @@ def work_one_day(phone: Phone, day: date, registrations: int) -> None:
         client.record("consent", {"child_id": child_id, "purpose": "services", "given_by": "caregiver",
                                   "given_on": day.isoformat()})
         phone.cases.append(Case(child_id, since=day))
+    shared = [c["id"] for c in client.records("child") if c.get("version")]
+    if shared and rng.random() < 0.3:
+        # Re-scoring a child of the caseload, possibly one another device of the same caseworker is
+        # editing too: that is how conflicts arise in the field.
+        client.record("child", {"risk_level": rng.choice(("high", "medium", "low"))}, id=rng.choice(shared))
     for case in phone.cases:
         if case.stage != "follow_up" and (day - case.since).days >= 2 and rng.random() < 0.5:
             to_stage = PATH[PATH.index(case.stage) + 1] if case.stage in PATH else PATH[0]
@@ -116,8 +123,8 @@ def sync_phone(phone: Phone) -> None:
 
 
 def simulate(url: str, devices: int, children: int, days: int, *, seed: int = 1, offline_rate: float = 0.3,
-             store_dir: Path | None = None, echo=print) -> list[Phone]:
-    tokens = simulated_caseworkers(devices)
+             per_caseworker: int = 1, store_dir: Path | None = None, echo=print) -> list[Phone]:
+    tokens = simulated_caseworkers(devices, per_caseworker)
     store_dir = Path(store_dir or tempfile.mkdtemp(prefix="homecoming-sim-"))
     store_dir.mkdir(parents=True, exist_ok=True)
     base = random.Random(seed)
@@ -157,24 +164,27 @@ sync_group = AppGroup("sync", help="The sync protocol: simulated field devices."
 @click.option("--seed", default=1, show_default=True, help="Random seed, for repeatable runs.")
 @click.option("--offline-rate", default=0.3, show_default=True, type=click.FloatRange(0, 0.95),
               help="Chance that a phone has no coverage on a given day (its edits wait in the outbox).")
+@click.option("--per-caseworker", default=1, show_default=True, type=click.IntRange(1, 10),
+              help="Devices per caseworker; with 2 or more, devices sharing a caseload edit the same "
+                   "children and conflicts arise.")
 @click.option("--store-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where the phones keep their local stores (default: a new temporary directory).")
-def simulate_command(url, devices, children, days, seed, offline_rate, store_dir):
+def simulate_command(url, devices, children, days, seed, offline_rate, per_caseworker, store_dir):
     """Drive N simulated caseworkers' phones against a running server (its database must be this app's)."""
     started = time.monotonic()
-    phones = simulate(url, devices, children, days, seed=seed, offline_rate=offline_rate, store_dir=store_dir,
-                      echo=click.echo)
+    phones = simulate(url, devices, children, days, seed=seed, offline_rate=offline_rate,
+                      per_caseworker=per_caseworker, store_dir=store_dir, echo=click.echo)
     elapsed = time.monotonic() - started
     total = SyncReport()
     for phone in phones:
         for name in ("pushed", "applied", "duplicates", "conflicts", "rejected", "pulled", "removed", "retries"):
             setattr(total, name, getattr(total, name) + getattr(phone.totals, name))
     click.echo(f"\nSimulated {devices} device(s), {children} children, {days} day(s) in {elapsed:.1f} s")
-    click.echo(f"  {'device':<14}{'offline days':>13}{'pushed':>8}{'applied':>8}{'conflicts':>10}"
+    click.echo(f"  {'device':<22}{'offline days':>13}{'pushed':>8}{'applied':>8}{'conflicts':>10}"
                f"{'rejected':>9}{'pulled':>8}{'queued':>7}{'failed':>7}")
     for phone in phones:
         t = phone.totals
-        click.echo(f"  {phone.username:<14}{phone.offline_days:>13}{t.pushed:>8}{t.applied:>8}{t.conflicts:>10}"
+        click.echo(f"  {f'phone {phone.number} ({phone.username})':<22}{phone.offline_days:>13}{t.pushed:>8}{t.applied:>8}{t.conflicts:>10}"
                    f"{t.rejected:>9}{t.pulled:>8}{len(phone.client.pending()):>7}{len(phone.client.failed()):>7}")
     click.echo(f"  total: {total.pushed} mutations pushed ({total.pushed / elapsed:.0f}/s overall), "
                f"{total.applied} applied, {total.duplicates} duplicate, {total.conflicts} conflict, "
