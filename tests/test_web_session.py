@@ -166,3 +166,24 @@ def test_an_uncaught_domain_error_on_a_page_is_a_page_not_json(app, client, user
     response = client.get("/refuses-for-test")
     assert response.status_code == 422 and response.mimetype == "text/html"
     assert "cannot move to &#39;tracing&#39;" in text(response)
+
+
+def test_change_your_own_password(app, client, users):
+    from tests.factories import PASSWORD
+    from tests.web_client import post
+
+    sign_in(client, "web.caseworker")
+    other = app.test_client()
+    sign_in(other, "web.caseworker")
+    page = client.get("/account")
+    assert page.status_code == 200 and "Change your password" in text(page)
+    wrong = post(client, "/account", {"current": "nope", "new": "a new long password", "again": "a new long password"})
+    assert wrong.status_code == 422 and "not your current password" in text(wrong)
+    short = post(client, "/account", {"current": PASSWORD, "new": "short", "again": "short"})
+    assert short.status_code == 422 and "at least 10" in text(short)
+    changed = post(client, "/account", {"current": PASSWORD, "new": "a new long password",
+                                        "again": "a new long password"})
+    assert changed.status_code == 302
+    assert client.get("/children").status_code == 200  # this session goes on
+    assert other.get("/children").status_code == 302  # the other one ended
+    assert sign_in(app.test_client(), "web.caseworker", "a new long password").status_code == 302

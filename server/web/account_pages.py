@@ -1,4 +1,4 @@
-"""Sign in, sign out, and the start page, which sends each role to where its work is."""
+"""Sign in, sign out, and your own account (change your password)."""
 
 from urllib.parse import urlparse
 
@@ -54,7 +54,27 @@ def logout():
     return redirect(url_for("web.login"))
 
 
-@bp.get("/account")
+MIN_PASSWORD = 10
+
+
+@bp.route("/account", methods=["GET", "POST"])
 @login_required()
 def account():
-    return render("account.html", title="Your account")
+    if request.method == "GET":
+        return render("account.html", title="Your account", errors={})
+    errors = {}
+    current, new, again = (request.form.get(k, "") for k in ("current", "new", "again"))
+    if not g.user.check_password(current):
+        errors["current"] = ["This is not your current password."]
+    if len(new) < MIN_PASSWORD:
+        errors["new"] = [f"Use at least {MIN_PASSWORD} characters."]
+    elif new != again:
+        errors["again"] = ["The two new passwords differ."]
+    if errors:
+        return render("account.html", 422, title="Your account", errors=errors)
+    g.user.set_password(new)  # a new nonce: every other session and API token of this user ends
+    audit("user.password_change", actor=g.user, target=g.user.username, via="web", ip=request.remote_addr)
+    db.session.commit()
+    sign_in(g.user)  # this session goes on with the new nonce
+    flash("Your password is changed. Other sessions and devices' API tokens of yours are signed out.", "success")
+    return redirect(url_for("web.account"))
