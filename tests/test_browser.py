@@ -91,6 +91,16 @@ def test_manager_reads_the_reports_and_downloads_the_de_identified_figures(site,
     assert all(not r[5].startswith(("=", "+", "-", "@")) for r in rows[1:])
 
 
+def test_reports_are_readable_at_768_pixels(site, page):
+    page.set_viewport_size({"width": 768, "height": 1000})
+    sign_in(page, site, site.users["analyst"])
+    page.goto(site.url + f"/reports?start={site_today().year - 3}-01-01&end={site_today().isoformat()}")
+    expect(page.locator("table#indicators")).to_be_visible()
+    # Wide tables scroll inside their own box; the page itself never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768
+    screenshot(page, "reports-768")
+
+
 def test_analyst_sees_only_reports(site, page):
     sign_in(page, site, site.users["analyst"])
     assert page.url.endswith("/reports")

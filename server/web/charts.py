@@ -36,8 +36,9 @@ def _number(value) -> float | None:
 def _open(width: int, height: int, title: str, desc: str | None) -> list[str]:
     label = _text(title)
     parts = [
+        # No style attribute: the page's Content-Security-Policy allows only the stylesheet.
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-        f'style="max-width:{width}px" role="img" aria-label="{label}" class="chart">',
+        f'role="img" aria-label="{label}" class="chart">',
         f"<title>{label}</title>",
     ]
     if desc:
