@@ -111,10 +111,13 @@ def _sources(user_id, full: bool) -> list[tuple]:
 
 
 def _window_query(sources, after: int, ceiling: int, count: int):
-    parts = [
-        db.select(model.seq.label("seq")).where(model.seq > after, model.seq <= ceiling, *cond)
-        for model, cond in sources
-    ]
+    # Each table stops after ``count`` rows along its seq index, so a page costs O(limit), not
+    # O(everything after the cursor).
+    parts = []
+    for model, cond in sources:
+        first = (db.select(model.seq.label("seq")).where(model.seq > after, model.seq <= ceiling, *cond)
+                 .order_by(model.seq).limit(count).subquery())
+        parts.append(db.select(first.c.seq))
     window = union_all(*parts).subquery()
     return db.select(window.c.seq).order_by(window.c.seq).limit(count)
 
