@@ -136,7 +136,9 @@ def _changes(sources, user_id, after: int, upper: int, full: bool) -> Iterator[d
             continue
         for record in db.session.execute(stmt).scalars():
             events.append((record.seq, 0, ENTITY_OF[model], record))
-    events += _expand(scope_changes)
+    # A deleted child takes its records with it, as a child leaving the scope does.
+    deleted = {e[3].id: e[0] for e in events if e[2] == "child" and e[3].deleted_at is not None}
+    events += _expand(scope_changes, deleted)
     events.sort(key=lambda e: (e[0], e[1]))
     last = {}
     for position, event in enumerate(events):
@@ -149,10 +151,10 @@ def _id(record):
     return record.id if not isinstance(record, tuple) else record[0]
 
 
-def _expand(scope_changes) -> list[tuple]:
+def _expand(scope_changes, deleted_children: dict) -> list[tuple]:
     """A caseworker losing a child loses it and its records; one gaining it gets them all."""
     events = []
-    removed = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}
+    removed = {**deleted_children, **{sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}}
     added = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "add"}
     if removed:
         # A removal is an id and a version; tuples, not records, so nothing is decrypted for it.

@@ -136,6 +136,18 @@ def test_deleted_records_come_as_remove_and_are_absent_from_a_full_pull(app, cli
     assert ("followup", followup_id) not in keys(fresh) and ("child", child_id) in keys(fresh)
 
 
+def test_a_deleted_child_is_removed_with_its_records(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = register_with_records(cw1, 1, visits=2)[0]
+    before = {c["id"] for c in cw1.pull_all()}
+    with app.app_context():
+        delete_record(get(Child, child_id), Actor(user=user_named("mgr"), source="api"))
+        db.session.commit()
+    removed = cw1.pull_all()
+    assert all(c["op"] == "remove" for c in removed)
+    assert {c["id"] for c in removed} == before  # the child, its first transition and both visits
+
+
 def test_restricted_fields_are_never_pulled(app, client):
     cw1 = people_and_phones(app, client)["cw1"]
     register_with_records(cw1, 1)
