@@ -226,8 +226,10 @@ def main():
         assert report.applied == args.mutations and report.rejected == 0, report
         rate = args.mutations / push_s
         batches = transport.seconds
-        print(f"  per batch of 200: first five {[round(t, 2) for t in batches[:5]]} s, "
-              f"last five {[round(t, 2) for t in batches[-5:]]} s")
+        tenths = [sorted(batches[i * len(batches) // 10:(i + 1) * len(batches) // 10])
+                  for i in range(10)]
+        print("  median seconds per batch of 200, by tenth of the run (growth = cost rising with table size): "
+              + ", ".join(f"{part[len(part) // 2]:.2f}" for part in tenths if part))
         raw_s = raw_insert(raw_url, rows, user_id.replace("-", ""))
         ratio = push_s / raw_s
         print(f"\nPush ingest: {args.mutations} mutations in batches of 200 in {push_s:.2f} s = {rate:,.0f} mutations/s"
