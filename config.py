@@ -88,6 +88,8 @@ class Config:
         self.MAX_CONTENT_LENGTH = _env_int("MAX_BODY_BYTES", 10 * 1024 * 1024)
         self.SYNC_MAX_MUTATIONS = _env_int("SYNC_MAX_MUTATIONS", 1000)
         self.SYNC_PULL_MAX_LIMIT = _env_int("SYNC_PULL_MAX_LIMIT", 2000)
+        # Pull cursors below this sequence number get 409 resync_required (after history is compacted).
+        self.SYNC_RESYNC_BEFORE_SEQ = _env_int("SYNC_RESYNC_BEFORE_SEQ", 0)
         self.SCHEDULER_IN_PROCESS = False
         self.RULES = {name: _env_int(name, default) for name, default in RULE_DEFAULTS.items()}
         self.SMTP_HOST = _env("SMTP_HOST")

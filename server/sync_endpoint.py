@@ -116,7 +116,7 @@ def pull_changes():
     limit = _limit()
     cursor = request.args.get("cursor") or None
     after = decode_cursor(cursor, device, secret) if cursor else 0
-    page = pull(device, after, limit, horizon=current_app.config.get("SYNC_RESYNC_BEFORE_SEQ", 0))
+    page = pull(device, after, limit, horizon=current_app.config["SYNC_RESYNC_BEFORE_SEQ"])
     tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
                        "server_time": utcnow().isoformat()})
 
