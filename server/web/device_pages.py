@@ -51,7 +51,7 @@ def devices_page(status=200, **extra):
         stmt = stmt.where(Device.revoked_at.is_(None))
     stmt = stmt.order_by(owner.username, Device.enrolled_at)
     return render("devices.html", status, title="Devices", page=paginate(stmt, "web.devices"),
-                  caseworkers=caseworkers(), stale=stale, show_all=request.args.get("show") == "all",
+                  caseworkers=caseworkers(), stale=stale, stale_days=current_app.config["WEB_DEVICE_STALE_DAYS"], show_all=request.args.get("show") == "all",
                   now=utcnow(), **extra)
 
 
