@@ -15,8 +15,8 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from sqlalchemy import union_all
 

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import uuid
 
 from models import Child, Device, db
 from sync.devices import revoke_device
@@ -97,7 +98,7 @@ def test_no_or_bad_token_is_401_and_revoked_is_403_with_the_wipe_flag(app, clien
                              headers={"Authorization": f"Bearer {bad}"}), 401, "unauthorized")
     assert phones["cw1"].pull().status_code == 200
     with app.app_context():
-        device = db.session.get(Device, __import__("uuid").UUID(device_id))
+        device = db.session.get(Device, uuid.UUID(device_id))
         assert device.last_seen_at is not None
         revoke_device(device, by=None, wipe=False)
         other = db.session.execute(db.select(Device).where(Device.id != device.id)).scalar_one()

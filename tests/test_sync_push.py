@@ -2,13 +2,16 @@
 
 from datetime import date
 
-from models import Actor, Assessment, AuditEvent, Child, Followup, RecordHistory, db
+from models import Actor, Alert, Assessment, AuditEvent, Child, Followup, RecordHistory, db
 from models.records import delete_record, update_record
 from models.syncstate import Conflict, MutationLog, SyncBatch
+from sync.devices import enroll_device
+from tests.factories import token_for
 from tests.sync_server_helpers import (
+    Phone,
     child_fields,
-    get,
     envelope,
+    get,
     mutation,
     new_id,
     people_and_phones,
@@ -21,6 +24,14 @@ def register(phone, **fields):
     (result,) = phone.push_ok(mutation("child", child_id, fields=child_fields(**fields)))
     assert result["status"] == "applied", result
     return child_id
+
+
+def second_phone(app, client, username):
+    """Another device of the same caseworker (a phone and a tablet sharing a caseload)."""
+    with app.app_context():
+        _device, token = enroll_device(user_named(username), "Tablet", by=None)
+        db.session.commit()
+    return Phone(client, token)
 
 
 def count(model, *where):
@@ -92,14 +103,7 @@ def test_two_devices_editing_different_fields_from_the_same_base_both_apply(app,
     cw1 = phones["cw1"]
     child_id = register(cw1)
     # A second phone of the same caseworker.
-    with app.app_context():
-        from sync.devices import enroll_device
-
-        _device, token = enroll_device(user_named("cw1"), "Tablet", by=None)
-        db.session.commit()
-    from tests.sync_server_helpers import Phone
-
-    tablet = Phone(client, token)
+    tablet = second_phone(app, client, "cw1")
     a = cw1.push_ok(mutation("child", child_id, op="update", base_version=1, fields={"risk_level": "high"}))
     b = tablet.push_ok(mutation("child", child_id, op="update", base_version=1, fields={"district": "Pader"}))
     assert a[0]["status"] == "applied" and b[0]["status"] == "applied"
@@ -114,15 +118,7 @@ def test_same_field_to_different_values_is_a_conflict_kept_and_resolved_back_to_
     phones = people_and_phones(app, client)
     cw1 = phones["cw1"]
     child_id = register(cw1, risk_level="low")
-    with app.app_context():
-        from sync.devices import enroll_device
-
-        _device, token = enroll_device(user_named("cw1"), "Tablet", by=None)
-        db.session.commit()
-    from tests.factories import token_for
-    from tests.sync_server_helpers import Phone
-
-    tablet = Phone(client, token)
+    tablet = second_phone(app, client, "cw1")
     cw1.pull_all()
     tablet.pull_all()
     first = cw1.push_ok(mutation("child", child_id, op="update", base_version=1,
@@ -179,8 +175,6 @@ def test_caseworker_of_the_child_may_resolve_others_may_not(app, client):
     (result,) = phones["cw1"].push_ok(mutation("child", child_id, op="update", base_version=1,
                                                fields={"risk_level": "none"}))
     assert result["status"] == "conflict"
-    from tests.factories import token_for
-
     with app.app_context():
         cw2 = token_for(client, user_named("cw2"))
         cw1 = token_for(client, user_named("cw1"))
@@ -287,7 +281,6 @@ def test_a_device_cannot_write_outside_its_caseload(app, client):
 
 
 def test_alerts_can_only_be_acknowledged_by_their_recipient(app, client):
-    from models import Alert
 
     phones = people_and_phones(app, client)
     child_id = register(phones["cw1"])

@@ -10,7 +10,6 @@ from models import User, db
 from models.errors import FieldErrors
 from sync.devices import enroll_device, find_device, list_devices, revoke_device
 
-
 devices = AppGroup("devices", help="Enrol, list and revoke field devices.")
 
 
