@@ -1,5 +1,6 @@
 """Push (DESIGN §5): idempotency, per-mutation outcomes, domain rules, field-level merge, conflicts."""
 
+import uuid
 from datetime import date
 
 from models import Actor, Alert, Assessment, AuditEvent, Child, Followup, RecordHistory, db
@@ -281,7 +282,6 @@ def test_a_device_cannot_write_outside_its_caseload(app, client):
 
 
 def test_alerts_can_only_be_acknowledged_by_their_recipient(app, client):
-
     phones = people_and_phones(app, client)
     child_id = register(phones["cw1"])
     with app.app_context():
@@ -301,3 +301,41 @@ def test_alerts_can_only_be_acknowledged_by_their_recipient(app, client):
     assert results[2]["version"] == 2
     with app.app_context():
         assert get(Alert, alert_id).status == "acknowledged"
+
+
+def test_a_domain_refusal_mid_batch_leaves_the_others_applied_exactly_once(app, client):
+    """The fast path gives way to one savepoint per mutation; nothing of the first attempt remains."""
+    cw1 = people_and_phones(app, client)["cw1"]
+    a, b, consent_id = new_id(), new_id(), new_id()
+    results = cw1.push_ok(
+        mutation("child", a, fields=child_fields()),
+        mutation("stage_transition", new_id(), fields={"child_id": a, "to_stage": "closed",
+                                                       "occurred_on": "2026-11-02"}),
+        mutation("consent", consent_id, fields={"child_id": a, "purpose": "tracing", "given_by": "caregiver",
+                                                "given_on": "2026-11-01"}),
+        mutation("child", b, fields=child_fields(sex="male")),
+        mutation("child", a, op="update", base_version=1, fields={"risk_level": "medium"}),
+    )
+    assert [r["status"] for r in results] == ["applied", "rejected", "applied", "applied", "applied"]
+    assert results[1]["code"] == "invalid_transition"
+    with app.app_context():
+        assert count(Child) == 2 and count(RecordHistory, RecordHistory.record_id == get(Child, a).id) == 2
+        assert get(Child, a).risk_level == "medium" and get(Child, a).version == 2
+        assert count(RecordHistory, RecordHistory.record_id == uuid.UUID(consent_id)) == 1
+        assert count(MutationLog) == 5
+
+
+def test_database_unreachable_answers_503_with_retry_after(app, client, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    import server.sync_endpoint
+
+    cw1 = people_and_phones(app, client)["cw1"]
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(server.sync_endpoint, "ingest", unreachable)
+    response = cw1.push(mutation("child", new_id(), fields=child_fields()))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.get_json()["error"]["code"] == "unavailable"
