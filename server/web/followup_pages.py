@@ -23,7 +23,8 @@ def due_conditions(user, when: str, today, child_filters=()):
     ids: checked on the follow-up index's child_id before any child row is read.
     """
     week_end = today + timedelta(days=7)
-    conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None), Child.deleted_at.is_(None)]
+    # Only follow-up columns here: callers that join the child add Child.deleted_at themselves.
+    conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None)]
     narrowing = [*([] if user.role == "manager" else [child_scope(user)]), *child_filters]
     if narrowing:
         conditions.append(Followup.child_id.in_(
@@ -61,11 +62,15 @@ def followups():
 
     overdue = func.sum(case((Followup.due_on < today, 1), else_=0))
     this_week = func.sum(case((Followup.due_on >= today, 1), else_=0))
+    # Summed per child in the covering follow-up index first, then one child lookup per child rather
+    # than one per follow-up.
+    per_child = (db.select(Followup.child_id, overdue.label("overdue"), this_week.label("week"))
+                 .where(due_conditions(g.user, "all", today)).group_by(Followup.child_id).subquery())
     groups = db.session.execute(
-        db.select(User.username, Child.district, overdue, this_week)
-        .select_from(Followup).join(Child, Child.id == Followup.child_id)
+        db.select(User.username, Child.district, func.sum(per_child.c.overdue), func.sum(per_child.c.week))
+        .select_from(per_child).join(Child, Child.id == per_child.c.child_id)
         .outerjoin(User, User.id == Child.caseworker_id)
-        .where(due_conditions(g.user, "all", today))
+        .where(Child.deleted_at.is_(None))
         .group_by(User.username, Child.district).order_by(User.username, Child.district)
     ).all()
 
@@ -74,10 +79,10 @@ def followups():
                   Child.case_code, Child.district, Child.stage, Child.risk_level, User.username.label("caseworker"))
         .select_from(Followup).join(Child, Child.id == Followup.child_id)
         .outerjoin(User, User.id == Child.caseworker_id)
-        .where(where, *filters).order_by(Followup.due_on, Child.case_code)
+        .where(where, Child.deleted_at.is_(None), *filters).order_by(Followup.due_on, Child.case_code)
     )
     count = (db.select(func.count()).select_from(Followup).join(Child, Child.id == Followup.child_id)
-             .outerjoin(User, User.id == Child.caseworker_id).where(where, *filters))
+             .outerjoin(User, User.id == Child.caseworker_id).where(where, Child.deleted_at.is_(None), *filters))
     total = None if kind else sum(
         (n_overdue if when != "week" else 0) + (n_week if when != "overdue" else 0)
         for username, district_name, n_overdue, n_week in groups
