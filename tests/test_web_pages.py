@@ -430,3 +430,33 @@ def test_children_filters_search_sort_and_pages(app, world):
     assert "1–50 of 55" in first and 'rel="next"' in first
     second = text(manager.get("/children?sex=other&page=2"))
     assert "51–55 of 55" in second and 'rel="prev"' in second
+
+
+@pytest.mark.parametrize("role", ["cw", "admin", "analyst"])
+def test_manager_only_actions_are_refused(app, world, role):
+    client = as_role(app, role)
+    expected = 403
+    assert post(client, f"/approvals/{world['other']}", {"decision": "approve",
+                                                          "closure_reason": "reintegrated"}).status_code == expected
+    assert post(client, f"/children/{world['mine']}/reassign", {"caseworker": "w.cw2"}).status_code == expected
+    assert post(client, f"/children/{world['mine']}/restricted").status_code == expected
+    if role != "admin":  # admins manage devices
+        assert post(client, "/devices", {"caseworker": "w.cw", "label": "Phone"}).status_code == expected
+    if role != "cw":  # caseworkers act on their own alerts and conflicts
+        assert post(client, f"/alerts/{world['alert']}/resolve").status_code == expected
+        assert post(client, f"/conflicts/{world['conflict']}", {"field:risk_level": "device"}).status_code == expected
+    with app.app_context():
+        assert db.session.get(Child, world["other"]).stage == "closure_pending"
+        assert db.session.get(Child, world["mine"]).caseworker_id == world["cw_id"]
+        assert db.session.get(Alert, world["alert"]).status == "open"
+
+
+@pytest.mark.parametrize("role", ["manager", "cw", "analyst"])
+def test_admin_only_actions_are_refused(app, world, role):
+    client = as_role(app, role)
+    assert post(client, "/users", {"username": "w.sneaky", "role": "admin"}).status_code == 403
+    assert post(client, f"/users/{world['cw_id']}/disable").status_code == 403
+    assert post(client, f"/users/{world['cw_id']}/password").status_code == 403
+    with app.app_context():
+        assert db.session.get(User, world["cw_id"]).active is True
+        assert not db.session.execute(db.select(User).where(User.username == "w.sneaky")).first()
