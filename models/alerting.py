@@ -45,7 +45,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    not_,
     null,
     or_,
     select,
@@ -159,8 +158,8 @@ def alert_key(child_id: UUID, rule: str, due_on: date | None, recipient_id: UUID
     return f"{child_id.hex}:{rule}:{due_on.isoformat() if due_on else ''}:{recipient_id.hex}"
 
 
-def _rule_for(state: str):
-    return case(*((F.c.kind == kind, f"{prefix}_{state}") for kind, prefix in KIND_PREFIX.items()),
+def _rule_for(state: str, kind=F.c.kind):
+    return case(*((kind == k, f"{prefix}_{state}") for k, prefix in KIND_PREFIX.items()),
                 else_=f"followup_{state}")
 
 
@@ -179,34 +178,42 @@ def _open_child():
 
 
 def followup_candidates(today: date, rules: dict) -> list:
-    """The SELECTs for due soon / due / overdue / escalated scheduled follow-ups."""
-    scheduled = and_(F.c.status == "scheduled", F.c.deleted_at.is_(None), _open_child())
-    reception = F.c.kind == "reception_review"
+    """The SELECTs for scheduled follow-ups: one reminder to the caseworker per follow-up and day
+    (due soon, due, overdue; for a reception stay: warn, overdue), and the escalation to managers.
+
+    The pending follow-ups are read once (a CTE both SELECTs share), and a CASE picks the one
+    reminder that applies today: they follow each other as the days pass."""
     soon = today + timedelta(days=rules["DUE_SOON_DAYS"])
     warn = today + timedelta(days=rules["RECEPTION_OVERDUE_DAYS"] - rules["RECEPTION_WARN_DAYS"])
     escalate = today - timedelta(days=rules["ESCALATE_OVERDUE_DAYS"])
+    pending = (
+        select(F.c.id, F.c.child_id, F.c.kind, F.c.due_on, C.c.caseworker_id)
+        .select_from(F.join(C, C.c.id == F.c.child_id))
+        .where(F.c.status == "scheduled", F.c.due_on <= max(soon, warn), F.c.deleted_at.is_(None), _open_child())
+        .cte("pending")
+    )
+    p = pending.c
+    reception = p.kind == "reception_review"
+    rule = case(
+        (and_(reception, p.due_on <= today), "reception_overdue"),
+        (and_(reception, p.due_on <= warn), "reception_warn"),
+        (reception, None),
+        (p.due_on < today, _rule_for("overdue", p.kind)),
+        (p.due_on == today, _rule_for("due", p.kind)),
+        (p.due_on <= soon, _rule_for("due_soon", p.kind)),
+        else_=None,
+    )
+    severity = case((or_(reception, p.due_on < today), "warning"), else_="info")
+    reminder = select(*_candidate({
+        "child_id": p.child_id, "followup_id": p.id, "rule": rule, "severity": severity,
+        "recipient_id": p.caseworker_id, "due_on": p.due_on,
+    })).where(p.caseworker_id.is_not(None), rule.is_not(None))
     managers = _managers()
-
-    def to_caseworker(state, condition, rule=None):
-        return select(*_candidate({
-            "child_id": F.c.child_id, "followup_id": F.c.id, "rule": rule if rule is not None else _rule_for(state),
-            "severity": literal(SEVERITY[state]), "recipient_id": C.c.caseworker_id, "due_on": F.c.due_on,
-        })).select_from(F.join(C, C.c.id == F.c.child_id)).where(
-            scheduled, C.c.caseworker_id.is_not(None), condition)
-
     escalated = select(*_candidate({
-        "child_id": F.c.child_id, "followup_id": F.c.id, "rule": _rule_for("escalated"),
-        "severity": literal(SEVERITY["escalated"]), "recipient_id": managers.c.id, "due_on": F.c.due_on,
-    })).select_from(F.join(C, C.c.id == F.c.child_id).join(managers, true())).where(
-        scheduled, F.c.due_on <= escalate)
-    return [
-        to_caseworker("due_soon", and_(not_(reception), F.c.due_on > today, F.c.due_on <= soon)),
-        to_caseworker("due", and_(not_(reception), F.c.due_on == today)),
-        to_caseworker("overdue", and_(not_(reception), F.c.due_on < today)),
-        to_caseworker("warn", and_(reception, F.c.due_on > today, F.c.due_on <= warn), literal("reception_warn")),
-        to_caseworker("overdue", and_(reception, F.c.due_on <= today), literal("reception_overdue")),
-        escalated,
-    ]
+        "child_id": p.child_id, "followup_id": p.id, "rule": _rule_for("escalated", p.kind),
+        "severity": literal(SEVERITY["escalated"]), "recipient_id": managers.c.id, "due_on": p.due_on,
+    })).select_from(pending.join(managers, true())).where(p.due_on <= escalate)
+    return [reminder, escalated]
 
 
 def _last_seen(within=None):
