@@ -29,6 +29,7 @@ from config import TestingConfig  # noqa: E402
 from sync.client import SyncClient, UrllibTransport  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
+REPEATS = 5
 TARGETS = {"push": 5000, "ratio": 25, "pull_s": 1.0, "pull_bytes": 1_500_000, "rss_mb": 200}
 
 
@@ -249,16 +250,20 @@ def main():
 
         with app.app_context():
             user = db.session.execute(db.select(User).where(User.username == "bench.caseload")).scalar_one()
-            tokens = [enroll_device(user, f"bench fresh phone {i}", by=None)[1] for i in range(3)]
+            tokens = [enroll_device(user, f"bench fresh phone {i}", by=None)[1] for i in range(2 * REPEATS + 1)]
             db.session.commit()
-        seconds, size, records, encoding = first_pull(server.url, tokens[0], 500)
+        # Each figure is the median of REPEATS first pulls by fresh devices (the build machine is shared,
+        # single runs vary by 2x), with the best one shown too.
+        runs = sorted(first_pull(server.url, tokens[i], 500) for i in range(REPEATS))
+        seconds, size, records, encoding = runs[REPEATS // 2]
         print(f"\nFirst pull of a {args.children}-child caseload: {records:,} records in pages of 500: "
-              f"{seconds:.2f} s, {size:,} bytes ({encoding or 'not compressed'})"
+              f"median {seconds:.2f} s (best {runs[0][0]:.2f} s of {REPEATS}), {size:,} bytes ({encoding or 'not compressed'})"
               f"  [{verdict(seconds <= TARGETS['pull_s'] and size <= TARGETS['pull_bytes'])}: <= 1 s, <= 1.5 MB]")
-        seconds2, size2, _, _ = first_pull(server.url, tokens[1], 2000)
-        print(f"  the same in pages of 2,000 (the server's largest): {seconds2:.2f} s, {size2:,} bytes")
+        runs2 = sorted(first_pull(server.url, tokens[REPEATS + i], 2000) for i in range(REPEATS))
+        print(f"  the same in pages of 2,000 (the server's largest): median {runs2[REPEATS // 2][0]:.2f} s "
+              f"(best {runs2[0][0]:.2f} s), {runs2[0][1]:,} bytes")
         started = time.perf_counter()
-        client_report = SyncClient(server.url, tokens[2], str(work / "fresh-phone.sqlite")).pull()
+        client_report = SyncClient(server.url, tokens[-1], str(work / "fresh-phone.sqlite")).pull()
         print(f"  with the reference client storing every page: {time.perf_counter() - started:.2f} s "
               f"for {client_report.pulled:,} records")
 
