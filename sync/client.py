@@ -487,6 +487,11 @@ class SyncClient:
                 size = self.batch_size
                 continue
             code = ((response.body or {}).get("error") or {}).get("code", f"http_{response.status}")
+            if response.status == 409 and code == "id_conflict":
+                # Another device already used this batch_id (a cloned store, a bad random source):
+                # nothing of it was stored for this device; send the same mutations under a new one.
+                self._unfreeze(batch_id)
+                continue
             if response.status in (400, 413, 415, 422) and len(rows) > 1:
                 # The envelope was refused, so the server stored nothing of this batch. Send the same
                 # mutations again in smaller batches (with new batch ids) until the one at fault is

@@ -406,3 +406,14 @@ def test_invalid_cursor_starts_again_from_empty(make_client, server):
     server.script = [status(400, invalid)]
     report = client.pull()
     assert report.resynced and report.pulled == 1 and len(client.records("child")) == 1
+
+
+def test_a_batch_id_taken_by_another_device_is_sent_again_under_a_new_one(make_client, server):
+    client = make_client()
+    client.record("child", CHILD)
+    taken = {"error": {"code": "id_conflict", "message": "This batch_id was already used by another device.",
+                       "details": {}}}
+    server.script = [status(409, taken)]
+    report = client.sync()
+    first, second = [c[2]["batch_id"] for c in server.calls if c[1].endswith("/push")]
+    assert first != second and report.applied == 1 and client.failed() == []
