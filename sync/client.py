@@ -492,14 +492,20 @@ class SyncClient:
                 # nothing of it was stored for this device; send the same mutations under a new one.
                 self._unfreeze(batch_id)
                 continue
-            if response.status in (400, 413, 415, 422) and len(rows) > 1:
+            details = ((response.body or {}).get("error") or {}).get("details") or {}
+            if response.status == 415 or (response.status == 422 and "protocol" in (details.get("fields") or {})):
+                # Wrong for every batch this app sends (its encoding, or a protocol the server no longer
+                # speaks): failing the mutations one by one would only empty the queue. Keep them.
+                raise ProtocolError(f"push refused: {code}: {((response.body or {}).get('error') or {}).get('message')}"
+                                    " Update the app; the outbox is kept.")
+            if response.status in (400, 413, 422) and len(rows) > 1:
                 # The envelope was refused, so the server stored nothing of this batch. Send the same
                 # mutations again in smaller batches (with new batch ids) until the one at fault is
                 # alone and can be set aside, so one bad mutation never blocks the queue.
                 self._unfreeze(batch_id)
                 size = max(1, len(rows) // 2)
                 continue
-            if response.status in (400, 413, 415, 422):
+            if response.status in (400, 413, 422):
                 self._fail(rows, code, (response.body or {}).get("error", {}).get("message"),
                            (response.body or {}).get("error", {}).get("details"), report)
                 continue

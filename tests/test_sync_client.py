@@ -14,7 +14,7 @@ import pytest
 
 from models import Child
 from models.sensitivity import RESTRICTED, fields_of
-from sync.client import RESTRICTED_FIELDS, DeviceRevoked, Offline, SyncClient, Unauthorized
+from sync.client import RESTRICTED_FIELDS, DeviceRevoked, Offline, ProtocolError, SyncClient, Unauthorized
 
 
 def reply(status, body=None, headers=None, gzipped=True):
@@ -417,3 +417,15 @@ def test_a_batch_id_taken_by_another_device_is_sent_again_under_a_new_one(make_c
     report = client.sync()
     first, second = [c[2]["batch_id"] for c in server.calls if c[1].endswith("/push")]
     assert first != second and report.applied == 1 and client.failed() == []
+
+
+def test_an_unknown_protocol_stops_the_push_and_keeps_the_outbox(make_client, server):
+    client = make_client()
+    for i in range(3):
+        client.record("child", {**CHILD, "given_name": f"Fictional{i}"})
+    unknown = {"error": {"code": "validation_error", "message": "This server speaks sync protocol 2.",
+                         "details": {"fields": {"protocol": ["Must be 2."]}, "supported": [2]}}}
+    server.script = [status(422, unknown)]
+    with pytest.raises(ProtocolError):
+        client.sync()
+    assert len(client.pending()) == 3 and client.failed() == [] and len(server.calls) == 1
