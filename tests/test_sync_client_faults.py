@@ -26,6 +26,7 @@ class RecordingTransport(UrllibTransport):
     def __init__(self, before_send=None):
         super().__init__(timeout=30)
         self.events = []
+        self.encodings = []
         self.before_send = before_send
 
     def __call__(self, method, url, headers, body):
@@ -36,7 +37,9 @@ class RecordingTransport(UrllibTransport):
         except OSError as exc:
             self.events.append((method, "error", str(exc)))
             raise
-        self.events.append((method, status, {k.lower(): v for k, v in resp_headers.items()}.get("retry-after")))
+        lowered = {k.lower(): v for k, v in resp_headers.items()}
+        self.events.append((method, status, lowered.get("retry-after")))
+        self.encodings.append((method, status, lowered.get("content-encoding")))
         return status, resp_headers, raw
 
 
@@ -136,6 +139,8 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
     assert pushes[-1][1] == 200 and report.retries >= 1
     assert (report.applied + report.duplicates, report.rejected, device.pending()) == (300, 0, [])
     assert_exactly_once(app, mutation_ids, record_ids, logged_in_all=600)  # with the warm-up's 300
+    # Bodies went up gzipped (the server decoded them) and the answers came back gzipped.
+    assert ("POST", 200, "gzip") in transport.encodings and ("GET", 200, "gzip") in transport.encodings
     assert len(device.records("child")) == 300  # its 150 and the warm-up's 150, same caseworker
 
 
