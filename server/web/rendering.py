@@ -5,7 +5,6 @@ import uuid
 from datetime import date, datetime
 
 from flask import abort, g, render_template
-from markupsafe import Markup
 
 from models import Actor, Child, db
 from models.access import can_see_child
@@ -80,10 +79,6 @@ def load_child(child_id) -> Child:
     if child is None or not can_see_child(g.user, child):
         abort(404)
     return child
-
-
-def checkmark(value) -> Markup:
-    return Markup("✓") if value else Markup("")
 
 
 def register_filters(app) -> None:
