@@ -475,6 +475,7 @@ class SyncClient:
     def push(self, report: SyncReport | None = None) -> SyncReport:
         report = report or SyncReport()
         size = self.batch_size
+        suspect_until = None  # while splitting a refused batch: the last seq it held
         while True:
             batch_id, rows = self._next_batch(size)
             if not rows:
@@ -484,7 +485,8 @@ class SyncClient:
             self._check_common(response)
             if response.status == 200:
                 self._settle(rows, (response.body or {}).get("results"), report)
-                size = self.batch_size
+                if suspect_until is None or rows[-1]["seq"] >= suspect_until:
+                    size, suspect_until = self.batch_size, None  # past the refused batch: full size again
                 continue
             code = ((response.body or {}).get("error") or {}).get("code", f"http_{response.status}")
             if response.status == 409 and code == "id_conflict":
@@ -504,10 +506,13 @@ class SyncClient:
                 # alone and can be set aside, so one bad mutation never blocks the queue.
                 self._unfreeze(batch_id)
                 size = max(1, len(rows) // 2)
+                suspect_until = max(suspect_until or 0, rows[-1]["seq"])
                 continue
             if response.status in (400, 413, 422):
                 self._fail(rows, code, (response.body or {}).get("error", {}).get("message"),
                            (response.body or {}).get("error", {}).get("details"), report)
+                if suspect_until is not None and rows[-1]["seq"] >= suspect_until:
+                    size, suspect_until = self.batch_size, None
                 continue
             raise ProtocolError(f"push answered HTTP {response.status} ({code})")
 

@@ -260,10 +260,12 @@ def test_a_refused_envelope_is_split_until_the_bad_mutation_is_alone(make_client
             return reply(422, refused)
         return None
 
-    server.script = [refuse_if_bad] * 10
+    server.script = [refuse_if_bad] * 20
     report = client.sync()
     assert report.applied == 3 and [f["mutation_id"] for f in client.failed()] == [bad_mid]
     assert {k[1] for k in server.records} == set(ids) - {ids[2]}
+    # A binary search: [0-3] refused, [0-1] ok, [2-3] refused, [2] refused alone, [3] ok; then the pull.
+    assert [len(c[2]["mutations"]) for c in server.calls if c[1].endswith("/push")] == [4, 2, 2, 1, 1]
 
 
 def test_401_stops_without_retrying(make_client, server):
