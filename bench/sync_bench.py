@@ -257,7 +257,7 @@ def main():
         runs = sorted(first_pull(server.url, tokens[i], 500) for i in range(REPEATS))
         seconds, size, records, encoding = runs[REPEATS // 2]
         print(f"\nFirst pull of a {args.children}-child caseload: {records:,} records in pages of 500: "
-              f"median {seconds:.2f} s (best {runs[0][0]:.2f} s of {REPEATS}), {size:,} bytes ({encoding or 'not compressed'})"
+              f"median {seconds:.3f} s (best {runs[0][0]:.3f} s of {REPEATS}), {size:,} bytes ({encoding or 'not compressed'})"
               f"  [{verdict(seconds <= TARGETS['pull_s'] and size <= TARGETS['pull_bytes'])}: <= 1 s, <= 1.5 MB]")
         runs2 = sorted(first_pull(server.url, tokens[REPEATS + i], 2000) for i in range(REPEATS))
         print(f"  the same in pages of 2,000 (the server's largest): median {runs2[REPEATS // 2][0]:.2f} s "
