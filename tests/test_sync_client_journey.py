@@ -95,3 +95,28 @@ def test_offline_journey_two_devices_conflict_resolved_and_converged(app, client
     assert phone.pending() == tablet.pending() == []
     with app.app_context():
         assert db.session.get(Child, uuid.UUID(ids[1])).needs_review is False
+
+
+def test_revoked_device_wipes_itself_on_the_next_sync_and_a_kept_one_does_not(app, client, devices, tmp_path):
+    from models import Device
+    from sync.client import DeviceRevoked
+    from sync.devices import revoke_device
+
+    (phone, tablet), _manager, username = devices
+    for device in (phone, tablet):
+        device.record("child", {"sex": "male", "given_name": "Fictional", "caseworker": username})
+        device.sync()
+    with app.app_context():
+        phone_row, tablet_row = db.session.execute(db.select(Device).order_by(Device.label)).scalars().all()
+        assert (phone_row.label, tablet_row.label) == ("Phone A", "Tablet B")
+        revoke_device(phone_row, by=None, wipe=True)
+        revoke_device(tablet_row, by=None, wipe=False)
+        db.session.commit()
+    phone.record("child", {"sex": "female", "given_name": "Fictional-unsent"})
+    with pytest.raises(DeviceRevoked) as wiped:
+        phone.sync()
+    assert wiped.value.wipe is True
+    assert not any(p.name.startswith("device0.sqlite") for p in tmp_path.iterdir())
+    with pytest.raises(DeviceRevoked) as kept:
+        tablet.sync()
+    assert kept.value.wipe is False and len(tablet.records("child")) == 2
