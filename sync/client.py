@@ -55,6 +55,22 @@ RESTRICTED_FIELDS = {
     ),
 }
 
+# A child's case code is derived from its id, so a phone shows it the moment the child is registered
+# offline (the server derives the same one). Mirrors models.children.case_code_for; a test keeps them
+# equal. Letters and digits that cannot be confused when read aloud: no 0/O, 1/I/L, U/V.
+CASE_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+
+
+def case_code_for(child_id: str) -> str:
+    """The 40 highest bits of the UUID as eight base-29 digits, least significant first: XXXX-XXXX."""
+    n = uuid.UUID(str(child_id)).int >> 88
+    chars = []
+    for _ in range(8):
+        n, r = divmod(n, len(CASE_CODE_ALPHABET))
+        chars.append(CASE_CODE_ALPHABET[r])
+    return f"{''.join(chars[:4])}-{''.join(chars[4:])}"
+
+
 # Results of a push that settle a mutation for good.
 SETTLED = ("applied", "duplicate", "conflict")
 
@@ -286,10 +302,13 @@ class SyncClient:
                     raise ValueError(f"no {entity} {id} on this device to update")
                 record_id = str(id or uuid.uuid4())
                 self._enqueue(entity, record_id, "create", 0, fields)
+                shown = {**fields, "id": record_id}
+                if entity == "child":
+                    shown["case_code"] = case_code_for(record_id)
                 self.db.execute(
                     "INSERT INTO record (entity, id, child_id, version, server_data, data) VALUES (?, ?, ?, 0, '{}', ?)",
                     (entity, record_id, fields.get("child_id") if entity != "child" else record_id,
-                     json.dumps({**fields, "id": record_id})))
+                     json.dumps(shown)))
             else:
                 record_id = row["id"]
                 shown = json.loads(row["data"])

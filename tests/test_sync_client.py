@@ -14,7 +14,15 @@ import pytest
 
 from models import Child
 from models.sensitivity import RESTRICTED, fields_of
-from sync.client import RESTRICTED_FIELDS, DeviceRevoked, Offline, ProtocolError, SyncClient, Unauthorized
+from sync.client import (
+    RESTRICTED_FIELDS,
+    DeviceRevoked,
+    Offline,
+    ProtocolError,
+    SyncClient,
+    Unauthorized,
+    case_code_for,
+)
 
 
 def reply(status, body=None, headers=None, gzipped=True):
@@ -155,6 +163,15 @@ def make_client(tmp_path, server):
 CHILD = {"sex": "female", "given_name": "Fictional", "family_name": "Tester", "district": "Kitgum"}
 
 
+def test_case_code_is_known_offline_and_matches_the_server():
+    from models.children import case_code_for as server_case_code
+
+    for _ in range(200):
+        some_id = uuid.uuid4()
+        assert case_code_for(str(some_id)) == server_case_code(some_id)
+    assert case_code_for("00000000-0000-4000-8000-000000000000") == "2222-2222"
+
+
 def test_restricted_list_mirrors_the_child_model():
     assert list(RESTRICTED_FIELDS["child"]) == fields_of(Child, RESTRICTED)
     assert set(RESTRICTED_FIELDS) == {"child"}  # no other entity has restricted fields yet
@@ -164,6 +181,7 @@ def test_offline_edits_are_queued_in_order_with_only_changed_fields(make_client,
     client = make_client()
     child_id = client.record("child", CHILD)
     uuid.UUID(child_id)
+    assert client.get("child", child_id)["case_code"] == case_code_for(child_id)  # shown before any sync
     consent = client.record("consent", {"child_id": child_id, "purpose": "services", "given_by": "caregiver",
                                         "given_on": "2026-11-20"})
     client.record("child", {**CHILD, "risk_level": "high"}, id=child_id)  # merged into the unsent create
