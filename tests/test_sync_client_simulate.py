@@ -35,3 +35,8 @@ def test_simulate_drives_devices_against_a_running_server(app, runner, tmp_path)
             db.select(func.count()).select_from(StageTransition).where(StageTransition.from_stage.is_not(None))
         ).scalar_one()
         assert moved > 0  # cases moved through the lifecycle, not just registered
+
+
+def test_simulate_refuses_at_once_when_no_server_answers(runner):
+    result = runner.invoke(args=["sync", "simulate", "--url", "http://127.0.0.1:9", "--devices", "1"])
+    assert result.exit_code != 0 and "No Homecoming server answers at http://127.0.0.1:9" in result.output

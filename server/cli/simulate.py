@@ -11,6 +11,7 @@ import random
 import secrets
 import tempfile
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -171,6 +172,13 @@ sync_group = AppGroup("sync", help="The sync protocol: simulated field devices."
               help="Where the phones keep their local stores (default: a new temporary directory).")
 def simulate_command(url, devices, children, days, seed, offline_rate, per_caseworker, store_dir):
     """Drive N simulated caseworkers' phones against a running server (its database must be this app's)."""
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/healthz", timeout=10) as response:
+            response.read()
+    except (OSError, ValueError) as exc:
+        # Fail at once: the phones would otherwise back off for minutes before giving up.
+        raise click.ClickException(f"No Homecoming server answers at {url} ({exc}). Start it first, "
+                                   "e.g. `make run`, and pass its address with --url.") from None
     started = time.monotonic()
     phones = simulate(url, devices, children, days, seed=seed, offline_rate=offline_rate,
                       per_caseworker=per_caseworker, store_dir=store_dir, echo=click.echo)
