@@ -199,3 +199,24 @@ def test_two_schedulers_one_leader_one_message_per_recipient_and_handover(app, s
     finally:
         first.stop()
         second.stop()
+
+
+def test_make_run_starts_it_once_per_process(app, monkeypatch):
+    """What ``flask serve`` does before serving: one scheduler thread, however often it is asked."""
+    started, release = [], threading.Event()
+
+    def fake_run(app, stop, announce=None):  # stands in for the real loop, which would run the jobs
+        started.append(app)
+        release.wait(10)
+
+    monkeypatch.setattr(scheduler, "run_scheduler", fake_run)
+    monkeypatch.setattr(scheduler, "_in_process", [])
+    monkeypatch.setitem(app.config, "TESTING", False)
+    try:
+        first = scheduler.start_in_process(app)
+        second = scheduler.start_in_process(app)
+        assert first is second and first.name == "scheduler" and first.daemon
+        assert wait_until(lambda: len(started) == 1, 5) and len(started) == 1
+    finally:
+        release.set()
+        first.join(10)

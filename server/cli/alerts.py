@@ -73,7 +73,7 @@ def demo_history(today, rng: random.Random) -> None:
         .where(StageTransition.to_stage == "reunified").group_by(StageTransition.child_id)).all())
     children = db.session.execute(db.select(Child).where(
         Child.stage.in_(VISIT_STAGES), Child.deleted_at.is_(None)).order_by(Child.case_code)).scalars()
-    for child in children:
+    for index, child in enumerate(children):
         if child.id not in reunified:
             continue
         actor = Actor(user=child.caseworker, source="system")
@@ -95,6 +95,10 @@ def demo_history(today, rng: random.Random) -> None:
             visits.pop()
         for visit in visits:
             create_record("followup", visit, actor)
+        if index % 6 == 1:
+            # Some caseworkers booked the next visit themselves, for today or the next two days.
+            create_record("followup", {"child_id": child.id, "kind": "visit", "status": "scheduled",
+                                       "due_on": today + timedelta(days=index % 3)}, actor)
         until = today
         if child.stage == "follow_up":
             review = child.stage_since + timedelta(days=rules["PLAN_REVIEW_DAYS"])
