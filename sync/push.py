@@ -340,6 +340,8 @@ def _own_caseworker(data: dict, state: _Batch) -> dict:
 def _create(mutation, entity, data, existing, state: _Batch) -> dict:
     rid, recorded_at = mutation["id"], mutation["recorded_at"]
     if existing is not None:
+        # Someone else's record is "not in your caseload", whatever its content.
+        _in_scope_child(existing.id if entity == "child" else existing.child_id, state)
         if _same_content(existing, entity, data, state):
             return {"status": "duplicate", "version": existing.version}
         raise Rejected("id_conflict", f"A {entity} with this id already exists with other content; "

@@ -275,8 +275,9 @@ def test_a_device_cannot_write_outside_its_caseload(app, client):
         mutation("assessment", new_id(), fields={"child_id": child_id, "kind": "health",
                                                  "assessed_on": "2026-11-01"}),
         mutation("child", new_id(), fields=child_fields(caseworker="cw1")),
+        mutation("child", child_id, fields=child_fields()),  # a "create" of someone else's child
     )
-    assert [r["code"] for r in results] == ["out_of_scope"] * 3
+    assert [r["code"] for r in results] == ["out_of_scope"] * 4
     with app.app_context():
         assert get(Child, child_id).risk_level is None
 
