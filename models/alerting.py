@@ -216,36 +216,16 @@ def followup_candidates(today: date, rules: dict) -> list:
     return [reminder, escalated]
 
 
-def _last_seen(within=None):
-    """Per child, the due date of the latest visit at which the child was seen. One grouped pass
-    (a correlated "seen since?" subquery sends SQLite down the wrong index: quadratic)."""
-    query = (select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
-             .where(F.c.kind == "visit", F.c.status == "done", F.c.seen.is_not(False), F.c.deleted_at.is_(None)))
-    if within is not None:
-        query = query.where(F.c.child_id.in_(within))
-    return query.group_by(F.c.child_id).subquery("last_seen")
-
-
-def missed_in_row_candidates(rules: dict, child_ids: list[UUID]) -> list:
-    """Children whose last ESCALATE_MISSED_IN_ROW visits were all missed: to the caseworker and to
-    every manager. A missed visit counts until a later visit sees the child.
-
-    A streak can only start or end when a visit's outcome is recorded, and every such change passes
-    through ``models.planning.after_changes``: so this runs there, for the children just changed, at
-    once (like the danger alert), rather than re-reading every visit of the programme at each scan.
-    """
-    missed = or_(F.c.status == "missed", and_(F.c.status == "done", F.c.seen.is_(False)))
-    seen = _last_seen(within=child_ids)
-    streak = (
-        select(F.c.child_id, func.max(F.c.due_on).label("due_on"))
-        .select_from(F.join(C, C.c.id == F.c.child_id).outerjoin(seen, seen.c.child_id == F.c.child_id))
-        .where(F.c.child_id.in_(child_ids), F.c.kind == "visit", missed, F.c.deleted_at.is_(None), _open_child(),
-               or_(seen.c.due_on.is_(None), F.c.due_on > seen.c.due_on))
-        .group_by(F.c.child_id)
-        .having(func.count() >= rules["ESCALATE_MISSED_IN_ROW"])
-        .subquery()
-    )
+def missed_in_row_candidates(streak_followup_ids: list[UUID]) -> list:
+    """Visits missed in a row: to the caseworker and to every manager, keyed on the due date of the
+    last visit missed. Which runs are long enough is worked out by ``models.planning.missed_streak``
+    from the records planning has just read: a run can only start or end when a visit outcome is
+    recorded, and every such change passes through ``after_changes``; so this is raised at once for
+    the children just changed, not by re-reading every visit of the programme at each scan."""
     managers = _managers()
+    streak = (select(F.c.child_id, F.c.due_on, C.c.caseworker_id)
+              .select_from(F.join(C, C.c.id == F.c.child_id))
+              .where(F.c.id.in_(streak_followup_ids), _open_child()).subquery("streak"))
 
     def to(recipient, source):
         return select(*_candidate({
@@ -255,7 +235,7 @@ def missed_in_row_candidates(rules: dict, child_ids: list[UUID]) -> list:
         })).select_from(source)
 
     return [
-        to(C.c.caseworker_id, streak.join(C, C.c.id == streak.c.child_id)).where(C.c.caseworker_id.is_not(None)),
+        to(streak.c.caseworker_id, streak).where(streak.c.caseworker_id.is_not(None)),
         to(managers.c.id, streak.join(managers, true())),
     ]
 
@@ -316,23 +296,27 @@ def insert_alerts(selects: list) -> Created:
     return Created(base + 1, last)
 
 
-def raise_for_changes(child_ids: list[UUID], danger_followup_ids: list[UUID], rules: dict) -> Created:
+def raise_for_changes(*, danger_followup_ids: list[UUID], streak_followup_ids: list[UUID]) -> Created:
     """The alerts a change raises at once: danger reported at a visit (urgent, to every manager) and
     visits missed in a row (to the caseworker and every manager)."""
-    selects = missed_in_row_candidates(rules, child_ids)
+    selects = []
     if danger_followup_ids:
         selects += danger_candidates(danger_followup_ids)
-    return insert_alerts(selects)
+    if streak_followup_ids:
+        selects += missed_in_row_candidates(streak_followup_ids)
+    return insert_alerts(selects) if selects else Created()
+
+
+# Reminders that a later stage of the same follow-up replaces as the days pass: (rule, resolved from
+# the day after its due date, or from the due date itself).
+DAY_REMINDERS = [f"{prefix}_due" for kind, prefix in KIND_PREFIX.items() if kind != "reception_review"]
+SOON_REMINDERS = [f"{prefix}_due_soon" for kind, prefix in KIND_PREFIX.items() if kind != "reception_review"]
 
 
 def stale_alerts(today: date, child_ids: set[UUID] | None = None):
     """Open or acknowledged alerts that no longer apply: one pass over the live alerts, each joined
-    to its child, its follow-up and (for missed visits) the child's latest seen visit."""
+    to its child and its follow-up."""
     child, followup = C.alias("c"), F.alias("f")
-    streaks = select(A.c.child_id).where(A.c.rule == "missed_in_row", A.c.status.in_(LIVE))
-    if child_ids is not None:
-        streaks = streaks.where(A.c.child_id.in_(list(child_ids)))
-    seen = _last_seen(within=streaks)
     moved_on = or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES))
     followup_settled = and_(Alert.rule != DANGER_RULE, followup.c.id.is_not(None), or_(
         followup.c.status != "scheduled", followup.c.deleted_at.is_not(None), followup.c.due_on != Alert.due_on))
@@ -342,13 +326,11 @@ def stale_alerts(today: date, child_ids: set[UUID] | None = None):
         db.select(Alert)
         .outerjoin(child, child.c.id == Alert.child_id)
         .outerjoin(followup, followup.c.id == Alert.followup_id)
-        .outerjoin(seen, and_(Alert.rule == "missed_in_row", seen.c.child_id == Alert.child_id))
         .where(Alert.status.in_(LIVE), or_(
             moved_on,
             followup_settled,
             superseded,
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
-            and_(Alert.rule == "missed_in_row", seen.c.due_on > Alert.due_on),
         ))
     )
     if child_ids is not None:
@@ -356,10 +338,16 @@ def stale_alerts(today: date, child_ids: set[UUID] | None = None):
     return query
 
 
-# Reminders that a later stage of the same follow-up replaces as the days pass: (rule, resolved from
-# the day after its due date, or from the due date itself).
-DAY_REMINDERS = [f"{prefix}_due" for kind, prefix in KIND_PREFIX.items() if kind != "reception_review"]
-SOON_REMINDERS = [f"{prefix}_due_soon" for kind, prefix in KIND_PREFIX.items() if kind != "reception_review"]
+def resolve_broken_streaks(last_seen_on: dict[UUID, date]) -> int:
+    """Resolve "missed in a row" alerts of children seen at a later visit."""
+    if not last_seen_on:
+        return 0
+    alerts = db.session.execute(db.select(Alert).where(
+        Alert.child_id.in_(list(last_seen_on)), Alert.rule == "missed_in_row", Alert.status.in_(LIVE))).scalars()
+    broken = [a for a in alerts if a.due_on < last_seen_on[a.child_id]]
+    for alert in broken:
+        update_record(alert, {"status": "resolved"}, SYSTEM)
+    return len(broken)
 
 
 def superseded_reminders(today: date):

@@ -142,8 +142,26 @@ def reconcile(child: Child, transitions: list[StageTransition], followups: list[
             _retire(followup, child, transitions)
 
 
-def plan_children(child_ids: set[UUID], *, rules: dict) -> None:
-    """Re-plan the follow-ups of these children, reading their records in three queries."""
+@dataclass(frozen=True)
+class Streak:
+    """A child's run of missed visits since the last visit that saw the child."""
+
+    latest: Followup | None  # the last missed visit, when the run is long enough to alert
+    last_seen_on: date | None  # due date of the last visit that saw the child
+
+
+def missed_streak(followups: list[Followup], rules: dict) -> Streak:
+    visits = [f for f in followups if f.kind == "visit" and f.status in ("done", "missed")]
+    last_seen_on = max((f.due_on for f in visits if not was_missed(f)), default=None)
+    run = [f for f in visits if was_missed(f) and (last_seen_on is None or f.due_on > last_seen_on)]
+    if len(run) < rules["ESCALATE_MISSED_IN_ROW"]:
+        return Streak(None, last_seen_on)
+    return Streak(max(run, key=lambda f: (f.due_on, f.created_at)), last_seen_on)
+
+
+def plan_children(child_ids: set[UUID], *, rules: dict) -> dict[UUID, list[Followup]]:
+    """Re-plan the follow-ups of these children, reading their records in three queries. Returns
+    each child's follow-ups as read (before planning), for the alerts raised at once."""
     ids = list(child_ids)
     children = db.session.execute(db.select(Child).where(Child.id.in_(ids))).scalars().all()
     transitions = defaultdict(list)
@@ -158,10 +176,13 @@ def plan_children(child_ids: set[UUID], *, rules: dict) -> None:
         followups[f.child_id].append(f)
     for child in children:
         reconcile(child, transitions[child.id], followups[child.id], rules)
+    return followups
 
 
 def after_changes(child_ids: set[UUID], *, today: date, rules: dict) -> None:
-    """Plan follow-ups, raise urgent alerts and resolve what no longer applies, for these children."""
+    """Plan follow-ups, raise the alerts a change raises at once (danger reported, visits missed in a
+    row), and resolve what no longer applies, for these children. Works from the records planning
+    already read: no query here grows with the size of the programme."""
     from models import alerting
 
     child_ids = {c for c in child_ids if c is not None}
@@ -171,12 +192,12 @@ def after_changes(child_ids: set[UUID], *, today: date, rules: dict) -> None:
     ids = sorted(child_ids, key=str)
     for start in range(0, len(ids), 500):
         chunk = set(ids[start:start + 500])
-        plan_children(chunk, rules=rules)
-        dangerous = db.session.execute(
-            db.select(Followup).where(Followup.child_id.in_(chunk), Followup.deleted_at.is_(None),
-                                      (Followup.not_seen_reason.in_(DANGER_NOT_SEEN_REASONS))
-                                      | Followup.concerns.is_not(None))
-        ).scalars().all()
-        alerting.raise_for_changes(list(chunk), [f.id for f in dangerous if danger_reported(f)], rules)
+        followups = plan_children(chunk, rules=rules)
+        streaks = {child_id: missed_streak(followups[child_id], rules) for child_id in chunk}
+        alerting.raise_for_changes(
+            danger_followup_ids=[f.id for fs in followups.values() for f in fs if danger_reported(f)],
+            streak_followup_ids=[s.latest.id for s in streaks.values() if s.latest is not None],
+        )
         alerting.resolve_stale(today, child_ids=chunk)
+        alerting.resolve_broken_streaks({c: s.last_seen_on for c, s in streaks.items() if s.last_seen_on})
     db.session.flush()
