@@ -6,6 +6,7 @@ Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes c
 
 import gzip
 import json
+import logging
 import zlib
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
@@ -21,6 +22,7 @@ from sync.pull import decode_cursor, encode_changes, encode_cursor, pull
 from sync.push import ingest
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
+log = logging.getLogger(__name__)
 
 DEFAULT_PULL_LIMIT = 500
 # Responses smaller than this are not worth compressing.
@@ -91,9 +93,15 @@ def push():
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
     db.session.commit()
     if outcome.child_ids:
-        # Planning reads committed state and is idempotent; it is not part of the batch's answer.
-        after_changes(outcome.child_ids, today=today, rules=rules)
-        db.session.commit()
+        # Planning reads committed state and is idempotent; it is not part of the batch's answer. The
+        # batch is committed: a planning failure is logged (ids only) and left to the scheduler's next
+        # scan, not turned into an error that would make the device retry a batch that went in.
+        try:
+            after_changes(outcome.child_ids, today=today, rules=rules)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("follow-up planning failed after sync batch %s", envelope["batch_id"])
     return {"batch_id": str(envelope["batch_id"]), "server_time": utcnow().isoformat(),
             "results": outcome.results}
 
