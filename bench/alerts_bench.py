@@ -4,7 +4,7 @@
 
 Builds a fresh SQLite database in a temporary folder through the real migrations, bulk-inserts
 fictional rows with Core ``executemany`` (no names: the scan never reads them): children in the open
-stages with a reunification transition, three past visits each (some missed), one scheduled visit due
+stages with their stage transitions (about six each in reintegration), three past visits each (some missed), one scheduled visit due
 anywhere from 60 days ago to 90 days ahead, and a plan review for those in follow-up. Then times the
 scan as of today (first pass, committed), and a second pass, printing how many alerts each created.
 Targets: first pass ≤ 3 s, second pass creates 0.
@@ -81,8 +81,15 @@ def insert_rows(n_children: int, today: date, rng: random.Random, profile: dict)
         if stage not in ("reunified", "follow_up", "closure_pending"):
             continue
         reunified = since - timedelta(days=rng.randint(0, 400))
-        transitions.append({**row, "id": uuid.uuid4(), "from_stage": "assessed", "to_stage": "reunified",
-                            "occurred_on": reunified})
+        # The whole path, as the stage machine records it: about six transitions per child.
+        path = [(None, "identified"), ("identified", "registered"), ("registered", "assessed"),
+                ("assessed", "reunified"), ("reunified", "follow_up")]
+        if stage == "closure_pending":
+            path.append(("follow_up", "closure_pending"))
+        path = path[:[to for _, to in path].index(stage) + 1]
+        for offset, (from_stage, to_stage) in enumerate(path):
+            transitions.append({**row, "id": uuid.uuid4(), "from_stage": from_stage, "to_stage": to_stage,
+                                "occurred_on": reunified + timedelta(days=(offset - 3) * 20)})
         day = reunified + timedelta(days=14)
         for _ in range(3):
             missed = rng.random() < 0.08

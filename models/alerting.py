@@ -241,17 +241,19 @@ def missed_in_row_candidates(streak_followup_ids: list[UUID]) -> list:
 
 
 def closure_candidates(today: date, rules: dict) -> list:
+    """Children in follow-up for MIN_FOLLOW_UP_DAYS since their first reunification. Driven from
+    the children in ``follow_up`` (stage index), their transitions looked up by child."""
     minimum = rules["MIN_FOLLOW_UP_DAYS"]
-    since = (select(T.c.child_id, func.min(T.c.occurred_on).label("reunified_on"))
-             .where(T.c.to_stage == "reunified", T.c.deleted_at.is_(None))
-             .group_by(T.c.child_id).subquery())
+    since = (select(C.c.id.label("child_id"), C.c.caseworker_id, func.min(T.c.occurred_on).label("reunified_on"))
+             .select_from(C.join(T, T.c.child_id == C.c.id))
+             .where(C.c.stage == "follow_up", C.c.deleted_at.is_(None), C.c.caseworker_id.is_not(None),
+                    T.c.to_stage == "reunified", T.c.deleted_at.is_(None))
+             .group_by(C.c.id, C.c.caseworker_id).subquery("since"))
     return [select(*_candidate({
-        "child_id": C.c.id, "followup_id": cast(null(), Alert.followup_id.type),
-        "rule": literal("closure_eligible"), "severity": literal("info"), "recipient_id": C.c.caseworker_id,
+        "child_id": since.c.child_id, "followup_id": cast(null(), Alert.followup_id.type),
+        "rule": literal("closure_eligible"), "severity": literal("info"), "recipient_id": since.c.caseworker_id,
         "due_on": add_days(since.c.reunified_on, minimum),
-    })).select_from(C.join(since, since.c.child_id == C.c.id)).where(
-        C.c.deleted_at.is_(None), C.c.stage == "follow_up", C.c.caseworker_id.is_not(None),
-        since.c.reunified_on <= today - timedelta(days=minimum))]
+    })).where(since.c.reunified_on <= today - timedelta(days=minimum))]
 
 
 def danger_candidates(followup_ids: list[UUID]) -> list:
