@@ -49,8 +49,7 @@ def register_api(app):
     api.init_app(app)
     app.before_request(require_json_body)
 
-    from server.api import alerts, auth, children, records
-    from server.api import conflicts, devices
+    from server.api import alerts, auth, children, conflicts, devices, records
 
     for module in (auth, children, records, alerts, devices, conflicts):
         api.register_blueprint(module.blp)

@@ -8,7 +8,6 @@ from flask.cli import AppGroup
 from models import User, audit, db
 from models.vocab import ROLES
 
-
 users = AppGroup("users", help="Manage user accounts.")
 
 
