@@ -4,15 +4,17 @@ Each function takes validated data, keeps the invariants (version steps by one, 
 change, derived stage), flushes, and never commits: the caller commits once at its boundary.
 """
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, inspect
+from sqlalchemy import func, insert, inspect
 
 from models.accounts import Device, User
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
+from models.changes import allocate_seq
 from models.children import Child, case_code_for
 from models.errors import DomainError, FieldErrors, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
@@ -52,18 +54,24 @@ def json_value(value):
     return value
 
 
+def _history_values(entity: str, record_id, version: int, child_id, fields: dict, actor: Actor) -> dict:
+    return {
+        "entity": entity,
+        "record_id": record_id,
+        "version": version,
+        "child_id": child_id,
+        "fields": sorted(fields),
+        "values": {k: json_value(v) for k, v in fields.items()},
+        "actor_id": actor.user.id if actor.user else None,
+        "device_id": actor.device.id if actor.device else None,
+        "source": actor.source,
+    }
+
+
 def _history(record, fields: dict, actor: Actor) -> None:
-    db.session.add(RecordHistory(
-        entity=ENTITY_OF[type(record)],
-        record_id=record.id,
-        version=record.version,
-        child_id=record.id if isinstance(record, Child) else getattr(record, "child_id", None),
-        fields=sorted(fields),
-        values={k: json_value(v) for k, v in fields.items()},
-        actor_id=actor.user.id if actor.user else None,
-        device_id=actor.device.id if actor.device else None,
-        source=actor.source,
-    ))
+    child_id = record.id if isinstance(record, Child) else getattr(record, "child_id", None)
+    db.session.add(RecordHistory(**_history_values(ENTITY_OF[type(record)], record.id, record.version, child_id,
+                                                   fields, actor)))
 
 
 def _column_values(record) -> dict:
@@ -98,28 +106,53 @@ def _derive_child_fields(fields: dict) -> dict:
     return fields
 
 
+@dataclass
+class NewRecord:
+    """A create checked and worked out but not written yet: the rows ``create_many`` inserts. The same
+    values ``create_child`` and ``create_record`` give the ORM, so both ways write the same rows."""
+
+    model: type
+    values: dict  # the record's columns, version 1
+    history: dict  # the fields its version-1 history row names
+    first_stage: dict | None = None  # a new child's first stage transition
+
+
+def _new_child(fields: dict, actor: Actor, record_id, recorded_at, today) -> NewRecord:
+    fields = _derive_child_fields(_resolve_caseworker(fields))
+    child_id = record_id or uuid.uuid4()
+    identified_on = fields.get("identified_on") or today or utcnow().date()
+    values = {"id": child_id, "case_code": case_code_for(child_id), "stage": INITIAL_STAGE,
+              "stage_since": identified_on, "version": 1, "recorded_at": recorded_at,
+              **{**fields, "identified_on": identified_on}}
+    # The first transition, so the timeline starts where the case starts.
+    first_stage = {"child_id": child_id, "from_stage": None, "to_stage": INITIAL_STAGE, "occurred_on": identified_on,
+                   "actor_id": actor.user.id if actor.user else None, "version": 1}
+    return NewRecord(Child, values, {**fields, "identified_on": identified_on, "stage": INITIAL_STAGE}, first_stage)
+
+
+def _new_record(entity: str, fields: dict, record_id, recorded_at) -> NewRecord:
+    model = ENTITIES[entity]
+    if model is Followup:
+        _check_outcome(fields)
+    values = {"id": record_id or uuid.uuid4(), "version": 1, "recorded_at": recorded_at, **fields}
+    return NewRecord(model, values, fields)
+
+
 def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
                  recorded_at: datetime | None = None, today: date | None = None, flush: bool = True,
                  code_checked: bool = False) -> Child:
     """``code_checked``: the caller already looked for the case code (sync does it for a whole batch)."""
-    fields = _derive_child_fields(_resolve_caseworker(fields))
-    child_id = record_id or uuid.uuid4()
-    code = case_code_for(child_id)
+    new = _new_child(fields, actor, record_id, recorded_at, today)
+    code = new.values["case_code"]
     if not code_checked and db.session.execute(db.select(Child.id).where(Child.case_code == code)).first():
         raise DomainError(
             f"The case code {code} derived from this id is taken; create the child with a new id.",
-            {"id": str(child_id)}, code="id_conflict",
+            {"id": str(new.values["id"])}, code="id_conflict",
         )
-    identified_on = fields.get("identified_on") or today or utcnow().date()
-    child = Child(id=child_id, case_code=code, stage=INITIAL_STAGE, stage_since=identified_on,
-                  version=1, recorded_at=recorded_at, **{**fields, "identified_on": identified_on})
+    child = Child(**new.values)
     db.session.add(child)
-    _history(child, {**fields, "identified_on": identified_on, "stage": INITIAL_STAGE}, actor)
-    # The first transition, so the timeline starts where the case starts.
-    db.session.add(StageTransition(
-        child_id=child.id, from_stage=None, to_stage=INITIAL_STAGE, occurred_on=identified_on,
-        actor_id=actor.user.id if actor.user else None, version=1,
-    ))
+    _history(child, new.history, actor)
+    db.session.add(StageTransition(**new.first_stage))
     if flush:  # a sync batch flushes once for many records
         db.session.flush()
     return child
@@ -128,15 +161,62 @@ def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = No
 def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
                   recorded_at: datetime | None = None, flush: bool = True):
     """Create a consent, assessment, service, follow-up or alert under an existing child."""
-    model = ENTITIES[entity]
-    if model is Followup:
-        _check_outcome(fields)
-    record = model(id=record_id or uuid.uuid4(), version=1, recorded_at=recorded_at, **fields)
+    new = _new_record(entity, fields, record_id, recorded_at)
+    record = new.model(**new.values)
     db.session.add(record)
-    _history(record, fields, actor)
+    _history(record, new.history, actor)
     if flush:  # a sync batch flushes once for many records
         db.session.flush()
     return record
+
+
+def prepare_create(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID,
+                   recorded_at: datetime | None = None, today: date | None = None) -> NewRecord:
+    """What ``create_child`` / ``create_record`` would write, checked the same way (and raising the same
+    errors), for ``create_many``. The case code must have been checked by the caller."""
+    if entity == "child":
+        return _new_child(fields, actor, record_id, recorded_at, today)
+    return _new_record(entity, fields, record_id, recorded_at)
+
+
+@functools.cache
+def _column_names(model) -> dict:
+    return {attr.key: attr.columns[0].name for attr in inspect(model).column_attrs}
+
+
+def create_many(news: list[NewRecord], actor: Actor) -> None:
+    """Write prepared creates with one executemany per table (a sync batch of new records).
+
+    The rows are those the ORM path writes: each record at version 1, its version-1 history row, a
+    child's first stage transition. ``seq`` is stamped here, in list order (a child, then its first
+    transition), from ``allocate_seq``: the before_flush hook only sees ORM objects. Flushes, never commits.
+    """
+    if not news:
+        return
+    session = db.session
+    session.flush()  # pending ORM writes take their seq first, as they would in one flush
+    synced, history = [], []
+    for new in news:
+        synced.append((new.model, new.values))
+        if new.first_stage is not None:
+            synced.append((StageTransition, new.first_stage))
+        record_id = new.values["id"]
+        child_id = record_id if new.model is Child else new.values.get("child_id")
+        history.append(_history_values(ENTITY_OF[new.model], record_id, 1, child_id, new.history, actor))
+    first = allocate_seq(session, len(synced))
+    # One executemany per table and set of columns (a row leaves out the columns it does not set, so
+    # their defaults apply as in the ORM); children first, their records reference them.
+    groups: dict = {}
+    for offset, (model, values) in enumerate(synced):
+        names = _column_names(model)
+        row = {names[k]: v for k, v in values.items()}
+        row["seq"] = first + offset
+        groups.setdefault((model is not Child, model.__tablename__, frozenset(row)), (model, []))[1].append(row)
+    connection = session.connection()
+    for key in sorted(groups, key=lambda k: k[:2]):
+        model, rows = groups[key]
+        connection.execute(insert(model.__table__), rows)
+    connection.execute(insert(RecordHistory.__table__), history)
 
 
 def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,

@@ -12,6 +12,12 @@ Each mutation is all or nothing, and one failing never touches another. The rule
   flush fails, that attempt is rolled back and the batch is applied again with one savepoint per
   mutation (``session.begin_nested()``), the outcome the fast path would have had to reproduce.
 Both give the same results; the fast path only saves a flush and a savepoint per mutation.
+
+A batch of creates only (new children and their consents, assessments, services and visits, the usual
+registration day) is first tried on a bulk path: the same checks, then ``records.create_many`` writes
+all records, history rows and first stage transitions with one executemany per table instead of the
+ORM's unit of work. Anything it does not cover (an update, a transition, an alert, a record created
+twice) sends the batch to the fast path before anything is written.
 """
 
 import uuid
@@ -30,7 +36,17 @@ from models.changes import ChangeCounter
 from models.children import Child, case_code_for
 from models.errors import DomainError, FieldErrors
 from models.history import RecordHistory
-from models.records import ENTITIES, Actor, create_child, create_record, json_value, transition, update_record
+from models.records import (
+    ENTITIES,
+    Actor,
+    create_child,
+    create_many,
+    create_record,
+    json_value,
+    prepare_create,
+    transition,
+    update_record,
+)
 from models.schemas import FIELD_SCHEMAS
 from models.syncstate import Conflict, MutationLog, SyncBatch
 from sync.errors import SyncError
@@ -66,6 +82,7 @@ class _Batch:
     rejected_creates: set = field(default_factory=set)  # (entity, id) of creates refused in this batch
     child_ids: set = field(default_factory=set)
     fast: bool = False  # writes are flushed once at the end; see the module docstring
+    bulk: list | None = None  # on the bulk path: the prepared creates, written at the end
     taken_codes: set = field(default_factory=set)  # case codes of new children's ids already in use
 
     @property
@@ -99,14 +116,29 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     actor = Actor(user=device.user, source="device", device=device)
     known = _prefetch(mutations)
     taken = _taken_codes(mutations)
-    attempt = session.begin_nested()
     try:
-        with session.no_autoflush:
-            state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
-                           taken_codes=set(taken))
-            results, in_batch = _apply_all(mutations, seen, state)
-        session.flush()
-        attempt.commit()
+        state = results = None
+        if _only_creates(mutations, seen):
+            attempt = session.begin_nested()
+            try:
+                with session.no_autoflush:
+                    state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
+                                   taken_codes=set(taken), bulk=[])
+                    results, in_batch = _apply_all(mutations, seen, state)
+                create_many(state.bulk, actor)
+                attempt.commit()
+            except _NotBulk:
+                attempt.rollback()
+                state = results = None
+                known = _prefetch(mutations)
+        if results is None:
+            attempt = session.begin_nested()
+            with session.no_autoflush:
+                state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
+                               taken_codes=set(taken))
+                results, in_batch = _apply_all(mutations, seen, state)
+            session.flush()
+            attempt.commit()
     except (_SlowPathNeeded, IntegrityError):
         attempt.rollback()
         state = _Batch(device=device, actor=actor, today=today, rules=rules, known=_prefetch(mutations),
@@ -126,6 +158,19 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
 
 class _SlowPathNeeded(Exception):
     """The fast path met a refusal from the domain: redo the batch one savepoint per mutation."""
+
+
+class _NotBulk(Exception):
+    """The bulk path met a mutation it does not cover: redo the batch on the fast path."""
+
+
+# What the bulk path writes: records created with ``create_child`` / ``create_record``.
+BULK_ENTITIES = ("child", "consent", "assessment", "service", "followup")
+
+
+def _only_creates(mutations: list, seen: dict) -> bool:
+    return all(m["op"] == "create" and m["entity"] in BULK_ENTITIES
+               for m in mutations if m["mutation_id"] not in seen)
 
 
 def _apply_all(mutations: list, seen: dict, state: _Batch) -> tuple[list, dict]:
@@ -187,7 +232,8 @@ def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
                      "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
                      "payload": raw, "status": "received"})
     if rows:
-        db.session.execute(insert(MutationLog), rows)
+        # The table, not the mapped class: a plain executemany, without the ORM's bulk bookkeeping.
+        db.session.execute(insert(MutationLog.__table__), rows)
 
 
 def _record_outcomes(results: dict) -> None:
@@ -339,6 +385,8 @@ def _own_caseworker(data: dict, state: _Batch) -> dict:
 
 def _create(mutation, entity, data, existing, state: _Batch) -> dict:
     rid, recorded_at = mutation["id"], mutation["recorded_at"]
+    if isinstance(existing, _Prepared):
+        raise _NotBulk()  # created twice in this batch: compared on the fast path
     if existing is not None:
         # Someone else's record is "not in your caseload", whatever its content.
         _in_scope_child(existing.id if entity == "child" else existing.child_id, state)
@@ -346,6 +394,8 @@ def _create(mutation, entity, data, existing, state: _Batch) -> dict:
             return {"status": "duplicate", "version": existing.version}
         raise Rejected("id_conflict", f"A {entity} with this id already exists with other content; "
                        "create the record with a new id.")
+    if state.bulk is not None:
+        return _create_bulk(mutation, entity, data, state)
     if entity == "child":
         data = _own_caseworker(data, state)
         if case_code_for(rid) in state.taken_codes:
@@ -372,6 +422,41 @@ def _create(mutation, entity, data, existing, state: _Batch) -> dict:
     state.known[(entity, rid)] = record
     state.child_ids.add(child_id)
     return {"status": "applied", "version": record.version}
+
+
+@dataclass
+class _Prepared:
+    """A record of this batch waiting for ``create_many``: what later mutations of the batch read."""
+
+    id: uuid.UUID
+    case_code: str | None = None
+    caseworker_id: uuid.UUID | None = None
+    deleted_at: None = None
+    version: int = 1
+
+
+def _create_bulk(mutation, entity, data, state: _Batch) -> dict:
+    """``_create`` for a new record on the bulk path: the same checks, the write deferred."""
+    rid = mutation["id"]
+    if entity == "child":
+        data = _own_caseworker(data, state)
+        code = case_code_for(rid)
+        if code in state.taken_codes:
+            raise Rejected("id_conflict", f"The case code {code} derived from this id is taken; "
+                           "create the child with a new id.")
+        data = {**data, "caseworker_id": state.user.id}
+        child_id = rid
+    else:
+        child_id = _in_scope_child(data["child_id"], state).id
+    state.bulk.append(prepare_create(entity, data, state.actor, record_id=rid,
+                                     recorded_at=mutation["recorded_at"], today=state.today))
+    if entity == "child":
+        state.taken_codes.add(code)
+        state.known[(entity, rid)] = _Prepared(rid, case_code=code, caseworker_id=state.user.id)
+    else:
+        state.known[(entity, rid)] = _Prepared(rid)
+    state.child_ids.add(child_id)
+    return {"status": "applied", "version": 1}
 
 
 def _same_content(record, entity, data, state: _Batch) -> bool:
