@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import union_all
 
-from models.accounts import Device
+from models.accounts import Device, User
 from models.base import db
 from models.care import Assessment, Consent, Service
 from models.changes import ScopeChange, current_seq
@@ -28,8 +28,8 @@ from models.children import Child
 from models.followups import Alert, Followup
 from models.lifecycle import StageTransition
 from models.records import ENTITY_OF
-from models.schemas import dump_record
 from sync.errors import SyncError
+from sync.pull_rows import row_data, shape_of
 
 CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup)
 
@@ -125,30 +125,43 @@ def _window_query(sources, after: int, ceiling: int, count: int):
 def _changes(sources, user_id, after: int, upper: int, full: bool) -> Iterator[dict]:
     """The page's changes in sequence order; within a page, only the last word on each record.
 
-    Every query runs here, before the response starts; only the dumping is left to the iterator.
+    Every query runs here, before the response starts; only building the change dicts is left to the
+    iterator. Records are selected as rows of the columns a device may see (sync.pull_rows), not as
+    ORM objects.
     """
-    events = []  # (seq, tiebreak, entity, record, or (id, removal) for a scope removal)
+    events = []  # (seq, tiebreak, entity, record id, (shape, row) or a ready removal dict)
     scope_changes = []
+    deleted = {}  # deleted child id -> seq: a deleted child takes its records with it
     for model, cond in sources:
-        stmt = db.select(model).where(model.seq > after, model.seq <= upper, *cond)
         if model is ScopeChange:
-            scope_changes = db.session.execute(stmt).scalars().all()
+            stmt = db.select(ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq)
+            scope_changes = db.session.execute(stmt.where(ScopeChange.seq > after, ScopeChange.seq <= upper,
+                                                          *cond)).all()
             continue
-        for record in db.session.execute(stmt).scalars():
-            events.append((record.seq, 0, ENTITY_OF[model], record))
-    # A deleted child takes its records with it, as a child leaving the scope does.
-    deleted = {e[3].id: e[0] for e in events if e[2] == "child" and e[3].deleted_at is not None}
+        shape = shape_of(model)
+        stmt = db.select(*shape.columns).where(model.seq > after, model.seq <= upper, *cond)
+        for row in db.session.execute(stmt):
+            events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
+            if model is Child and row[shape.deleted_at] is not None:
+                deleted[row[shape.id_at]] = row[shape.seq_at]
     events += _expand(scope_changes, deleted)
     events.sort(key=lambda e: (e[0], e[1]))
     last = {}
     for position, event in enumerate(events):
-        last[(event[2], _id(event[3]))] = position
-    return (_change(entity, record) for position, (_seq, _tie, entity, record) in enumerate(events)
-            if last[(entity, _id(record))] == position)
+        last[(event[2], event[3])] = position
+    kept = [event for position, event in enumerate(events) if last[(event[2], event[3])] == position]
+    usernames = _usernames(kept)
+    return (_change(event[4], usernames) for event in kept)
 
 
-def _id(record):
-    return record.id if not isinstance(record, tuple) else record[0]
+def _usernames(events) -> dict:
+    """Caseworker id -> username for the children on the page: one query a page, not one a child."""
+    ids = {item[1][item[0].caseworker_at] for *_, item in events
+           if isinstance(item, tuple) and item[0].caseworker_at is not None}
+    ids.discard(None)
+    if not ids:
+        return {}
+    return dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids))).all())
 
 
 def _expand(scope_changes, deleted_children: dict) -> list[tuple]:
@@ -157,43 +170,64 @@ def _expand(scope_changes, deleted_children: dict) -> list[tuple]:
     removed = {**deleted_children, **{sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}}
     added = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "add"}
     if removed:
-        # A removal is an id and a version; tuples, not records, so nothing is decrypted for it.
+        # A removal is an id and a version: nothing is decrypted for it.
         ids = list(removed)
-        events += [(removed[r.id], 1, "child", ("remove", r.id, r.version)) for r in db.session.execute(
-            db.select(Child.id, Child.version).where(Child.id.in_(ids)))]
-        for model in CHILD_RECORDS:
-            events += [(removed[r.child_id], 1, ENTITY_OF[model], ("remove", r.id, r.version))
-                       for r in db.session.execute(
-                           db.select(model.id, model.version, model.child_id).where(model.child_id.in_(ids)))]
-        events = [(seq, tie, entity, (rec[1], rec)) for seq, tie, entity, rec in events]
+        for model in (Child, *CHILD_RECORDS):
+            key = model.id if model is Child else model.child_id
+            entity = ENTITY_OF[model]
+            events += [(removed[child_id], 1, entity, record_id, _removal(entity, record_id, version))
+                       for record_id, version, child_id in db.session.execute(
+                           db.select(model.id, model.version, key).where(key.in_(ids)))]
     if added:
         ids = list(added)
         for model in (Child, *CHILD_RECORDS):
+            shape = shape_of(model)
             key = model.id if model is Child else model.child_id
-            stmt = db.select(model).where(key.in_(ids), model.deleted_at.is_(None))
-            for record in db.session.execute(stmt).scalars():
-                child_id = record.id if model is Child else record.child_id
-                events.append((added[child_id], 1, ENTITY_OF[model], record))
+            stmt = db.select(*shape.columns).where(key.in_(ids), model.deleted_at.is_(None))
+            events += [(added[row[shape.child_at]], 1, shape.entity, row[shape.id_at], (shape, row))
+                       for row in db.session.execute(stmt)]
     return events
 
 
-def _change(entity: str, record) -> dict:
-    if isinstance(record, tuple):  # (id, ("remove", id, version)) from a scope removal
-        _, (_op, record_id, version) = record
-        return {"entity": entity, "id": str(record_id), "version": version, "op": "remove"}
-    if record.deleted_at is not None or (entity == "alert" and record.status != "open"):
-        return {"entity": entity, "id": str(record.id), "version": record.version, "op": "remove"}
-    return {"entity": entity, "id": str(record.id), "version": record.version, "op": "upsert",
-            "data": dump_record(record, restricted=False)}
+def _removal(entity: str, record_id, version: int) -> dict:
+    return {"entity": entity, "id": str(record_id), "version": version, "op": "remove"}
+
+
+def _change(item, usernames: dict) -> dict:
+    if isinstance(item, dict):  # a removal worked out from the scope
+        return item
+    shape, row = item
+    record_id, version = row[shape.id_at], row[shape.version_at]
+    if row[shape.deleted_at] is not None or (shape.status_at is not None and row[shape.status_at] != "open"):
+        return _removal(shape.entity, record_id, version)
+    return {"entity": shape.entity, "id": str(record_id), "version": version, "op": "upsert",
+            "data": row_data(shape, row, usernames)}
+
+
+# Changes are encoded a group at a time: one encoder call per group rather than per change, while
+# the answer still streams in pieces of bounded size.
+ENCODE_GROUP = 100
+_encoder = json.JSONEncoder(separators=(",", ":"))
 
 
 def encode_changes(changes: Iterator[dict]) -> Iterator[str]:
-    """JSON text of the changes, comma-separated, one change at a time."""
+    """JSON text of the changes, comma-separated, a group of changes at a time."""
     first = True
-    for change in changes:
-        text = json.dumps(change, separators=(",", ":"))
+    for group in _groups(changes):
+        text = _encoder.encode(group)[1:-1]
         yield text if first else "," + text
         first = False
+
+
+def _groups(changes: Iterator[dict]) -> Iterator[list]:
+    group = []
+    for change in changes:
+        group.append(change)
+        if len(group) == ENCODE_GROUP:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 __all__ = ["Page", "decode_cursor", "encode_cursor", "encode_changes", "pull"]

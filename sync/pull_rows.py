@@ -1,0 +1,100 @@
+"""Pulled records as plain rows: which columns a pull selects per entity, and how a row becomes the
+``data`` of an upsert, identical to ``models.schemas.dump_record(record)``.
+
+A first pull sends thousands of records; building, then dumping, an ORM object for each was most of
+its cost. Here each entity's select names only the columns ``dump_record`` sends (plus ``seq`` and
+``deleted_at``), so restricted (CAAFAG) columns are never even read from the database for a device;
+the encrypted columns still decrypt in the column types' result processing. The column list and the
+conversion of each value to JSON are worked out once per entity, not once per value.
+"""
+
+import functools
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Uuid, inspect
+from sqlalchemy.types import JSON
+
+from models.base import UTCDateTime
+from models.children import Child
+from models.crypto import EncryptedDate, EncryptedJSON, EncryptedText
+from models.lifecycle import phase_of
+from models.records import ENTITY_OF, json_value
+from models.schemas import _dumped_keys
+
+# Column types whose values are already what JSON carries; the others are converted as json_value does.
+_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, EncryptedJSON)
+_ISO = (Date, UTCDateTime, EncryptedDate)
+
+
+def _isoformat(value: date | datetime) -> str:
+    return value.isoformat()
+
+
+def _converter(column):
+    kind = type(column.type)
+    if kind in _AS_IS:
+        return None
+    if kind in _ISO:
+        return _isoformat
+    if kind is Uuid:
+        return str
+    return json_value  # a type this module does not know: the generic conversion, never a wrong one
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a pull selects for one entity and where things sit in its rows."""
+
+    entity: str
+    columns: tuple  # the dumped columns in dump_record's order, then seq and deleted_at
+    keys: tuple[str, ...]  # the data keys, in the same order (``caseworker`` for ``caseworker_id``)
+    convert: tuple[tuple[str, object], ...]  # (key, function) for the values JSON cannot carry as they are
+    id_at: int
+    version_at: int
+    child_at: int | None  # where the child's id is: its own id for a child, child_id for its records
+    status_at: int | None  # an alert's status
+    seq_at: int
+    deleted_at: int
+    caseworker_at: int | None
+
+
+@functools.cache
+def shape_of(model) -> Shape:
+    keys = _dumped_keys(model, False)
+    mapper = inspect(model)
+    columns = [mapper.column_attrs[key].columns[0] for key in keys]
+    convert = tuple((key, fn) for key, column in zip(keys, columns, strict=True)
+                    if key != "caseworker_id" and (fn := _converter(column)) is not None)
+    child_key = "id" if model is Child else ("child_id" if "child_id" in keys else None)
+    return Shape(
+        entity=ENTITY_OF[model],
+        columns=(*columns, model.__table__.c.seq, model.__table__.c.deleted_at),
+        keys=tuple("caseworker" if key == "caseworker_id" else key for key in keys),
+        convert=convert,
+        id_at=keys.index("id"),
+        version_at=keys.index("version"),
+        child_at=keys.index(child_key) if child_key else None,
+        status_at=keys.index("status") if model.__tablename__ == "alert" else None,
+        seq_at=len(keys),
+        deleted_at=len(keys) + 1,
+        caseworker_at=keys.index("caseworker_id") if "caseworker_id" in keys else None,
+    )
+
+
+def row_data(shape: Shape, row, usernames: dict) -> dict:
+    """The upsert's ``data`` for a selected row; ``usernames`` maps caseworker ids to usernames."""
+    data = dict(zip(shape.keys, row))  # zip stops before seq and deleted_at
+    for key, fn in shape.convert:
+        value = data[key]
+        if value is not None:
+            data[key] = fn(value)
+    if shape.caseworker_at is not None:
+        caseworker_id = row[shape.caseworker_at]
+        data["caseworker"] = usernames.get(caseworker_id) if caseworker_id is not None else None
+    if shape.entity == "child" and "stage" in data:
+        data["phase"] = phase_of(data["stage"])
+    return data
+
+
+__all__ = ["Shape", "row_data", "shape_of"]
