@@ -429,6 +429,7 @@ class _Prepared:
     """A record of this batch waiting for ``create_many``: what later mutations of the batch read."""
 
     id: uuid.UUID
+    child_id: uuid.UUID | None = None
     case_code: str | None = None
     caseworker_id: uuid.UUID | None = None
     deleted_at: None = None
@@ -454,7 +455,7 @@ def _create_bulk(mutation, entity, data, state: _Batch) -> dict:
         state.taken_codes.add(code)
         state.known[(entity, rid)] = _Prepared(rid, case_code=code, caseworker_id=state.user.id)
     else:
-        state.known[(entity, rid)] = _Prepared(rid)
+        state.known[(entity, rid)] = _Prepared(rid, child_id=child_id)
     state.child_ids.add(child_id)
     return {"status": "applied", "version": 1}
 

@@ -1,0 +1,162 @@
+"""Push's quick paths write and answer exactly what the general paths do: the bulk write of a batch of
+creates (``records.create_many``) against the ORM write, and the plain envelope check against the
+marshmallow schema."""
+
+import copy
+import uuid
+
+import pytest
+from sqlalchemy import inspect
+
+import sync.push
+from models import Assessment, Child, Consent, Followup, RecordHistory, StageTransition, db
+from sync.envelope import _ENVELOPE, _plain_envelope
+from tests.sync_server_helpers import child_fields, envelope, get, mutation, new_id, people_and_phones
+
+IGNORED = {"id", "child_id", "case_code", "created_at", "updated_at", "seq"}
+
+
+def registration_day(n=3):
+    """Creates only: children, each with a consent, an assessment and a visit done."""
+    mutations = []
+    for i in range(n):
+        child_id = new_id()
+        mutations.append(mutation("child", child_id, fields=child_fields(sex=("female", "male")[i % 2])))
+        mutations.append(mutation("consent", new_id(), fields={"child_id": child_id, "purpose": "services",
+                                                               "given_by": "caregiver", "given_on": "2026-10-02"}))
+        mutations.append(mutation("assessment", new_id(), fields={
+            "child_id": child_id, "kind": "health", "assessed_on": "2026-10-05", "risk_level": "high",
+            "scores": {"distress": 12}, "notes": "Fictional note."}))
+        mutations.append(mutation("followup", new_id(), fields={
+            "child_id": child_id, "kind": "visit", "due_on": "2026-10-10", "status": "done",
+            "completed_on": "2026-10-10", "seen": True, "wellbeing": "good"}, recorded_at=None))
+    return mutations
+
+
+def columns(record) -> dict:
+    return {a.key: getattr(record, a.key) for a in inspect(type(record)).column_attrs if a.key not in IGNORED}
+
+
+def written(mutations) -> list:
+    """Per mutation: the record's columns, its history rows and (a child) its transitions, without ids."""
+    models = {"child": Child, "consent": Consent, "assessment": Assessment, "followup": Followup}
+    out = []
+    for m in mutations:
+        record = get(models[m["entity"]], m["id"])
+        history = db.session.execute(
+            db.select(RecordHistory).where(RecordHistory.record_id == record.id)).scalars().all()
+        transitions = db.session.execute(
+            db.select(StageTransition).where(StageTransition.child_id == record.id)).scalars().all()
+        out.append((columns(record),
+                    [(h.entity, h.version, h.fields, {k: v for k, v in h.values.items() if k != "child_id"}, h.actor_id, h.device_id, h.source,
+                      h.child_id == (record.id if m["entity"] == "child" else record.child_id)) for h in history],
+                    [columns(t) for t in transitions]))
+    return out
+
+
+def seqs(mutations) -> list:
+    """The seq of each record, a new child's first transition right after the child."""
+    models = {"child": Child, "consent": Consent, "assessment": Assessment, "followup": Followup}
+    out = []
+    for m in mutations:
+        record = get(models[m["entity"]], m["id"])
+        out.append(record.seq)
+        if m["entity"] == "child":
+            out.append(db.session.execute(
+                db.select(StageTransition.seq).where(StageTransition.child_id == record.id)).scalar_one())
+    return out
+
+
+def test_a_batch_of_creates_is_written_in_bulk_with_the_rows_the_orm_path_writes(app, client, monkeypatch):
+    cw1 = people_and_phones(app, client)["cw1"]
+    bulk, orm = registration_day(), registration_day()
+    calls = []
+    real = sync.push.create_many
+    monkeypatch.setattr(sync.push, "create_many", lambda news, actor: (calls.append(len(news)), real(news, actor)))
+    assert [r["status"] for r in cw1.push_ok(*bulk)] == ["applied"] * len(bulk)
+    assert calls == [len(bulk)]  # the bulk path wrote it
+    monkeypatch.setattr(sync.push, "_only_creates", lambda mutations, seen: False)
+    assert [r["status"] for r in cw1.push_ok(*orm)] == ["applied"] * len(orm)
+    assert calls == [len(bulk)]  # and the ORM fast path this one
+    with app.app_context():
+        assert written(bulk) == written(orm)
+        bulk_seq, orm_seq = seqs(bulk), seqs(orm)
+        # In mutation order, one number each, the second batch after the first (commit order).
+        assert bulk_seq == sorted(bulk_seq) and len(set(bulk_seq)) == len(bulk_seq)
+        assert orm_seq == sorted(orm_seq) and min(orm_seq) > max(bulk_seq)
+        assert bulk_seq[-1] - bulk_seq[0] == orm_seq[-1] - orm_seq[0]
+
+
+def test_a_batch_the_bulk_path_does_not_cover_is_applied_as_before(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = new_id()
+    consent = mutation("consent", new_id(), fields={"child_id": child_id, "purpose": "services",
+                                                    "given_by": "caregiver", "given_on": "2026-10-02"})
+    again = {**consent, "mutation_id": new_id(), "fields": {**consent["fields"], "given_by": "child"}}
+    # Creates only, but one record created twice: compared on the ORM path.
+    results = cw1.push_ok(mutation("child", child_id, fields=child_fields()), consent, again)
+    assert [r["status"] for r in results] == ["applied", "applied", "rejected"]
+    assert results[2]["code"] == "id_conflict"  # created twice with other content
+    # An update among creates.
+    other = new_id()
+    results = cw1.push_ok(mutation("child", other, fields=child_fields()),
+                          mutation("child", child_id, op="update", base_version=1, fields={"risk_level": "high"}))
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    with app.app_context():
+        assert get(Child, child_id).version == 2 and get(Consent, consent["id"]).given_by == "caregiver"
+        assert get(Child, other).version == 1
+
+
+def test_a_refused_visit_outcome_in_a_batch_of_creates_rejects_that_mutation_only(app, client):
+    cw1 = people_and_phones(app, client)["cw1"]
+    mutations = registration_day(2)
+    mutations[3]["fields"] = {**mutations[3]["fields"], "seen": False}  # not seen, without a reason
+    results = cw1.push_ok(*mutations)
+    assert [r["status"] for r in results] == ["applied"] * 3 + ["rejected"] + ["applied"] * 4
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count()).select_from(Followup)).scalar_one() >= 1
+        assert db.session.get(Followup, uuid.UUID(mutations[3]["id"])) is None
+
+
+def plain_bodies():
+    updates = mutation("child", new_id(), op="update", base_version=3, fields={"risk_level": "high"},
+                       recorded_at="2026-11-20T07:00:00Z")
+    return [
+        envelope(*registration_day(2)),
+        envelope(updates, mutation("alert", new_id(), op="update", base_version=1, fields={"status": "x"})),
+        envelope(mutation("child", new_id(), fields={}, recorded_at="2026-11-20T10:00:00.123456+03:00")),
+        envelope(),
+    ]
+
+
+@pytest.mark.parametrize("body", plain_bodies())
+def test_a_plainly_valid_envelope_loads_as_the_schema_loads_it(body):
+    assert _plain_envelope(copy.deepcopy(body)) == _ENVELOPE.load(copy.deepcopy(body))
+
+
+def spoil(change):
+    body = envelope(mutation("child", new_id(), fields=child_fields()))
+    change(body, body["mutations"][0])
+    return body
+
+
+@pytest.mark.parametrize("body", [
+    spoil(lambda b, m: m.update(base_version=True)),
+    spoil(lambda b, m: m.update(base_version=1)),  # a create names version 0
+    spoil(lambda b, m: m.update(op="update")),  # an update names its version
+    spoil(lambda b, m: m.update(op="delete")),
+    spoil(lambda b, m: m.update(entity="household")),
+    spoil(lambda b, m: m.update(id="not-a-uuid")),
+    spoil(lambda b, m: m.update(mutation_id=42)),
+    spoil(lambda b, m: m.update(recorded_at="2026-11-20T10:00:00")),  # no time zone
+    spoil(lambda b, m: m.update(colour="red")),
+    spoil(lambda b, m: m.pop("fields")),
+    spoil(lambda b, m: m["fields"].update({"": 1})),
+    spoil(lambda b, m: m["fields"].update({"x" * 65: 1})),
+    spoil(lambda b, m: b.update(protocol=1.0)),
+    spoil(lambda b, m: b.update(batch_id=None)),
+    spoil(lambda b, m: b.update(extra=True)),
+    spoil(lambda b, m: b["mutations"].append("not an object")),
+])
+def test_anything_not_plainly_valid_is_left_to_the_schema(body):
+    assert _plain_envelope(body) is None
