@@ -84,7 +84,7 @@ def shape_of(model) -> Shape:
 
 def row_data(shape: Shape, row, usernames: dict) -> dict:
     """The upsert's ``data`` for a selected row; ``usernames`` maps caseworker ids to usernames."""
-    data = dict(zip(shape.keys, row))  # zip stops before seq and deleted_at
+    data = dict(zip(shape.keys, row, strict=False))  # stops before seq and deleted_at
     for key, fn in shape.convert:
         value = data[key]
         if value is not None:
