@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from marshmallow import ValidationError
-from sqlalchemy import JSON, String, bindparam, insert, update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 
 from models import audit
@@ -111,7 +111,6 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     session.add(batch)
     session.flush()
     seen = _seen_before([m["mutation_id"] for m in mutations])
-    _log(batch_id, device, mutations, raw_mutations, seen)
 
     actor = Actor(user=device.user, source="device", device=device)
     known = _prefetch(mutations)
@@ -145,7 +144,7 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
                        taken_codes=set(taken))
         results, in_batch = _apply_all(mutations, seen, state)
 
-    _record_outcomes(in_batch)
+    _log(batch_id, device, mutations, raw_mutations, seen, in_batch)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
     batch.results = results
     batch.applied, batch.duplicates = counts["applied"], counts["duplicate"]
@@ -220,32 +219,23 @@ def _seen_before(mutation_ids: list) -> dict:
     return {row.mutation_id: {"status": row.status, **(row.result or {})} for row in rows}
 
 
-def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
-    """Store every new mutation verbatim before anything is applied (one multi-row insert)."""
-    rows, logged = [], set()
+def _log(batch_id, device, mutations, raw_mutations, seen, outcomes: dict) -> None:
+    """Store every new mutation verbatim with its outcome (one executemany). Written after the batch
+    was applied, in the same transaction, so each row is inserted once instead of inserted as
+    "received" and updated: the log commits with the batch or not at all either way."""
+    rows = []
     for position, (mutation, raw) in enumerate(zip(mutations, raw_mutations, strict=True)):
         mid = mutation["mutation_id"]
-        if mid in seen or mid in logged:
+        if mid in seen or mid not in outcomes:
             continue
-        logged.add(mid)
+        outcome = outcomes.pop(mid)  # a mutation_id twice in the batch: logged at its first position
         rows.append({"mutation_id": mid, "batch_id": batch_id, "device_id": device.id, "position": position,
                      "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
-                     "payload": raw, "status": "received"})
+                     "payload": raw, "status": outcome["status"],
+                     "result": {k: v for k, v in outcome.items() if k != "mutation_id"}})
     if rows:
         # The table, not the mapped class: a plain executemany, without the ORM's bulk bookkeeping.
         db.session.execute(insert(MutationLog.__table__), rows)
-
-
-def _record_outcomes(results: dict) -> None:
-    if not results:
-        return
-    table = MutationLog.__table__
-    stmt = (update(table).where(table.c.mutation_id == bindparam("mid"))
-            .values(status=bindparam("new_status", type_=String), result=bindparam("new_result", type_=JSON)))
-    db.session.execute(stmt, [
-        {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
-        for mid, r in results.items()
-    ])
 
 
 def _uuid_or_none(value):
