@@ -6,6 +6,7 @@ import copy
 import uuid
 
 import pytest
+from marshmallow import ValidationError
 from sqlalchemy import inspect
 
 import sync.push
@@ -160,3 +161,33 @@ def spoil(change):
 ])
 def test_anything_not_plainly_valid_is_left_to_the_schema(body):
     assert _plain_envelope(body) is None
+
+
+CHILD_ID = str(uuid.uuid4())
+
+
+@pytest.mark.parametrize(("entity", "partial", "changes"), [
+    ("child", False, child_fields(birth_year=2012, caseworker="cw1", village="Fictional Pabo")),
+    ("child", False, child_fields(sex="robot", birth_year=1800, identified_on="2999-01-01")),
+    ("child", False, {"given_name": "Fictional", "date_of_birth": "2012-03-04", "birth_year": 2011}),
+    ("child", True, {"risk_level": "high"}),
+    ("child", True, {"risk_level": "extreme", "date_joined": "2020-01-01", "date_left": "2019-01-01"}),
+    ("consent", False, {"child_id": CHILD_ID, "purpose": "services", "given_by": "caregiver",
+                        "given_on": "2026-10-02", "withdrawn_on": "2026-10-01"}),
+    ("service", False, {"child_id": CHILD_ID, "type": "education"}),
+    ("followup", False, {"child_id": CHILD_ID, "kind": "visit", "due_on": "2026-10-10", "status": "done",
+                         "completed_on": "2026-10-10", "seen": False}),
+    ("followup", True, {"status": "missed", "concerns": ["nonsense"]}),
+    ("assessment", False, {"child_id": "not-a-uuid", "kind": "health", "assessed_on": "2026-10-05",
+                           "scores": {"distress": "high"}}),
+    ("child", False, {"sex": "female", "colour": "red"}),  # an unknown name: the whole schema
+])
+def test_the_narrowed_schema_loads_and_refuses_as_the_whole_schema(entity, partial, changes):
+    def outcome(schema):
+        try:
+            loaded = schema.load(copy.deepcopy(changes))
+            return "loaded", list(loaded.items())
+        except ValidationError as exc:
+            return "refused", exc.normalized_messages()
+
+    assert outcome(sync.push._schema_for(entity, partial, changes)) == outcome(sync.push._schema(entity, partial))
