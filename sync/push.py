@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from marshmallow import ValidationError, missing
-from sqlalchemy import insert, update
+from sqlalchemy import JSON, String, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from models import audit
@@ -112,6 +112,7 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     session.add(batch)
     session.flush()
     seen = _seen_before([m["mutation_id"] for m in mutations])
+    _log(batch_id, device, mutations, raw_mutations, seen)
 
     actor = Actor(user=device.user, source="device", device=device)
     known = _prefetch(mutations)
@@ -145,7 +146,7 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
                        taken_codes=set(taken))
         results, in_batch = _apply_all(mutations, seen, state)
 
-    _log(batch_id, device, mutations, raw_mutations, seen, in_batch)
+    _record_outcomes(in_batch)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
     batch.results = results
     batch.applied, batch.duplicates = counts["applied"], counts["duplicate"]
@@ -220,23 +221,35 @@ def _seen_before(mutation_ids: list) -> dict:
     return {row.mutation_id: {"status": row.status, **(row.result or {})} for row in rows}
 
 
-def _log(batch_id, device, mutations, raw_mutations, seen, outcomes: dict) -> None:
-    """Store every new mutation verbatim with its outcome (one executemany). Written after the batch
-    was applied, in the same transaction, so each row is inserted once instead of inserted as
-    "received" and updated: the log commits with the batch or not at all either way."""
-    rows = []
+def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
+    """Store every new mutation verbatim as "received" before anything is applied (DESIGN §5), with one
+    executemany. The attempts below roll back to savepoints taken after this, so the log survives them;
+    a mutation_id twice in the batch is logged at its first position."""
+    rows, logged = [], set()
     for position, (mutation, raw) in enumerate(zip(mutations, raw_mutations, strict=True)):
         mid = mutation["mutation_id"]
-        if mid in seen or mid not in outcomes:
+        if mid in seen or mid in logged:
             continue
-        outcome = outcomes.pop(mid)  # a mutation_id twice in the batch: logged at its first position
+        logged.add(mid)
         rows.append({"mutation_id": mid, "batch_id": batch_id, "device_id": device.id, "position": position,
                      "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
-                     "payload": raw, "status": outcome["status"],
-                     "result": {k: v for k, v in outcome.items() if k != "mutation_id"}})
+                     "payload": raw, "status": "received"})
     if rows:
         # The table, not the mapped class: a plain executemany, without the ORM's bulk bookkeeping.
         db.session.execute(insert(MutationLog.__table__), rows)
+
+
+def _record_outcomes(outcomes: dict) -> None:
+    """Each logged mutation's outcome, with one executemany UPDATE."""
+    if not outcomes:
+        return
+    table = MutationLog.__table__
+    stmt = (update(table).where(table.c.mutation_id == bindparam("mid"))
+            .values(status=bindparam("new_status", type_=String), result=bindparam("new_result", type_=JSON)))
+    db.session.execute(stmt, [
+        {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
+        for mid, r in outcomes.items()
+    ])
 
 
 def _uuid_or_none(value):
