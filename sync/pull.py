@@ -13,13 +13,14 @@ any cursor already handed out, and is never skipped.
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, literal_column, union_all
+from sqlalchemy import Integer, bindparam, literal_column, union_all
 
 from models.accounts import Device, User
 from models.base import db
@@ -83,10 +84,9 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     if 0 < after < horizon:
         raise SyncError(409, "resync_required", "The cursor is older than the server can answer "
                         "incrementally. Clear local data and pull from empty.")
-    user_id = device.user_id
-    full = after == 0
-    sources, own_children = _sources(user_id, full)
-    window = db.session.execute(_window_query(sources, own_children, after, ceiling, limit + 1)).all()
+    plan = _plan(full=after == 0)
+    params = {"user_id": device.user_id, "after": after, "ceiling": ceiling, "count": limit + 1}
+    window = db.session.execute(plan.window, params).all()
     if len(window) > limit:
         upper, has_more = window[limit - 1][0], True
         window = window[:limit]
@@ -95,7 +95,30 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     seqs = {}  # source index -> the seqs of its rows on the page
     for seq, source in window:
         seqs.setdefault(source, []).append(seq)
-    return Page(changes=_changes(sources, own_children, seqs), upper=upper, has_more=has_more)
+    return Page(changes=_changes(plan, device.user_id, seqs), upper=upper, has_more=has_more)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The statements of a page, built once per kind of page (first or later) with bind parameters
+    (user_id, after, ceiling, count, seqs): building them anew for every page cost more than running
+    some of them."""
+
+    sources: list  # (model, condition on its own row, in scope through its child?)
+    own_children: object  # select of the ids of the children in scope
+    window: object
+    reads: list  # per source, the select of its rows by seq
+
+
+@functools.cache
+def _plan(full: bool) -> _Plan:
+    sources, own_children = _sources(bindparam("user_id"), full)
+    reads = []
+    for model, cond, _via_child in sources:
+        columns = ((ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq) if model is ScopeChange
+                   else shape_of(model).columns)
+        reads.append(db.select(*columns).where(model.seq.in_(bindparam("seqs", expanding=True)), *cond))
+    return _Plan(sources, own_children, _window_query(sources, own_children), reads)
 
 
 def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
@@ -116,13 +139,15 @@ def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
     return sources, own_children
 
 
-def _window_query(sources, own_children, after: int, ceiling: int, count: int):
-    """The first ``count`` changes after the cursor: (seq, index of the source), in seq order.
+def _window_query(sources, own_children):
+    """The first ``count`` changes after the cursor ``after`` and up to ``ceiling`` (bind parameters):
+    (seq, index of the source), in seq order.
 
     Each table stops after ``count`` rows. Which index serves a table's part is the planner's choice:
     SQLite walks the caseload's rows by child_id and sorts them, O(caseload) a page rather than
     O(limit), which at a 10,000-record caseload is a few milliseconds a page.
     """
+    after, ceiling, count = bindparam("after"), bindparam("ceiling"), bindparam("count")
     parts = []
     for source, (model, cond, via_child) in enumerate(sources):
         if via_child:
@@ -135,7 +160,7 @@ def _window_query(sources, own_children, after: int, ceiling: int, count: int):
     return db.select(window.c.seq, window.c.source).order_by(window.c.seq).limit(count)
 
 
-def _changes(sources, own_children, seqs: dict) -> Iterator[dict]:
+def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
     """The page's changes in sequence order; within a page, only the last word on each record.
 
     Every query runs here, before the response starts; only building the change dicts is left to the
@@ -151,20 +176,17 @@ def _changes(sources, own_children, seqs: dict) -> Iterator[dict]:
     scope_changes = []
     deleted = {}  # deleted child id -> seq: a deleted child takes its records with it
     in_scope = None
-    for source, (model, cond, via_child) in enumerate(sources):
+    for source, (model, _cond, via_child) in enumerate(plan.sources):
         if source not in seqs:
             continue
-        in_window = (model.seq.in_(seqs[source]), *cond)
+        rows = db.session.execute(plan.reads[source], {"user_id": user_id, "seqs": seqs[source]}).all()
         if model is ScopeChange:
-            stmt = db.select(ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq).where(*in_window)
-            scope_changes = db.session.execute(stmt).all()
+            scope_changes = rows
             continue
         shape = shape_of(model)
-        stmt = db.select(*shape.columns).where(*in_window)
-        rows = db.session.execute(stmt).all()
         if via_child:
             if in_scope is None:
-                in_scope = set(db.session.execute(own_children).scalars())
+                in_scope = set(db.session.execute(plan.own_children, {"user_id": user_id}).scalars())
             rows = [row for row in rows if row[shape.child_at] in in_scope]
         for row in rows:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
