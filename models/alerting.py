@@ -1,10 +1,11 @@
-"""The alert scan (DESIGN §2): one set-based pass that, as of a date, writes the alerts the rules call
-for, and resolves the ones that no longer apply.
+"""Alerts (DESIGN §2): the scan, a set-based pass that as of a date writes the alerts the passing of
+time calls for; the alerts a change raises at once (called from ``models.planning.after_changes``);
+and resolving the ones that no longer apply.
 
 Every alert has a unique key ``<child>:<rule>:<due date>:<recipient>`` (ids as 32 hex digits). Alerts
 are written with ``INSERT … SELECT … ON CONFLICT (key) DO NOTHING``: the database, not this code,
 guarantees that no pass, however often and however many schedulers run it, writes the same alert
-twice. Nothing here loops over children; each rule is one SELECT and all go in one INSERT.
+twice. Nothing here loops over children: the rules are a few SELECTs that go in one INSERT.
 
 Rules (the recipient is the child's caseworker unless it says managers):
 
