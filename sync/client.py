@@ -606,14 +606,19 @@ class SyncClient:
             for name in RESTRICTED_FIELDS.get(entity, ()):
                 server.pop(name, None)
             new_version = max(rec["version"], version)
-            self.db.execute("UPDATE record SET version = ?, server_data = ? WHERE entity = ? AND id = ?",
-                            (new_version, json.dumps(server), entity, record_id))
             if status == "applied" and version == row["base_version"] + 1:
                 # Only this device's change lies between the old base and the new version, so edits
                 # queued on top of it are based on the new version. (Not after a conflict: the step
                 # may then be someone else's change, which a queued edit must still be checked against.)
                 self.db.execute("UPDATE outbox SET base_version = ? WHERE entity = ? AND record_id = ? "
                                 "AND base_version = ?", (version, entity, record_id, row["base_version"]))
+            # The view as _refresh_view computes it for a record on the server (the server's copy, whose
+            # restricted fields were just dropped, with the outstanding edits on top), written with the
+            # new server copy in one statement: settling a batch of 200 took ~9 queries a mutation.
+            data = {**server, **self._outstanding_fields(entity, record_id), "id": record_id}
+            self.db.execute("UPDATE record SET version = ?, server_data = ?, data = ? WHERE entity = ? AND id = ?",
+                            (new_version, json.dumps(server), json.dumps(data), entity, record_id))
+            return
         self._drop_uploaded_restricted(entity, record_id)
         self._refresh_view(entity, record_id)
 
