@@ -31,6 +31,7 @@ danger_reported        urgent    managers, at once from ``after_changes``: a vis
 ``<kind>`` is ``visit``, ``plan_review`` or ``assessment``.
 """
 
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -318,7 +319,18 @@ SOON_REMINDERS = [f"{prefix}_due_soon" for kind, prefix in KIND_PREFIX.items() i
 
 def stale_alerts(today: date, child_ids: set[UUID] | None = None):
     """Open or acknowledged alerts that no longer apply: one pass over the live alerts, each joined
-    to its child and its follow-up."""
+    to its child and its follow-up. Returns the statement and its parameters."""
+    params = {"today": today}
+    if child_ids is not None:
+        params["child_ids"] = list(child_ids)
+    return _stale_alerts_statement(child_ids is not None), params
+
+
+@functools.cache
+def _stale_alerts_statement(for_children: bool):
+    """Built once with bind parameters: after every sync batch, building this statement and its cache
+    key anew cost about as much as running it."""
+    today = bindparam("today", type_=Date)
     child, followup = C.alias("c"), F.alias("f")
     moved_on = or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES))
     followup_settled = and_(Alert.rule != DANGER_RULE, followup.c.id.is_not(None), or_(
@@ -336,8 +348,8 @@ def stale_alerts(today: date, child_ids: set[UUID] | None = None):
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
         ))
     )
-    if child_ids is not None:
-        query = query.where(Alert.child_id.in_(list(child_ids)))
+    if for_children:
+        query = query.where(Alert.child_id.in_(bindparam("child_ids", expanding=True, type_=Alert.child_id.type)))
     return query
 
 
@@ -360,8 +372,8 @@ def superseded_reminders(today: date):
         and_(Alert.rule.in_(DAY_REMINDERS), Alert.due_on < today)))
 
 
-def _resolve(query) -> int:
-    alerts = db.session.execute(query).scalars().all()
+def _resolve(query, params: dict | None = None) -> int:
+    alerts = db.session.execute(query, params).scalars().all()
     for alert in alerts:
         update_record(alert, {"status": "resolved"}, SYSTEM)
     return len(alerts)
@@ -370,7 +382,7 @@ def _resolve(query) -> int:
 def resolve_stale(today: date, child_ids: set[UUID] | None = None) -> int:
     """Resolve what no longer applies: the follow-up was done, moved or cancelled, the child moved on,
     a later visit saw the child, a reminder's day passed."""
-    return _resolve(stale_alerts(today, child_ids))
+    return _resolve(*stale_alerts(today, child_ids))
 
 
 def scan(today: date, rules: dict) -> ScanResult:
