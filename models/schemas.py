@@ -24,6 +24,14 @@ class Strict(Schema):
         unknown = RAISE
 
 
+# Pages of a list: offsets past this are nonsense and would overflow the database's integers.
+MAX_PAGE = 1_000_000
+
+
+def page_number():
+    return fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
+
+
 def text(max_len=500, **kw):
     return fields.String(validate=validate.Length(max=max_len), allow_none=True, **kw)
 

@@ -9,7 +9,7 @@ from models.access import CHILD_READERS, child_scope, sees_restricted
 from models.children import normalise_case_code
 from models.lifecycle import PHASES, STAGES
 from models.records import create_child, delete_record, transition, update_record
-from models.schemas import ChildFields, Strict, api_schema, dump_record
+from models.schemas import ChildFields, Strict, api_schema, dump_record, page_number
 from models.vocab import RISK_LEVELS, SEXES
 from server.api.common import api_actor, commit_and_plan, load_child, require_version, rules, today, with_etag
 from server.auth import require_user
@@ -26,7 +26,7 @@ class ChildQuery(Strict):
     risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
     caseworker = fields.String(validate=validate.Length(max=64))
     case_code = fields.String(validate=validate.Length(max=20))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
