@@ -15,6 +15,7 @@ from models import db, utcnow
 from models.planning import after_changes
 from server.auth import bearer_token
 from server.errors import ApiError, error_response
+from server.whole_numbers import whole_number
 from sync.devices import DeviceAuthError, authenticate_device
 from sync.envelope import load_envelope
 from sync.errors import SyncError
@@ -110,10 +111,11 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None or raw == "":
         return DEFAULT_PULL_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(422, "validation_error", "limit must be a whole number of 1 or more.",
-                       {"fields": {"limit": ["Must be a whole number of 1 or more."]}})
-    return min(int(raw), current_app.config["SYNC_PULL_MAX_LIMIT"])
+    limit = whole_number(raw)
+    if limit is None or limit < 1:
+        raise ApiError(422, "validation_error", "limit must be a whole number of 1 or more (at most 18 digits).",
+                       {"fields": {"limit": ["Must be a whole number of 1 or more (at most 18 digits)."]}})
+    return min(limit, current_app.config["SYNC_PULL_MAX_LIMIT"])
 
 
 @bp.get("/pull")
