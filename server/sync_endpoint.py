@@ -80,8 +80,10 @@ def json_body():
         data = _gunzip(data, _max_body())
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # ValueError covers numbers of more than 4,300 digits
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "The body is nested too deeply to be a push envelope.") from None
 
 
 @bp.post("/push")

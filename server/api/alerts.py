@@ -8,7 +8,6 @@ resolved by its recipient or by a manager; anyone else gets 404, so alert ids do
 from datetime import timedelta
 
 from flask import g
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import case
 
@@ -19,6 +18,7 @@ from models.lifecycle import OPEN_STAGES
 from models.records import update_record
 from models.schemas import Strict, dump_record, page_number
 from models.vocab import ALERT_SEVERITIES, ALERT_STATUSES, FOLLOWUP_KINDS
+from server.api import Blueprint
 from server.api.common import api_actor, not_found, rules, today
 from server.auth import require_user
 from server.errors import ApiError

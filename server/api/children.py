@@ -1,7 +1,6 @@
 """Children: list, register, read, edit, delete, and move through the lifecycle."""
 
 from flask import g, request
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from models import Child, StageTransition, User, audit, db
@@ -11,6 +10,7 @@ from models.lifecycle import PHASES, STAGES
 from models.records import create_child, delete_record, transition, update_record
 from models.schemas import ChildFields, Strict, api_schema, dump_record, page_number
 from models.vocab import RISK_LEVELS, SEXES
+from server.api import Blueprint
 from server.api.common import api_actor, commit_and_plan, load_child, require_version, rules, today, with_etag
 from server.auth import require_user
 from server.errors import ApiError
