@@ -178,3 +178,12 @@ def test_web_form_with_nul_or_odd_version_changes_nothing(app, client, web_manag
         child = db.session.get(Child, uuid.UUID(web_manager))
         assert child.district == "Kitgum" and child.version == 1
     assert sign_in(app.test_client(), f"hostile{NUL}web").status_code == 400
+
+
+def test_audit_log_days_at_the_ends_of_the_calendar(app, client):
+    with app.app_context():
+        make_user("admin", username="hostile.admin")
+        db.session.commit()
+    sign_in(client, "hostile.admin")
+    for query in ("since=0001-01-01&until=9999-12-31", "until=9999-12-31", "since=9999-12-31"):
+        assert client.get(f"/audit?{query}").status_code == 200
