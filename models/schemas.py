@@ -32,6 +32,10 @@ MAX_NESTING = 20
 
 def unstorable(value) -> str | None:
     """Why ``value`` (a decoded JSON value) cannot be stored, or None. Iterative: no recursion limit."""
+    if type(value) is str:  # the common case, without the walk: this runs on every pushed mutation
+        return UNSTORABLE_MESSAGE if UNSTORABLE_TEXT.search(value) else None
+    if value is None or type(value) in (bool, int, float):
+        return None
     pending = [(value, 0)]
     while pending:
         item, depth = pending.pop()
@@ -56,11 +60,12 @@ class Strict(Schema):
         if not hasattr(data, "keys"):
             return data
         errors = {}
+        multi, known = hasattr(data, "getlist"), self.load_fields
         for key in data.keys():
-            if unstorable(key):
+            if key not in known and unstorable(key):  # an unknown key is echoed in the error
                 errors["_schema"] = [UNSTORABLE_MESSAGE]
                 continue
-            problem = unstorable(data.getlist(key) if hasattr(data, "getlist") else data[key])
+            problem = unstorable(data.getlist(key) if multi else data[key])
             if problem:
                 errors[key] = [problem]
         if errors:
