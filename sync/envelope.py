@@ -20,7 +20,7 @@ OPS = ("create", "update")
 
 
 def in_utc_range(value) -> None:
-    """A device clock is only information, but it is stored in UTC: 0001-01-01T00:00-05:00 has none."""
+    """A device clock is only information, but it is stored in UTC: 0001-01-01T00:00+03:00 has none."""
     try:
         value.astimezone(UTC)
     except OverflowError:
