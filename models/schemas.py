@@ -4,8 +4,9 @@ validated with ``unknown=RAISE``.
 """
 
 import functools
+import re
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 from sqlalchemy import inspect
 
 from models import vocab
@@ -19,9 +20,65 @@ def one_of(choices):
     return validate.OneOf(choices)
 
 
+# A NUL character or a lone UTF-16 surrogate (JSON allows "\u0000" and "\ud800") is in no real text:
+# PostgreSQL refuses NUL in text, and a lone surrogate cannot be encoded to UTF-8 for any database.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "Cannot contain a NUL character (\\u0000) or an unpaired surrogate (\\ud800-\\udfff)."
+
+# JSON values nest no deeper than this in anything a client sends (a transition's ``details``):
+# deeper structures are no real record, and walking or storing them would exhaust the stack.
+MAX_NESTING = 20
+
+
+def unstorable(value) -> str | None:
+    """Why ``value`` (a decoded JSON value) cannot be stored, or None. Iterative: no recursion limit."""
+    if type(value) is str:  # the common case, without the walk: this runs on every pushed mutation
+        return UNSTORABLE_MESSAGE if UNSTORABLE_TEXT.search(value) else None
+    if value is None or type(value) in (bool, int, float):
+        return None
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if UNSTORABLE_TEXT.search(item):
+                return UNSTORABLE_MESSAGE
+        elif isinstance(item, dict | list | tuple):
+            if depth >= MAX_NESTING:
+                return f"Nested more than {MAX_NESTING} levels deep."
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return None
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_unstorable_text(self, data, **kwargs):
+        """Text no database can store is refused, keyed by the field that holds it, for every schema."""
+        if not hasattr(data, "keys"):
+            return data
+        errors = {}
+        multi, known = hasattr(data, "getlist"), self.load_fields
+        for key in data.keys():
+            if key not in known and unstorable(key):  # an unknown key is echoed in the error
+                errors["_schema"] = [UNSTORABLE_MESSAGE]
+                continue
+            problem = unstorable(data.getlist(key) if multi else data[key])
+            if problem:
+                errors[key] = [problem]
+        if errors:
+            raise ValidationError(errors)
+        return data
+
+
+# Pages of a list: offsets past this are nonsense and would overflow the database's integers.
+MAX_PAGE = 1_000_000
+
+
+def page_number():
+    return fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
 
 
 def text(max_len=500, **kw):

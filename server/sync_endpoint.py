@@ -15,6 +15,7 @@ from models import db, utcnow
 from models.planning import after_changes
 from server.auth import bearer_token
 from server.errors import ApiError, error_response
+from server.whole_numbers import whole_number
 from sync.devices import DeviceAuthError, authenticate_device
 from sync.envelope import load_envelope
 from sync.errors import SyncError
@@ -79,8 +80,10 @@ def json_body():
         data = _gunzip(data, _max_body())
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # ValueError covers numbers of more than 4,300 digits
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise ApiError(400, "malformed_json", "The body is nested too deeply to be a push envelope.") from None
 
 
 @bp.post("/push")
@@ -110,10 +113,11 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None or raw == "":
         return DEFAULT_PULL_LIMIT
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(422, "validation_error", "limit must be a whole number of 1 or more.",
-                       {"fields": {"limit": ["Must be a whole number of 1 or more."]}})
-    return min(int(raw), current_app.config["SYNC_PULL_MAX_LIMIT"])
+    limit = whole_number(raw)
+    if limit is None or limit < 1:
+        raise ApiError(422, "validation_error", "limit must be a whole number of 1 or more (at most 18 digits).",
+                       {"fields": {"limit": ["Must be a whole number of 1 or more (at most 18 digits)."]}})
+    return min(limit, current_app.config["SYNC_PULL_MAX_LIMIT"])
 
 
 @bp.get("/pull")

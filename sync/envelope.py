@@ -7,6 +7,7 @@ per mutation later, so one bad record never blocks the rest of a batch.
 """
 
 import uuid
+from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, validate, validates_schema
 from marshmallow import fields as ma
@@ -16,6 +17,14 @@ from sync.errors import SyncError
 
 PROTOCOL = 1
 OPS = ("create", "update")
+
+
+def in_utc_range(value) -> None:
+    """A device clock is only information, but it is stored in UTC: 0001-01-01T00:00+03:00 has none."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("Out of range once converted to UTC.") from None
 
 
 class MutationSchema(Schema):
@@ -30,7 +39,7 @@ class MutationSchema(Schema):
     # ``fields`` on the wire; a Schema attribute cannot be called that.
     changes = ma.Dict(keys=ma.String(validate=validate.Length(min=1, max=64)), required=True,
                       data_key="fields")
-    recorded_at = ma.AwareDateTime(load_default=None, allow_none=True)
+    recorded_at = ma.AwareDateTime(load_default=None, allow_none=True, validate=in_utc_range)
 
     @validates_schema
     def check_base(self, data, **kwargs):

@@ -1,5 +1,7 @@
 """The command-line tools."""
 
+import pytest
+
 from models import Child, StageTransition, User, db
 
 
@@ -19,6 +21,22 @@ def test_users_create_and_list(runner, app):
     with app.app_context():
         user = db.session.execute(db.select(User).where(User.username == "fictional.mgr")).scalar_one()
         assert user.check_password("a long enough password") and user.password_hash.startswith("scrypt")
+
+
+@pytest.mark.parametrize("option, length", [("--display-name", 121), ("--email", 255)])
+def test_users_create_refuses_values_longer_than_their_column(runner, app, option, length):
+    # SQLite stored them; PostgreSQL refused them with a traceback.
+    result = runner.invoke(args=["users", "create", "fictional.long", "--role", "manager", "--password-stdin",
+                                 option, "x" * length], input="a long enough password\n")
+    assert result.exit_code == 2 and f"at most {length - 1} characters" in result.output
+    with app.app_context():
+        assert db.session.execute(db.select(User).where(User.username == "fictional.long")).first() is None
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_alert_scan_as_of_a_day_the_rules_cannot_reach(runner, day):
+    result = runner.invoke(args=["alerts", "scan", "--as-of", day])
+    assert result.exit_code == 2 and "within 100 years of today" in result.output, result.output
 
 
 def test_demo_seed_covers_every_district_and_many_stages(runner, app):

@@ -247,6 +247,9 @@ def test_approvals_approve_and_send_back(app, world):
     assert no_reason.status_code == 422 and "Say why the closure is sent back" in text(no_reason)
     other_reason = post(manager, url, {"decision": "approve", "closure_reason": "other"})
     assert other_reason.status_code == 422
+    # The same limits as a move through the API or the child page: reason at most 2,000 characters.
+    too_long = post(manager, url, {"decision": "send_back", "reason": "x" * 2001})
+    assert too_long.status_code == 422 and "Longer than maximum length 2000" in text(too_long)
     assert post(manager, url, {"decision": "send_back", "reason": "One more visit, fictional."}).status_code == 302
     with app.app_context():
         assert db.session.get(Child, world["other"]).stage == "follow_up"

@@ -1,9 +1,13 @@
 """The JSON API under ``/api/v1``, documented at ``GET /api/openapi.json`` by flask-smorest."""
 
+import json
+
+import flask_smorest
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import request
 from flask_smorest import Api
+from webargs.flaskparser import FlaskParser
 
 from server.errors import ApiError
 
@@ -31,6 +35,25 @@ OPENAPI = {
         "security": [{"bearer": []}],
     },
 }
+
+
+class JsonBodyParser(FlaskParser):
+    """webargs' parser, with every undecodable body a 400: webargs itself catches only syntax errors,
+    so a number of more than 4,300 digits (ValueError) or deep nesting (RecursionError) became a 500."""
+
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (ValueError, RecursionError) as exc:
+            self._handle_invalid_json_error(exc, req)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's blueprint with ``JsonBodyParser``; every API module uses this one."""
+
+    ARGUMENTS_PARSER = JsonBodyParser()
 
 
 def require_json_body():

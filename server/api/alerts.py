@@ -8,7 +8,6 @@ resolved by its recipient or by a manager; anyone else gets 404, so alert ids do
 from datetime import timedelta
 
 from flask import g
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 from sqlalchemy import case
 
@@ -17,8 +16,9 @@ from models.access import CHILD_READERS, child_scope
 from models.alerting import DANGER_RULE, DANGER_TRANSITION
 from models.lifecycle import OPEN_STAGES
 from models.records import update_record
-from models.schemas import Strict, dump_record
+from models.schemas import Strict, dump_record, page_number
 from models.vocab import ALERT_SEVERITIES, ALERT_STATUSES, FOLLOWUP_KINDS
+from server.api import Blueprint
 from server.api.common import api_actor, not_found, rules, today
 from server.auth import require_user
 from server.errors import ApiError
@@ -33,14 +33,14 @@ class AlertQuery(Strict):
     severity = fields.String(validate=validate.OneOf(ALERT_SEVERITIES))
     child = fields.UUID()
     recipient = fields.String(validate=validate.Length(max=64))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class FollowupQuery(Strict):
     status = fields.String(load_default="scheduled", validate=validate.OneOf(FOLLOWUP_VIEWS))
     kind = fields.String(validate=validate.OneOf(FOLLOWUP_KINDS))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

@@ -1,12 +1,12 @@
 """``POST /api/v1/auth/token``: a username and password for a short-lived bearer token."""
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from models import audit, db, utcnow
 from models.accounts import LoginRefused, authenticate
 from models.schemas import Strict
+from server.api import Blueprint
 from server.auth import issue_token
 from server.errors import ApiError
 

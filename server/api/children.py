@@ -1,7 +1,6 @@
 """Children: list, register, read, edit, delete, and move through the lifecycle."""
 
 from flask import g, request
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from models import Child, StageTransition, User, audit, db
@@ -9,8 +8,9 @@ from models.access import CHILD_READERS, child_scope, sees_restricted
 from models.children import normalise_case_code
 from models.lifecycle import PHASES, STAGES
 from models.records import create_child, delete_record, transition, update_record
-from models.schemas import ChildFields, Strict, api_schema, dump_record
+from models.schemas import ChildFields, Strict, api_schema, dump_record, page_number
 from models.vocab import RISK_LEVELS, SEXES
+from server.api import Blueprint
 from server.api.common import api_actor, commit_and_plan, load_child, require_version, rules, today, with_etag
 from server.auth import require_user
 from server.errors import ApiError
@@ -26,7 +26,7 @@ class ChildQuery(Strict):
     risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
     caseworker = fields.String(validate=validate.Length(max=64))
     case_code = fields.String(validate=validate.Length(max=20))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

@@ -5,6 +5,7 @@ from flask import current_app, g, request
 from models import Actor, Child, db
 from models.access import can_see_child
 from server.errors import ApiError
+from server.whole_numbers import whole_number
 
 
 def api_actor() -> Actor:
@@ -38,9 +39,10 @@ def require_version(record) -> None:
         raise ApiError(428, "precondition_required",
                        f"Send 'If-Match: <version>' with the version you last saw (now {record.version}).")
     text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    sent = whole_number(text)
+    if sent is None:
         raise ApiError(400, "bad_request", "If-Match must be a record version, a whole number.")
-    if int(text) != record.version:
+    if sent != record.version:
         raise ApiError(412, "version_mismatch",
                        f"The record changed since version {text}; it is now at version {record.version}. "
                        "Fetch it again and reapply your change.",

@@ -2,7 +2,6 @@
 and its resolution field by field (a manager, or the child's caseworker)."""
 
 from flask import g
-from flask_smorest import Blueprint
 from marshmallow import fields
 
 from models import audit
@@ -10,6 +9,7 @@ from models.access import sees_restricted
 from models.records import ENTITIES
 from models.schemas import Strict
 from models.sensitivity import RESTRICTED
+from server.api import Blueprint
 from server.api.common import api_actor, commit_and_plan
 from server.auth import require_user
 from server.errors import ApiError

@@ -1,11 +1,11 @@
 """Field devices for managers and admins: enrol (the token is in this one answer), list, revoke."""
 
 from flask import g
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
 from models import User, db
 from models.schemas import Strict
+from server.api import Blueprint
 from server.auth import require_user
 from server.errors import ApiError
 from sync.devices import enroll_device, find_device, list_devices, revoke_device

@@ -1,12 +1,12 @@
 """A child's consents, assessments, services and follow-ups: list and add under the child, and
 edit or delete each by id. Follow-up outcomes (a visit done, missed) are edits of the follow-up."""
 
-from flask_smorest import Blueprint
 
 from models import db
 from models.access import CHILD_READERS
 from models.records import ENTITIES, create_record, delete_record, update_record
 from models.schemas import api_schema, dump_record
+from server.api import Blueprint
 from server.api.common import (
     api_actor,
     commit_and_plan,

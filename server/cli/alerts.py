@@ -15,6 +15,7 @@ from models import Child, StageTransition, User, db, utcnow
 from models.lifecycle import OPEN_STAGES
 
 alerts = AppGroup("alerts", help="Follow-up planning, the alert scan and notifications, run once.")
+SCAN_YEARS = 100
 scheduler = AppGroup("scheduler", help="The periodic jobs: scan and notification dispatch.")
 
 
@@ -27,7 +28,11 @@ def scan_command(as_of):
     from models.alerting import scan
     from server.notify.outbox import enqueue
 
-    day = as_of.date() if as_of else utcnow().date()
+    today = utcnow().date()
+    day = as_of.date() if as_of else today
+    if abs(day.year - today.year) > SCAN_YEARS:
+        # The rules reach a year or so either side of the day: near year 1 or 9999 that overflows.
+        raise click.BadParameter(f"within {SCAN_YEARS} years of today ({today}).", param_hint="'--as-of'")
     result = scan(day, current_app.config["RULES"])
     queued = enqueue(current_app.config)
     codes = dict(db.session.execute(db.select(Child.id, Child.case_code).where(

@@ -21,11 +21,18 @@ def _read_password(password_stdin: bool) -> str:
     return password
 
 
+def at_most(length: int, param, value: str | None) -> str | None:
+    """The column's size, checked here: PostgreSQL refuses a longer value with a traceback."""
+    if value is not None and len(value) > length:
+        raise click.BadParameter(f"at most {length} characters (got {len(value)}).", param=param)
+    return value
+
+
 @users.command("create")
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--display-name", default=None)
-@click.option("--email", default=None)
+@click.option("--display-name", default=None, callback=lambda ctx, param, value: at_most(120, param, value))
+@click.option("--email", default=None, callback=lambda ctx, param, value: at_most(254, param, value))
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 def create(username, role, display_name, email, password_stdin):
     """Create a user; the password is prompted for (or read from stdin)."""

@@ -23,6 +23,7 @@ def register_web(app) -> None:
         dashboard,
         device_pages,
         followup_pages,
+        forms,
         rendering,
         session,
         user_pages,

@@ -7,10 +7,11 @@ from sqlalchemy import func
 from models import Child, StageTransition, User, audit, db
 from models.errors import DomainError, FieldErrors
 from models.records import transition
+from models.schemas import api_schema
 from models.vocab import CLOSURE_REASONS
 from server.api.common import commit_and_plan, rules, today
 from server.web import bp
-from server.web.forms import errors_of, form_values
+from server.web.forms import errors_of, form_values, load
 from server.web.paging import paginate
 from server.web.rendering import load_child, render, web_actor
 from server.web.session import login_required
@@ -63,6 +64,8 @@ def approval_decide(child_id):
               "error")
         return redirect(url_for("web.approvals"))
     try:
+        # Through the transition schema, as a move on the child page: the same limits on every path.
+        data = load(api_schema("stage_transition", partial=True), data)
         if decision == "approve":
             record = transition(child, "closed", web_actor(), occurred_on=today(), today=today(),
                                 closure_reason=data.get("closure_reason"), reason=data.get("reason"),

@@ -39,7 +39,7 @@ def audit_log():
             Child.case_code == normalise_case_code(case_code)).scalar_subquery())
     if since:
         conditions.append(AuditEvent.at >= datetime.combine(since, time.min, tzinfo=UTC))
-    if until:
+    if until and until < date.max:  # the day after 9999-12-31 does not exist; nothing is later anyway
         conditions.append(AuditEvent.at < datetime.combine(until + timedelta(days=1), time.min, tzinfo=UTC))
     actor = db.aliased(User)
     stmt = (db.select(AuditEvent, actor.username, Child.case_code)

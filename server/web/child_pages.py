@@ -40,6 +40,7 @@ from server.web import bp
 from server.web.forms import errors_of, form_values, load, tri_state
 from server.web.rendering import load_child, parse_uuid, render, web_actor
 from server.web.session import login_required
+from server.whole_numbers import whole_number
 
 # What the edit form offers. Restricted fields have their own form, shown to managers only.
 EDIT_FIELDS = ("given_name", "family_name", "other_names", "sex", "date_of_birth", "birth_year",
@@ -176,8 +177,7 @@ def _failed(child, form_name, exc: DomainError, **kw):
 
 
 def _version_matches(record) -> bool:
-    sent = request.form.get("version", "")
-    return sent.isdigit() and int(sent) == record.version
+    return whole_number(request.form.get("version")) == record.version
 
 
 STALE = "Someone changed this record since you opened the page. Your change was not saved; check the " \

@@ -15,6 +15,7 @@ from server.web.forms import errors_of
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
+from server.whole_numbers import whole_number
 from sync.devices import DEVICE_ROLES, enroll_device, revoke_device
 
 DEVICE_ADMINS = ("manager", "admin")
@@ -43,8 +44,9 @@ def devices_page(status=200, **extra):
     owner = db.aliased(User)
     stmt = db.select(Device, owner.username).join(owner, owner.id == Device.user_id)
     stale = request.args.get("stale", "")
-    if stale.isdigit():
-        cutoff = utcnow() - timedelta(days=int(stale))
+    stale_days = whole_number(stale)
+    if stale_days is not None:
+        cutoff = utcnow() - timedelta(days=min(stale_days, 36_500))
         stmt = stmt.where(Device.revoked_at.is_(None),
                           or_(Device.last_seen_at.is_(None), Device.last_seen_at < cutoff))
     if request.args.get("show") != "all" and not stale:

@@ -4,9 +4,12 @@ A browser sends every field as text: an empty box means "no value" (None), an un
 absent (False), and a multi-select or checkbox group sends the name once per value.
 """
 
+from flask import abort, request
 from marshmallow import ValidationError
 
 from models.errors import DomainError, FieldErrors
+from models.schemas import UNSTORABLE_TEXT
+from server.web import bp
 
 
 def form_values(form, names, *, booleans=(), lists=()) -> dict:
@@ -41,3 +44,14 @@ def errors_of(exc: DomainError) -> dict[str, list[str]]:
     if isinstance(exc, FieldErrors):
         return dict(exc.errors)
     return {"_form": [exc.message]}
+
+
+@bp.before_request
+def refuse_unstorable_input() -> None:
+    """400 for a query string or form holding a NUL character: no field can hold one, and PostgreSQL
+    refuses it even in a search, so letting it reach a query turned a typo'd link into a 500."""
+    for values in (request.args, request.form):
+        for key, value in values.items(multi=True):
+            if UNSTORABLE_TEXT.search(key) or UNSTORABLE_TEXT.search(value):
+                abort(400, description=f"The field '{UNSTORABLE_TEXT.sub('?', key)}' holds a NUL character "
+                                       "(%00), which no field can contain. Remove it and try again.")

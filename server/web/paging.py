@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from flask import request, url_for
 
 from models import db
+from server.whole_numbers import whole_number
 
 
 @dataclass
@@ -26,8 +27,8 @@ class Page:
 
 
 def page_number() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, min(int(raw), 100_000)) if raw.isdigit() else 1
+    number = whole_number(request.args.get("page"))
+    return max(1, min(number, 100_000)) if number is not None else 1
 
 
 def paginate(stmt, endpoint: str, per_page: int = 50, count_stmt=None, scalars=False, window=None,
