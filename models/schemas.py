@@ -5,6 +5,7 @@ validated with ``unknown=RAISE``.
 
 import functools
 import re
+from datetime import date
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 from sqlalchemy import inspect
@@ -85,11 +86,36 @@ def text(max_len=500, **kw):
     return fields.String(validate=validate.Length(max=max_len), allow_none=True, **kw)
 
 
-def no_future(value):
+# Dates a programme can mean: nothing before the oldest birth year the schema takes, and nothing planned
+# further ahead than a decade. Far-off dates (year 1, 9999) were stored without complaint and then
+# skewed reports and due lists.
+EARLIEST_DATE = date(1950, 1, 1)
+PLANNING_YEARS = 10
+
+
+def _today():
     from models.base import utcnow
 
-    if value > utcnow().date():
+    return utcnow().date()
+
+
+def no_future(value):
+    if value > _today():
         raise ValidationError("Cannot be in the future.")
+    not_too_early(value)
+
+
+def not_too_early(value):
+    if value < EARLIEST_DATE:
+        raise ValidationError(f"Must be on or after {EARLIEST_DATE.isoformat()}.")
+
+
+def plannable(value):
+    """A date that may lie ahead (a visit due, a service ending), within reason."""
+    not_too_early(value)
+    today = _today()
+    if value > today.replace(year=today.year + PLANNING_YEARS, day=min(today.day, 28)):
+        raise ValidationError(f"Must be within {PLANNING_YEARS} years from today.")
 
 
 class ChildFields(Strict):
@@ -166,8 +192,8 @@ class ServiceFields(ChildRecordFields):
     type = fields.String(required=True, validate=one_of(vocab.SERVICE_TYPES))
     provider = text(200)
     status = fields.String(load_default="planned", validate=one_of(vocab.SERVICE_STATUSES))
-    started_on = fields.Date(allow_none=True)
-    ended_on = fields.Date(allow_none=True)
+    started_on = fields.Date(allow_none=True, validate=plannable)
+    ended_on = fields.Date(allow_none=True, validate=plannable)
     notes = text(5000)
 
     @validates_schema
@@ -184,7 +210,7 @@ def outcome_errors(data: dict, complete: bool) -> None:
 
 class FollowupFields(ChildRecordFields):
     kind = fields.String(required=True, validate=one_of(vocab.FOLLOWUP_KINDS))
-    due_on = fields.Date(required=True)
+    due_on = fields.Date(required=True, validate=plannable)
     status = fields.String(load_default="scheduled", validate=one_of(vocab.FOLLOWUP_STATUSES))
     completed_on = fields.Date(allow_none=True, validate=no_future)
     seen = fields.Boolean(allow_none=True)
@@ -219,7 +245,7 @@ class VisitOutcome(Strict):
 
 class TransitionFields(ChildRecordFields):
     to_stage = fields.String(required=True, validate=one_of(STAGES))
-    occurred_on = fields.Date(required=True)
+    occurred_on = fields.Date(required=True, validate=plannable)
     reason = text(2000)
     closure_reason = fields.String(allow_none=True, validate=one_of(vocab.CLOSURE_REASONS))
     details = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), allow_none=True)

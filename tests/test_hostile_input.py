@@ -100,6 +100,27 @@ def test_if_match_that_only_looks_like_a_number(client, manager, if_match):
     error_of(response, 400, "bad_request")
 
 
+@pytest.mark.parametrize("path, body, field, message", [
+    ("children", {"sex": "female", "date_of_birth": "0001-01-01"}, "date_of_birth", "on or after 1950-01-01"),
+    ("followups", {"kind": "visit", "due_on": "9999-12-31"}, "due_on", "within 10 years"),
+    ("followups", {"kind": "visit", "due_on": "1949-12-31"}, "due_on", "on or after 1950-01-01"),
+    ("services", {"type": "education", "status": "active", "started_on": "0001-01-01"}, "started_on", "1950"),
+])
+def test_far_off_dates_are_refused_by_field(app, client, manager, path, body, field, message):
+    url = "/api/v1/children" if path == "children" else f"/api/v1/children/{manager['child_id']}/{path}"
+    response = client.post(url, json=body, headers=manager["headers"])
+    error = error_of(response, 422, "validation_error")
+    assert message in error["details"]["fields"][field][0]
+
+
+def test_a_device_gets_the_same_date_bounds(app, client):
+    phone = people_and_phones(app, client, 1)["cw1"]
+    results = phone.push_ok(mutation("child", new_id(), fields=child_fields(identified_on="1900-01-01")))
+    assert results[0]["status"] == "rejected"
+    assert "1950-01-01" in results[0]["errors"]["identified_on"][0]
+    assert children_count(app) == 0
+
+
 # --- the sync endpoint --------------------------------------------------------------------------
 
 def test_push_refuses_unstorable_text_per_mutation_and_logs_it(app, client):
