@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -12,6 +13,24 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.base import UTCDateTime, db, utcnow
 from models.vocab import ROLES
+
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def new_user_problems(username: str, role: str, display_name: str | None, email: str | None) -> dict:
+    """What is wrong with a new account, per field (empty when nothing): the web and the command line
+    ask the same questions. Too long a name is refused, never cut, and PostgreSQL would refuse it."""
+    problems = {}
+    if not USERNAME.match(username):
+        problems["username"] = ["1 to 64 letters, digits, '.', '-' or '_'."]
+    elif db.session.execute(db.select(User.id).where(User.username == username)).first():
+        problems["username"] = [f"A user named '{username}' already exists."]
+    if role not in ROLES:
+        problems["role"] = [f"Choose one of: {', '.join(ROLES)}."]
+    for field, value, most in (("display_name", display_name, 120), ("email", email, 254)):
+        if value and len(value) > most:
+            problems[field] = [f"At most {most} characters (got {len(value)})."]
+    return problems
 
 
 class User(db.Model):

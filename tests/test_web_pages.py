@@ -360,6 +360,8 @@ def test_users_create_role_disable_and_reset(app, world):
     admin = as_role(app, "admin")
     taken = post(admin, "/users", {"username": "w.cw", "role": "caseworker"})
     assert taken.status_code == 422 and "already exists" in text(taken)
+    too_long = post(admin, "/users", {"username": "w.long", "role": "caseworker", "display_name": "x" * 121})
+    assert too_long.status_code == 422 and "At most 120 characters" in text(too_long)
     created = post(admin, "/users", {"username": "w.new", "role": "caseworker", "display_name": "New person"})
     assert created.status_code == 201
     password = text(created).split('id="new-password"', 1)[1].split('value="', 1)[1].split('"', 1)[0]

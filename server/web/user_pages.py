@@ -4,19 +4,17 @@ A new or reset password is generated and shown once. Disabling an account or res
 changes its token nonce, which ends its web sessions and API tokens at once.
 """
 
-import re
 import secrets
 
 from flask import abort, flash, g, redirect, request, session, url_for
 
 from models import User, audit, db
+from models.accounts import new_user_problems
 from models.vocab import ROLES
 from server.web import bp
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
-
-USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def new_password() -> str:
@@ -43,15 +41,9 @@ def users():
 def user_create():
     username = request.form.get("username", "").strip()
     role = request.form.get("role", "")
-    display_name = request.form.get("display_name", "").strip()[:120] or None
-    email = request.form.get("email", "").strip()[:254] or None
-    errors = {}
-    if not USERNAME.match(username):
-        errors["username"] = ["1 to 64 letters, digits, '.', '-' or '_'."]
-    elif db.session.execute(db.select(User.id).where(User.username == username)).first():
-        errors["username"] = [f"A user named '{username}' already exists."]
-    if role not in ROLES:
-        errors["role"] = [f"Choose one of: {', '.join(ROLES)}."]
+    display_name = request.form.get("display_name", "").strip() or None
+    email = request.form.get("email", "").strip() or None
+    errors = new_user_problems(username, role, display_name, email)
     if errors:
         return users_page(422, errors=errors, form=request.form)
     password = new_password()
