@@ -245,7 +245,7 @@ class VisitOutcome(Strict):
 
 class TransitionFields(ChildRecordFields):
     to_stage = fields.String(required=True, validate=one_of(STAGES))
-    occurred_on = fields.Date(required=True, validate=plannable)
+    occurred_on = fields.Date(required=True, validate=not_too_early)  # the future: lifecycle, by its today
     reason = text(2000)
     closure_reason = fields.String(allow_none=True, validate=one_of(vocab.CLOSURE_REASONS))
     details = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), allow_none=True)
