@@ -49,6 +49,7 @@ from models.records import (
     update_record,
 )
 from models.schemas import FIELD_SCHEMAS
+from models.sensitivity import RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
 from sync.errors import SyncError
 
@@ -484,8 +485,18 @@ def _create_bulk(mutation, entity, data, state: _Batch) -> dict:
     return {"status": "applied", "version": 1}
 
 
+@functools.cache
+def _restricted(entity: str) -> frozenset:
+    return frozenset(fields_of(ENTITIES[entity], RESTRICTED))
+
+
 def _same_content(record, entity, data, state: _Batch) -> bool:
-    """Does a create for an existing id carry what was first created? Compared with version 1."""
+    """Does a create for an existing id carry what was first created? Compared with version 1.
+
+    Restricted fields are left out of the comparison (and so never written by a duplicate create): a
+    device may write them but never read them back, and "duplicate" or "id_conflict" would otherwise
+    tell it, one guess a mutation, whether a value it sent is the one stored."""
+    data = {k: v for k, v in data.items() if k not in _restricted(entity)}
     if entity == "child" and "caseworker" in data:
         data = {**{k: v for k, v in data.items() if k != "caseworker"},
                 "caseworker_id": state.user.id if data["caseworker"] == state.user.username else data["caseworker"]}
@@ -537,7 +548,10 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
     changed_since = {name for row in history if row.version > base for name in row.fields}
     apply, clashing = {}, {}
     for key, value in data.items():
-        if key in changed_since and json_value(getattr(record, key)) != json_value(value):
+        # A restricted field changed since the base clashes whatever its value: "applied" for the
+        # stored value and "conflict" for any other would let a device test guesses at it.
+        if key in changed_since and (key in _restricted(entity)
+                                     or json_value(getattr(record, key)) != json_value(value)):
             clashing[key] = value
         else:
             apply[key] = value

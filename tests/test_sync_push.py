@@ -356,3 +356,24 @@ def test_a_planning_failure_after_commit_does_not_fail_the_batch(app, client, mo
     assert result["status"] == "applied"
     with app.app_context():
         assert get(Child, child_id) is not None
+
+
+def test_a_device_cannot_test_guesses_at_the_restricted_profile(app, client):
+    # Caseworkers write the armed-group profile but never read it back. Neither a create for an existing
+    # id ("duplicate" or "id_conflict") nor an update from an old base ("applied" or "conflict") may
+    # answer differently for the stored value and any other.
+    cw1 = people_and_phones(app, client)["cw1"]
+    child_id = register(cw1)
+    with app.app_context():
+        manager = Actor(user=user_named("mgr"), source="api")
+        update_record(get(Child, child_id), {"how_left": "escaped", "date_joined": date(2019, 3, 14)}, manager)
+        db.session.commit()
+    creates = [mutation("child", child_id, fields={**child_fields(), "how_left": guess}) for guess in ("captured", "escaped")]
+    assert [r["status"] for r in cw1.push_ok(*creates)] == ["duplicate", "duplicate"]
+    updates = [mutation("child", child_id, op="update", base_version=1, fields={"date_joined": guess})
+               for guess in ("2019-03-13", "2019-03-14")]
+    results = cw1.push_ok(*updates)
+    assert [(r["status"], r["conflicting_fields"]) for r in results] == [("conflict", ["date_joined"])] * 2
+    with app.app_context():
+        child = get(Child, child_id)
+        assert (child.how_left, child.date_joined) == ("escaped", date(2019, 3, 14))
