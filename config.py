@@ -109,6 +109,7 @@ class Config:
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")
         # The manager web: a session idle this long ends; devices unseen this long are flagged.
         self.WEB_SESSION_IDLE_MINUTES = _env_int("WEB_SESSION_IDLE_MINUTES", 8 * 60)
+        self.WEB_SESSION_MAX_HOURS = _env_int("WEB_SESSION_MAX_HOURS", 12)
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
 
     def default_database_url(self):
@@ -145,6 +146,12 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    def __init__(self):
+        super().__init__()
+        # Sessions travel only over HTTPS in production, whatever BASE_URL says (a TLS proxy in front
+        # may forward plain HTTP; the browser still sees https).
+        self.SESSION_COOKIE_SECURE = True
+
     def validate(self):
         super().validate()
         missing = [f"HOMECOMING_{name}" for name in ("SECRET_KEY", "DATA_KEY") if not getattr(self, name)]

@@ -52,6 +52,10 @@ class User(db.Model):
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Every web session and API token issued until now stops working (they carry the nonce)."""
         self.token_nonce = secrets.token_hex(16)
 
     def check_password(self, password: str) -> bool:

@@ -22,6 +22,8 @@ def test_production_starts_with_keys(monkeypatch):
     monkeypatch.setenv("HOMECOMING_DATABASE_URL", "sqlite://")
     app = create_app("production")
     assert app.config["SECRET_KEY"] == "s" * 40
+    # Behind a TLS proxy BASE_URL may be left at its default; the session cookie is Secure anyway.
+    assert app.config["SESSION_COOKIE_SECURE"] is True
 
 
 def test_config_is_read_when_built_not_at_import(monkeypatch):

@@ -77,11 +77,22 @@ def test_csrf_error_is_a_page_in_plain_words(client, users):
     assert response.mimetype == "text/html" and "did not come from this site" in text(response)
 
 
-def test_logout_ends_the_session(client, users):
+def test_logout_ends_the_session_and_any_copy_of_its_cookie(client, users):
     sign_in(client, "web.manager")
+    copied = client.get_cookie("session").value  # e.g. taken off a shared office laptop
     response = post(client, "/logout")
     assert response.status_code == 302
     assert client.get("/").status_code == 302
+    thief = client.application.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/children").status_code == 302
+
+
+def test_a_session_in_use_still_ends_after_its_longest_life(client, app, users):
+    sign_in(client, "web.manager")
+    with client.session_transaction() as session:
+        session["started"] = int(time.time()) - app.config["WEB_SESSION_MAX_HOURS"] * 3600 - 5
+    assert client.get("/children").status_code == 302
 
 
 def test_idle_session_expires_with_a_message(client, app, users):

@@ -47,6 +47,9 @@ def login():
 @bp.post("/logout")
 @login_required()
 def logout():
+    # A copy of the cookie taken before signing out must not work after it: the session cookie is
+    # signed but kept by the browser, so only a new nonce ends it (and the user's other sessions).
+    g.user.end_sessions()
     audit("logout", actor=g.user, via="web", ip=request.remote_addr)
     db.session.commit()
     sign_out()

@@ -1,9 +1,10 @@
 """Web sign-in state: who is signed in, idle expiry, and the CSRF token every form carries.
 
 The Flask session cookie (signed, HttpOnly, SameSite=Lax, Secure over HTTPS: see ``config.py``)
-holds the user id, the user's ``token_nonce`` at sign-in and the time of the last request. Changing
-the nonce (password reset, disabling the account) therefore ends every web session as it ends every
-API token.
+holds the user id, the user's ``token_nonce`` at sign-in, the time of sign-in and of the last request.
+Changing the nonce (signing out, password reset, disabling the account) therefore ends every web
+session as it ends every API token. A session also ends when idle too long, and in any case after
+``WEB_SESSION_MAX_HOURS``, so a copied cookie kept alive by use does not live for ever.
 """
 
 import hmac
@@ -46,7 +47,7 @@ def sign_in(user: User) -> None:
     session.permanent = False
     session["uid"] = str(user.id)
     session["nonce"] = user.token_nonce
-    session["seen"] = int(time.time())
+    session["started"] = session["seen"] = int(time.time())
     session["csrf"] = secrets.token_urlsafe(32)
 
 
@@ -62,8 +63,10 @@ def current_user() -> User | None:
     uid = session.get("uid")
     if not uid:
         return None
+    now = int(time.time())
     idle = current_app.config["WEB_SESSION_IDLE_MINUTES"] * 60
-    if int(time.time()) - int(session.get("seen", 0)) > idle:
+    longest = current_app.config["WEB_SESSION_MAX_HOURS"] * 3600
+    if now - int(session.get("seen", 0)) > idle or now - int(session.get("started", 0)) > longest:
         sign_out()
         g.session_expired = True
         return None
@@ -75,7 +78,7 @@ def current_user() -> User | None:
         sign_out()
         g.session_expired = True
         return None
-    session["seen"] = int(time.time())
+    session["seen"] = now
     g.user = user
     return user
 

@@ -72,7 +72,7 @@ def user_action(user_id, action):
         return redirect(url_for("web.users"))
     if action == "disable":
         user.active = False
-        user.token_nonce = secrets.token_hex(16)  # ends its sessions and API tokens now
+        user.end_sessions()
         audit("user.disable", actor=g.user, target=user.username, via="web")
         message = f"{user.username} is disabled and signed out everywhere."
     elif action == "enable":
@@ -86,7 +86,7 @@ def user_action(user_id, action):
             flash(f"Choose one of: {', '.join(ROLES)}.", "error")
             return redirect(url_for("web.users"))
         old, user.role = user.role, role
-        user.token_nonce = secrets.token_hex(16)  # a new role takes effect at the next sign-in
+        user.end_sessions()  # a new role takes effect at the next sign-in
         audit("user.role", actor=g.user, target=user.username, old=old, new=role, via="web")
         message = f"{user.username} is now {role}."
     elif action == "password":
