@@ -331,8 +331,12 @@ def _stale_alerts_statement(for_children: bool):
     """Built once with bind parameters: after every sync batch, building this statement and its cache
     key anew cost about as much as running it."""
     today = bindparam("today", type_=Date)
-    child, followup = C.alias("c"), F.alias("f")
+    child, followup, recipient = C.alias("c"), F.alias("f"), U.alias("u")
     moved_on = or_(child.c.deleted_at.is_not(None), child.c.stage.not_in(OPEN_STAGES))
+    # A caseworker's alerts about a child reassigned to someone else: the case code is no longer theirs
+    # to see (on the web, on their devices, in their e-mail); the new caseworker gets their own.
+    handed_over = and_(recipient.c.role != "manager", or_(child.c.caseworker_id.is_(None),
+                                                          child.c.caseworker_id != Alert.recipient_id))
     followup_settled = and_(Alert.rule != DANGER_RULE, followup.c.id.is_not(None), or_(
         followup.c.status != "scheduled", followup.c.deleted_at.is_not(None), followup.c.due_on != Alert.due_on))
     superseded = or_(and_(Alert.rule.in_([*SOON_REMINDERS, "reception_warn"]), Alert.due_on <= today),
@@ -341,8 +345,10 @@ def _stale_alerts_statement(for_children: bool):
         db.select(Alert)
         .outerjoin(child, child.c.id == Alert.child_id)
         .outerjoin(followup, followup.c.id == Alert.followup_id)
+        .join(recipient, recipient.c.id == Alert.recipient_id)
         .where(Alert.status.in_(LIVE), or_(
             moved_on,
+            handed_over,
             followup_settled,
             superseded,
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),

@@ -83,6 +83,25 @@ def test_alerts_resolve_when_the_child_moves_on_and_devices_see_it(ctx):
     assert len(alerting.scan(date(2025, 3, 12), RULE_DEFAULTS).created) == 0
 
 
+def test_a_reassigned_child_takes_its_alerts_to_the_new_caseworker(ctx):
+    cws, managers, kids = programme(children=1)
+    alerting.scan(date(2025, 3, 10), RULE_DEFAULTS)
+    db.session.commit()
+    old, new = cws[0], cws[1]
+    assert {a.recipient_id for a in all_alerts() if a.rule == "visit_overdue"} == {old.id}
+    update_record(kids[0], {"caseworker_id": new.id}, Actor(user=managers[0], source="api"))
+    db.session.commit()
+    after_changes({kids[0].id}, today=date(2025, 3, 11), rules=RULE_DEFAULTS)
+    db.session.commit()
+    live = {(a.rule, a.recipient_id) for a in all_alerts() if a.status in alerting.LIVE}
+    # The old caseworker no longer holds the case code; the managers' escalations stay.
+    assert ("visit_overdue", old.id) not in live
+    assert {r for r, _ in live} == {"visit_escalated"}
+    alerting.scan(date(2025, 3, 11), RULE_DEFAULTS)
+    db.session.commit()
+    assert {a.recipient_id for a in all_alerts() if a.rule == "visit_overdue" and a.status == "open"} == {new.id}
+
+
 def test_a_visit_done_early_replans_what_follows(ctx):
     cws, managers, kids = programme(children=1)
     visit = db.session.execute(db.select(Followup).where(Followup.kind == "visit")).scalar_one()
