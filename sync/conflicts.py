@@ -9,15 +9,34 @@ import uuid
 
 from marshmallow import ValidationError
 
-from models.access import child_scope
+from models import audit
+from models.access import child_scope, sees_restricted
 from models.base import db, utcnow
 from models.children import Child
 from models.errors import DomainError, FieldErrors, RecordDeleted
 from models.records import ENTITIES, Actor, json_value, update_record
 from models.schemas import FIELD_SCHEMAS
+from models.sensitivity import RESTRICTED
 from models.syncstate import Conflict
 
 SIDES = ("device", "server")
+
+
+def restricted_fields(conflict: Conflict) -> set[str]:
+    """The conflict's fields of the restricted class (DESIGN §3): only managers see or choose them."""
+    columns = ENTITIES[conflict.entity].__table__.columns
+    return {f for f in conflict.fields if f in columns and columns[f].info.get("sensitivity") == RESTRICTED}
+
+
+def fields_hidden_from(user, conflict: Conflict) -> set[str]:
+    """The fields whose values ``user`` may not see. A manager sees them all, and being shown a
+    restricted value is a restricted read, audited as on the child's profile (the caller commits)."""
+    restricted = restricted_fields(conflict)
+    if not sees_restricted(user):
+        return restricted
+    if restricted:
+        audit("child.restricted_read", actor=user, child_id=conflict.child_id, target=conflict.id)
+    return set()
 
 
 def conflicts_query(user, *, child_id: uuid.UUID | None = None, status: str | None = "open"):

@@ -173,3 +173,22 @@ def test_encrypted_at_rest(app, ctx):
     assert "Secretname" not in raw.given_name and raw.given_name.startswith("k1:")
     assert "Hill" not in raw.village
     assert raw.district == "Kitgum"
+
+
+def test_every_answer_showing_the_restricted_profile_is_audited(client, auth, app):
+    from models import AuditEvent
+
+    def restricted_reads():
+        with app.app_context():
+            return db.session.execute(db.select(db.func.count()).select_from(AuditEvent)
+                                      .where(AuditEvent.action == "child.restricted_read")).scalar_one()
+
+    manager = auth("manager")
+    child = client.post("/api/v1/children", json=NEW_CHILD, headers=manager).get_json()
+    assert restricted_reads() == 1
+    empty = client.patch(f"/api/v1/children/{child['id']}", json={}, headers={**manager, "If-Match": "1"})
+    assert empty.get_json()["armed_group"] == "Fictional group" and restricted_reads() == 2
+    client.get(f"/api/v1/children/{child['id']}", headers=manager)
+    assert restricted_reads() == 3
+    client.get(f"/api/v1/children/{child['id']}", headers=auth("cw"))  # no restricted fields: no such entry
+    assert restricted_reads() == 3

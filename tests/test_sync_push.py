@@ -377,3 +377,18 @@ def test_a_device_cannot_test_guesses_at_the_restricted_profile(app, client):
     with app.app_context():
         child = get(Child, child_id)
         assert (child.how_left, child.date_joined) == ("escaped", date(2019, 3, 14))
+        manager_headers = token_for(client, user_named("mgr"))
+        caseworker_headers = token_for(client, user_named("cw1"))
+
+    # The caseworker sees that there is a conflict, not its values; a manager sees them, and that read
+    # is audited like a read of the child's restricted profile.
+    def restricted_reads():
+        with app.app_context():
+            return count(AuditEvent, AuditEvent.action == "child.restricted_read")
+
+    url = f"/api/v1/conflicts/{results[0]['conflict_id']}"
+    assert client.get(url, headers=caseworker_headers).get_json()["values"] == {"date_joined": {"restricted": True}}
+    assert restricted_reads() == 0
+    shown = client.get(url, headers=manager_headers).get_json()["values"]["date_joined"]
+    assert shown == {"base": None, "server": "2019-03-14", "device": "2019-03-13"}
+    assert restricted_reads() == 1

@@ -141,6 +141,12 @@ def test_restricted_profile_is_shown_on_request_and_audited(app, world):
     with app.app_context():
         events = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "child.restricted_read"))
         assert [e.child_id for e in events.scalars()] == [world["mine"]]
+    # A stale save of the profile shows it again: that too is a restricted read.
+    stale = post(manager, f"/children/{world['mine']}/edit", {"part": "restricted", "version": "1"})
+    assert stale.status_code == 409 and "CAAFAG profile (restricted)" in text(stale)
+    with app.app_context():
+        events = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "child.restricted_read"))
+        assert len(events.all()) == 2
     cw = as_role(app, "cw")
     assert "Show restricted" not in text(cw.get(f"/children/{world['mine']}"))
     assert post(cw, f"/children/{world['mine']}/restricted").status_code == 403

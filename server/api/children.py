@@ -71,7 +71,7 @@ def create(data):
             raise ApiError(403, "forbidden", "A caseworker can only register children to their own caseload.")
     child = create_child(data, api_actor(), today=today())
     audit("child.create", actor=g.user, child_id=child.id)
-    body = dump_record(child, restricted=sees_restricted(g.user))
+    body = child_body(child)
     commit_and_plan(child.id)
     return with_etag(body, 201)
 
@@ -96,7 +96,7 @@ def edit(data, child_id):
         raise ApiError(403, "forbidden", "Only a manager can reassign a child to another caseworker.")
     changed = update_record(child, data, api_actor())
     audit("child.update", actor=g.user, child_id=child.id, fields=changed)
-    body = dump_record(child, restricted=sees_restricted(g.user))
+    body = child_body(child)
     commit_and_plan(child.id)
     return with_etag(body)
 

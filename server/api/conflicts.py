@@ -4,16 +4,20 @@ and its resolution field by field (a manager, or the child's caseworker)."""
 from flask import g
 from marshmallow import fields
 
-from models import audit
+from models import audit, db
 from models.access import sees_restricted
-from models.records import ENTITIES
 from models.schemas import Strict
-from models.sensitivity import RESTRICTED
 from server.api import Blueprint
 from server.api.common import api_actor, commit_and_plan
 from server.auth import require_user
 from server.errors import ApiError
-from sync.conflicts import get_conflict, list_conflicts, resolve_conflict
+from sync.conflicts import (
+    fields_hidden_from,
+    get_conflict,
+    list_conflicts,
+    resolve_conflict,
+    restricted_fields,
+)
 
 blp = Blueprint("conflicts", __name__, url_prefix="/api/v1/conflicts", description="Sync conflicts")
 
@@ -28,11 +32,6 @@ class Resolution(Strict):
     fields = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), required=True)
 
 
-def _restricted_fields(conflict) -> set[str]:
-    columns = ENTITIES[conflict.entity].__table__.columns
-    return {f for f in conflict.fields if f in columns and columns[f].info.get("sensitivity") == RESTRICTED}
-
-
 def conflict_body(conflict, *, values: bool) -> dict:
     body = {"id": str(conflict.id), "child_id": str(conflict.child_id), "entity": conflict.entity,
             "record_id": str(conflict.record_id), "status": conflict.status,
@@ -41,7 +40,7 @@ def conflict_body(conflict, *, values: bool) -> dict:
             "device_id": str(conflict.device_id) if conflict.device_id else None,
             "resolved_at": conflict.resolved_at.isoformat() if conflict.resolved_at else None}
     if values:
-        hidden = set() if sees_restricted(g.user) else _restricted_fields(conflict)
+        hidden = fields_hidden_from(g.user, conflict)
         body["values"] = {
             name: ({"restricted": True} if name in hidden else
                    {"base": conflict.base_values.get(name), "server": conflict.server_values.get(name),
@@ -71,7 +70,9 @@ def list_open(query):
 @blp.get("/<uuid:conflict_id>")
 @require_user(*RESOLVERS)
 def read(conflict_id):
-    return conflict_body(_load(conflict_id), values=True)
+    body = conflict_body(_load(conflict_id), values=True)
+    db.session.commit()  # the audit of a restricted read
+    return body
 
 
 @blp.post("/<uuid:conflict_id>/resolve")
@@ -81,7 +82,7 @@ def resolve(data, conflict_id):
     conflict = _load(conflict_id)
     if conflict.status != "open":
         raise ApiError(409, "already_resolved", "This conflict was already resolved.")
-    if _restricted_fields(conflict) and not sees_restricted(g.user):
+    if restricted_fields(conflict) and not sees_restricted(g.user):
         raise ApiError(403, "forbidden", "This conflict involves restricted fields: a manager resolves it.")
     record = resolve_conflict(conflict, data["fields"], api_actor())
     audit("conflict.resolve", actor=g.user, child_id=conflict.child_id, target=conflict.id,

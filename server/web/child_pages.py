@@ -138,7 +138,11 @@ def caseworker_choices():
 
 
 def child_page(child, status=200, *, show_restricted=False, errors=None, form=None):
+    """The child's page; with the restricted profile shown, an audited restricted read."""
     errors = errors or {}
+    if show_restricted:
+        audit("child.restricted_read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
+        db.session.commit()
     return render(
         "child.html", status, title=f"Child {child.case_code}", child=child,
         sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
@@ -164,10 +168,7 @@ def child(child_id):
 @login_required("manager")
 def child_restricted(child_id):
     """The restricted CAAFAG profile, shown on request and audited (DESIGN §3)."""
-    child = load_child(child_id)
-    audit("child.restricted_read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
-    db.session.commit()
-    return child_page(child, show_restricted=True)
+    return child_page(load_child(child_id), show_restricted=True)
 
 
 def _failed(child, form_name, exc: DomainError, **kw):

@@ -7,8 +7,6 @@ from flask import abort, flash, g, redirect, request, url_for
 from models import Child, Device, User, audit, db
 from models.access import sees_restricted
 from models.errors import DomainError
-from models.records import ENTITIES
-from models.sensitivity import RESTRICTED
 from models.syncstate import Conflict
 from server.api.common import commit_and_plan
 from server.web import bp
@@ -16,7 +14,13 @@ from server.web.forms import errors_of
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render, web_actor
 from server.web.session import login_required
-from sync.conflicts import conflicts_query, get_conflict, resolve_conflict
+from sync.conflicts import (
+    conflicts_query,
+    fields_hidden_from,
+    get_conflict,
+    resolve_conflict,
+    restricted_fields,
+)
 
 SIDES = ("server", "device")
 
@@ -31,16 +35,6 @@ def conflict_summary(conflict: Conflict) -> dict:
             "text": f"sync conflict on {conflict.entity.replace('_', ' ')}: {', '.join(conflict.fields)} "
                     f"({conflict.status})",
             "detail": None, "href": url_for("web.conflict", conflict_id=conflict.id)}
-
-
-def hidden_fields(conflict: Conflict, user) -> set[str]:
-    """Restricted fields are shown only to roles that may see them (DESIGN §3)."""
-    if sees_restricted(user):
-        return set()
-    model = ENTITIES.get(conflict.entity)
-    columns = model.__table__.columns if model is not None else {}
-    return {f for f in conflict.fields
-            if f in columns and columns[f].info.get("sensitivity") == RESTRICTED}
 
 
 @bp.get("/conflicts")
@@ -66,8 +60,10 @@ def load_conflict(conflict_id) -> tuple[Conflict, Child]:
 
 def conflict_page(conflict, child, status=200, errors=None):
     device = db.session.get(Device, conflict.device_id) if conflict.device_id else None
-    return render("conflict.html", status, title=f"Conflict on {child.case_code}", conflict=conflict,
-                  child=child, device=device, hidden=hidden_fields(conflict, g.user), errors=errors or {})
+    page = render("conflict.html", status, title=f"Conflict on {child.case_code}", conflict=conflict,
+                  child=child, device=device, hidden=fields_hidden_from(g.user, conflict), errors=errors or {})
+    db.session.commit()  # the audit of a restricted read
+    return page
 
 
 @bp.get("/conflicts/<conflict_id>")
@@ -84,7 +80,7 @@ def conflict_resolve(conflict_id):
     if conflict.status != "open":
         flash("This conflict was already resolved.", "info")
         return redirect(url_for("web.conflict", conflict_id=conflict.id))
-    if hidden_fields(conflict, g.user):
+    if restricted_fields(conflict) and not sees_restricted(g.user):
         # Someone who cannot see the values cannot choose between them.
         return conflict_page(conflict, child, 403, {"_form": ["This conflict includes restricted fields: a "
                                                               "manager resolves it."]})
