@@ -54,6 +54,9 @@ from models.syncstate import Conflict, MutationLog, SyncBatch
 from sync.errors import SyncError
 
 STATUSES = ("applied", "duplicate", "conflict", "rejected")
+# One answer for "no such record" and "not yours": anything else would tell a device that an id exists.
+NOT_IN_CASELOAD = ("No such record in your caseload. If the child was reassigned, pull to receive the "
+                   "current caseload.")
 
 
 class Rejected(Exception):
@@ -391,8 +394,7 @@ def _in_scope_child(child_id, state: _Batch) -> Child:
     """The child, if it is in the device's caseload and not deleted; a rejection otherwise."""
     child = state.known.get(("child", child_id))
     if child is None or child.caseworker_id != state.user.id:
-        raise Rejected("out_of_scope", "No child with this id in your caseload. If the child was "
-                       "reassigned, pull to receive the current caseload.")
+        raise Rejected("out_of_scope", NOT_IN_CASELOAD)
     if child.deleted_at is not None:
         raise Rejected("record_deleted", f"Child {child.case_code} was deleted; it can no longer be changed.")
     return child
@@ -513,11 +515,12 @@ def _same_content(record, entity, data, state: _Batch) -> bool:
 
 def _update(mutation, entity, data, record, state: _Batch) -> dict:
     if record is None:
-        raise Rejected("out_of_scope", f"No {entity} with this id in your caseload.")
+        raise Rejected("out_of_scope", NOT_IN_CASELOAD)
+    # Scope first: "deleted" about a record of someone else's caseload would say that it exists.
+    child = _in_scope_child(record.id if entity == "child" else record.child_id, state)
     if record.deleted_at is not None:
         raise Rejected("record_deleted", f"This {entity} was deleted on the server; it can no longer be "
                        "changed. Drop the local edit.")
-    child = _in_scope_child(record.id if entity == "child" else record.child_id, state)
     if "child_id" in data:
         if data.pop("child_id") != record.child_id:
             raise Rejected("validation_error", "A record cannot move to another child.",

@@ -85,3 +85,15 @@ def test_deleted_records_refuse_changes(client, heads):
     cid = client.post("/api/v1/children", json={"sex": "female"}, headers=manager).get_json()["id"]
     assert client.delete(f"/api/v1/children/{cid}", headers={**manager, "If-Match": "1"}).status_code == 204
     assert client.get(f"/api/v1/children/{cid}", headers=manager).status_code == 404
+
+
+def test_a_record_of_someone_elses_child_answers_as_if_it_did_not_exist(client, app, heads):
+    with app.app_context():
+        other = token_for(client, make_user("caseworker", username="cw.other"))
+    child = client.post("/api/v1/children", json={"sex": "male"}, headers=heads["cw"]).get_json()
+    visit = client.post(f"/api/v1/children/{child['id']}/followups", json={"kind": "visit", "due_on": "2026-11-20"},
+                        headers=heads["cw"]).get_json()
+    theirs = client.get(f"/api/v1/followups/{visit['id']}", headers=other)
+    nobodys = client.get("/api/v1/followups/00000000-0000-4000-8000-000000000000", headers=other)
+    assert theirs.status_code == nobodys.status_code == 404
+    assert theirs.get_json() == nobodys.get_json()

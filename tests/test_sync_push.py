@@ -220,7 +220,8 @@ def test_create_for_an_existing_id(app, client):
 
 
 def test_update_after_the_record_was_deleted(app, client):
-    cw1 = people_and_phones(app, client)["cw1"]
+    phones = people_and_phones(app, client)
+    cw1 = phones["cw1"]
     child_id = register(cw1)
     followup_id = new_id()
     cw1.push_ok(mutation("followup", followup_id, fields={"child_id": child_id, "kind": "visit",
@@ -232,6 +233,12 @@ def test_update_after_the_record_was_deleted(app, client):
                                      fields={"due_on": "2026-12-05"}))
     assert result["status"] == "rejected" and result["code"] == "record_deleted"
     assert "deleted" in result["message"]
+    # Another caseworker's device learns nothing: not in your caseload reads the same as no such record.
+    (theirs,) = phones["cw2"].push_ok(mutation("followup", followup_id, op="update", base_version=1,
+                                               fields={"due_on": "2026-12-05"}))
+    (nobodys,) = phones["cw2"].push_ok(mutation("followup", new_id(), op="update", base_version=1,
+                                                fields={"due_on": "2026-12-05"}))
+    assert theirs["code"] == nobodys["code"] == "out_of_scope" and theirs["message"] == nobodys["message"]
 
 
 def test_records_of_a_rejected_child_are_parent_rejected_and_the_rest_applies(app, client):

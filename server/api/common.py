@@ -28,7 +28,9 @@ def load_child_record(model, record_id, what):
     record = db.session.get(model, record_id)
     if record is None or record.deleted_at is not None:
         raise not_found(what)
-    load_child(record.child_id)  # scope is the child's
+    child = db.session.get(Child, record.child_id)
+    if child is None or not can_see_child(g.user, child):
+        raise not_found(what)  # the same answer as no such record, so ids of others' records don't leak
     return record
 
 
