@@ -192,7 +192,7 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
             if model is Child and row[shape.deleted_at] is not None:
                 deleted[row[shape.id_at]] = row[shape.seq_at]
-    events += _expand(scope_changes, deleted)
+    events += _expand(scope_changes, deleted, user_id)
     events.sort(key=lambda e: (e[0], e[1]))
     last = {}
     for position, event in enumerate(events):
@@ -212,11 +212,18 @@ def _usernames(events) -> dict:
     return dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids))).all())
 
 
-def _expand(scope_changes, deleted_children: dict) -> list[tuple]:
-    """A caseworker losing a child loses it and its records; one gaining it gets them all."""
+def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
+    """A caseworker losing a child loses it and its records; one gaining it gets them all.
+
+    Records are read as they are now, so a child gained and since handed on (its "remove" on a later
+    page) is not sent: between the two pages the device would hold another caseworker's child."""
     events = []
     removed = {**deleted_children, **{sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}}
     added = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "add"}
+    if added:
+        still_ours = db.session.execute(db.select(Child.id).where(
+            Child.id.in_(list(added)), Child.caseworker_id == user_id)).scalars()
+        added = {child_id: added[child_id] for child_id in still_ours}
     if removed:
         # A removal is an id and a version: nothing is decrypted for it.
         ids = list(removed)

@@ -120,6 +120,23 @@ def test_reassignment_removes_from_one_device_and_adds_to_the_other(app, client)
                                 fields={"risk_level": "high"}))[0]["code"] == "out_of_scope"
 
 
+def test_a_child_gained_and_handed_on_is_never_sent_even_across_pages(app, client):
+    phones = people_and_phones(app, client, 3)
+    child_id = register_with_records(phones["cw1"], 1, visits=1)[0]
+    phones["cw2"].pull_all()
+    with app.app_context():
+        manager = Actor(user=user_named("mgr"), source="api")
+        update_record(get(Child, child_id), {"caseworker": "cw2"}, manager)
+        db.session.commit()
+        update_record(get(Child, child_id), {"caseworker": "cw3"}, manager)
+        db.session.commit()
+    # One change a page puts the "add" and the "remove" on different pages: the first must not carry
+    # the child's records, which are cw3's by the time it is read.
+    changes = phones["cw2"].pull_all(limit=1)
+    assert [c for c in changes if c["op"] == "upsert"] == []
+    assert {c["entity"] for c in phones["cw3"].pull_all()} == {"child", "followup", "stage_transition"}
+
+
 def test_deleted_records_come_as_remove_and_are_absent_from_a_full_pull(app, client):
     cw1 = people_and_phones(app, client)["cw1"]
     child_id = register_with_records(cw1, 1, visits=1)[0]
