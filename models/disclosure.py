@@ -7,7 +7,9 @@ The rule, applied on every page and in every de-identified export:
   the tables unreadable;
 - where the cells of a breakdown add up to a total that is shown (the sexes, the age bands, the
   districts), a single hidden cell could be worked out by subtraction, so the next smallest shown cell
-  is hidden too, as ``"x"`` (secondary suppression).
+  is hidden too, as ``"x"`` (secondary suppression);
+- a cell that counts part of another shown cell (girls of the females, child mothers of all) is hidden
+  as ``"x"`` when the rest (the other cell minus it) is 1 to 4, which subtraction would reveal.
 
 Rates are shown only when both their numerator and denominator are shown.
 """
@@ -33,6 +35,14 @@ def suppress_partition(counts: dict) -> dict:
             _, index = min(candidates)
             key = list(counts)[index]
             shown[key] = HIDDEN
+    return shown
+
+
+def suppress_subset(n: int, whole: int, whole_shown) -> int | str:
+    """A cell counting part of another cell (``whole`` children, shown as ``whole_shown``)."""
+    shown = suppress(n)
+    if is_shown(shown) and is_shown(whole_shown) and 0 < whole - n < THRESHOLD:
+        return HIDDEN
     return shown
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from models.age_bands import AGE_BAND_LABELS, AGE_BANDS
-from models.disclosure import rate, suppress, suppress_partition
+from models.disclosure import rate, suppress, suppress_partition, suppress_subset
 from models.indicators import (
     CHILD_INDICATORS,
     Period,
@@ -75,8 +75,8 @@ def display_cells(raw: dict[str, int]) -> dict:
     for group in ("sex", "age"):
         keys = [key for key, _, g in COLUMNS if g == group]
         cells.update(suppress_partition({key: raw[key] for key in keys}))
-    cells["girls"] = suppress(raw["girls"])
-    cells["child_mothers"] = suppress(raw["child_mothers"])
+    cells["girls"] = suppress_subset(raw["girls"], raw["sex:female"], cells["sex:female"])
+    cells["child_mothers"] = suppress_subset(raw["child_mothers"], raw["total"], cells["total"])
     return cells
 
 

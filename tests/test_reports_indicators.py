@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from models import Actor, db
-from models.disclosure import HIDDEN, SMALL, rate, suppress, suppress_partition
+from models.disclosure import HIDDEN, SMALL, rate, suppress, suppress_partition, suppress_subset
 from models.indicators import (
     Period,
     closures_by_reason,
@@ -37,6 +37,10 @@ def test_suppression_rule():
     assert suppress_partition({"f": 3, "m": 2, "o": 7}) == {"f": SMALL, "m": SMALL, "o": 7}
     assert suppress_partition({"f": 3, "m": 0}) == {"f": SMALL, "m": 0}
     assert suppress_partition({"f": 9, "m": 6}) == {"f": 9, "m": 6}
+    # A part of a shown cell: hidden when the rest of it is 1-4 (12 women and girls, 10 girls: 2 women).
+    assert suppress_subset(10, 12, 12) == HIDDEN
+    assert suppress_subset(10, 15, 15) == 10 and suppress_subset(12, 12, 12) == 12
+    assert suppress_subset(3, 12, 12) == SMALL and suppress_subset(10, 12, HIDDEN) == 10
     assert rate(8, 10) == "80%"
     assert rate(SMALL, 10) == "—" and rate(8, HIDDEN) == "—" and rate(0, 0) == "—"
 

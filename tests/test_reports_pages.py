@@ -92,6 +92,23 @@ def test_analyst_sees_only_de_identified_reports(client, data):
     assert client.get("/children").status_code == 403
 
 
+ONE_DAY_APART = {"start": "2025-03-17", "end": "2025-03-18"}
+
+
+def test_analysts_get_whole_months(client, data):
+    sign_in(client, data["analyst"])
+    html = client.get("/reports", query_string=ONE_DAY_APART).get_data(as_text=True)
+    assert 'value="2025-03-01"' in html and 'value="2025-03-31"' in html and "whole calendar months" in html
+    rows = rows_of(client.get("/reports/indicators.csv", query_string=ONE_DAY_APART))
+    assert {(r[0], r[1]) for r in rows[1:]} == {("2025-03-01", "2025-03-31")}
+
+
+def test_managers_get_the_days_they_ask_for(client, data):
+    sign_in(client, data["manager"])
+    rows = rows_of(client.get("/reports/indicators.csv", query_string=ONE_DAY_APART))
+    assert {(r[0], r[1]) for r in rows[1:]} == {("2025-03-17", "2025-03-18")}
+
+
 def test_district_names_are_escaped(client, data):
     sign_in(client, data["manager"])
     html = client.get("/reports", query_string=PERIOD).get_data(as_text=True)

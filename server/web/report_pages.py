@@ -5,6 +5,7 @@ suppressed by ``models.reporting``. The identified (case-level) export is a POST
 CSRF token, is manager-only, and is audited before a byte is sent.
 """
 
+import calendar
 from datetime import date
 
 from flask import Response, g, request, stream_with_context
@@ -27,8 +28,12 @@ SHORT = {"identified": "identified", "registered": "registered", "reunified": "r
          "closed": "closed"}
 
 
-def parse_period(args) -> tuple[Period | None, dict[str, list[str]], dict]:
-    """The period asked for, or errors per field. Defaults: 1 January of this year to today."""
+def parse_period(args, *, whole_months: bool = False) -> tuple[Period | None, dict[str, list[str]], dict]:
+    """The period asked for, or errors per field. Defaults: 1 January of this year to today.
+
+    With ``whole_months`` (analysts) it is widened to whole calendar months: two periods a day apart
+    would otherwise differ by one day's children, and subtracting the one shown total from the other
+    would single out a child that the "<5" rule hides."""
     today = utcnow().date()
     values = {"start": args.get("start") or date(today.year, 1, 1).isoformat(),
               "end": args.get("end") or today.isoformat()}
@@ -42,7 +47,16 @@ def parse_period(args) -> tuple[Period | None, dict[str, list[str]], dict]:
         errors["end"] = ["The end must not be before the start."]
     if errors:
         return None, errors, values
-    return Period(parsed["start"], parsed["end"]), {}, values
+    start, end = parsed["start"], parsed["end"]
+    if whole_months:
+        start = start.replace(day=1)
+        end = end.replace(day=calendar.monthrange(end.year, end.month)[1])
+        values = {"start": start.isoformat(), "end": end.isoformat()}
+    return Period(start, end), {}, values
+
+
+def _period_for_user(args):
+    return parse_period(args, whole_months=g.user.role == "analyst")
 
 
 def charts(report: Report) -> dict[str, Markup]:
@@ -74,12 +88,12 @@ def charts(report: Report) -> dict[str, Markup]:
 @bp.get("/reports")
 @login_required(*REPORT_READERS)
 def reports():
-    period, errors, values = parse_period(request.args)
+    period, errors, values = _period_for_user(request.args)
     if errors:
         return render("reports.html", 400, title="Reports", report=None, errors=errors, values=values)
     report = build_report(period.start, period.end, today=utcnow().date())
     return render("reports.html", title="Reports", report=report, charts=charts(report), errors={},
-                  values=values, can_identify=g.user.role == "manager")
+                  values=values, can_identify=g.user.role == "manager", whole_months=g.user.role == "analyst")
 
 
 def _filename(period: Period, kind: str) -> str:
@@ -95,7 +109,7 @@ def _csv_response(lines, filename: str) -> Response:
 @login_required(*REPORT_READERS)
 def export_indicators():
     """The de-identified export: the report's figures as shown, small cells suppressed."""
-    period, errors, _ = parse_period(request.args)
+    period, errors, _ = _period_for_user(request.args)
     if errors:
         return render("reports.html", 400, title="Reports", report=None, errors=errors,
                       values={"start": request.args.get("start", ""), "end": request.args.get("end", "")})
