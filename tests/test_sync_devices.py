@@ -42,10 +42,14 @@ def test_api_enrol_list_revoke_for_managers_only(app, client):
     with app.app_context():
         manager = make_user("manager", username="mgr.dev")
         cw = make_user("caseworker", username="cw.dev")
+        admin = make_user("admin", username="admin.dev")
         db.session.commit()
         mgr_headers = token_for(client, manager)
         cw_headers = token_for(client, cw)
+        admin_headers = token_for(client, admin)
     assert client.post("/api/v1/devices", json={"user": "cw.dev", "label": "P"}, headers=cw_headers).status_code == 403
+    # An admin sees no child, and a device token reads a caseload: admins list and revoke, never enrol.
+    assert client.post("/api/v1/devices", json={"user": "cw.dev", "label": "P"}, headers=admin_headers).status_code == 403
     bad = client.post("/api/v1/devices", json={"user": "ghost", "label": "P"}, headers=mgr_headers)
     assert bad.status_code == 422 and "user" in bad.get_json()["error"]["details"]["fields"]
     created = client.post("/api/v1/devices", json={"user": "cw.dev", "label": "Phone A"}, headers=mgr_headers)
@@ -55,6 +59,7 @@ def test_api_enrol_list_revoke_for_managers_only(app, client):
     listed = client.get("/api/v1/devices", headers=mgr_headers).get_json()["items"]
     assert [d["device_id"] for d in listed] == [device["device_id"]]
     assert "token" not in listed[0]
+    assert client.get("/api/v1/devices", headers=admin_headers).get_json()["items"] == listed
     sync_headers = {"Authorization": f"Bearer {device['token']}"}
     assert client.get("/api/v1/sync/pull", headers=sync_headers).status_code == 200
     revoked = client.post(f"/api/v1/devices/{device['device_id']}/revoke", json={"wipe": True}, headers=mgr_headers)
