@@ -185,6 +185,13 @@ def _instance_secret(filename):
     path = INSTANCE_DIR / filename
     if not path.exists():
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-        path.chmod(0o600)
+        # Created readable by the owner only from the first byte (write-then-chmod left a window), and
+        # never overwritten: O_EXCL fails if another process made it first.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
     return path.read_text().strip()
