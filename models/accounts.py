@@ -47,11 +47,16 @@ class User(db.Model):
     token_nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when someone else chose the password (an admin's reset, a new account, the first admin): the
+    # user must choose their own before doing anything else, so the one who handed it out cannot keep
+    # using it unnoticed.
+    password_temporary: Mapped[bool] = mapped_column(default=False)
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    def set_password(self, password: str) -> None:
+    def set_password(self, password: str, *, temporary: bool = False) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt
+        self.password_temporary = temporary
         self.end_sessions()
 
     def end_sessions(self) -> None:

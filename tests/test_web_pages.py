@@ -444,6 +444,27 @@ def test_children_filters_search_sort_and_pages(app, world):
     assert "51–55 of 55" in second and 'rel="prev"' in second
 
 
+def test_a_password_an_admin_handed_out_must_be_replaced_before_anything_else(app, world, client):
+    admin = as_role(app, "admin")
+    created = post(admin, "/users", {"username": "w.fresh", "role": "manager"})
+    handed_out = text(created).split('id="new-password"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
+    # Not on the API either: a token would outlive the handover.
+    refused = client.post("/api/v1/auth/token", json={"username": "w.fresh", "password": handed_out})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "password_change_required"
+    fresh = app.test_client()
+    assert sign_in(fresh, "w.fresh", handed_out).status_code == 302
+    for page in ("/", "/children", f"/children/{world['mine']}"):
+        response = fresh.get(page)
+        assert response.status_code == 302 and response.headers["Location"] == "/account"
+    assert "choose your own" in text(fresh.get("/account"))
+    same = post(fresh, "/account", {"current": handed_out, "new": handed_out, "again": handed_out})
+    assert same.status_code == 422
+    chosen = "my own long passphrase"
+    assert post(fresh, "/account", {"current": handed_out, "new": chosen, "again": chosen}).status_code == 302
+    assert fresh.get("/children").status_code == 200
+    assert client.post("/api/v1/auth/token", json={"username": "w.fresh", "password": chosen}).status_code == 200
+
+
 @pytest.mark.parametrize("role", ["cw", "admin", "analyst"])
 def test_manager_only_actions_are_refused(app, world, role):
     client = as_role(app, role)

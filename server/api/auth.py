@@ -28,6 +28,9 @@ def token(creds):
         audit("login.failed", target=creds["username"], ip=request.remote_addr, via="api")
         db.session.commit()
         raise ApiError(401, "unauthorized", str(refused)) from None
+    if user.password_temporary:
+        raise ApiError(403, "password_change_required", "This password was set by an administrator. Sign in "
+                       "on the web and choose your own, then ask for a token again.")
     audit("login", actor=user, ip=request.remote_addr, via="api")
     value, expires_at = issue_token(user)
     db.session.commit()

@@ -18,7 +18,7 @@ def ensure_admin() -> str | None:
         return None
     password = secrets.token_urlsafe(12)
     admin = User(username="admin", role="admin", display_name="Administrator")
-    admin.set_password(password)
+    admin.set_password(password, temporary=True)
     db.session.add(admin)
     db.session.flush()
     audit("user.create", target="admin", role="admin", via="first start")
@@ -39,7 +39,7 @@ def serve(host, port, demo):
     db.session.commit()
     if password:
         click.secho(f"Created user 'admin' with one-time password: {password}", fg="yellow")
-        click.echo("Sign in and change it; it is not shown again.")
+        click.echo("Sign in at /login and choose your own password (asked at once); it is not shown again.")
     if demo:
         from models import Child
         from server.cli.demo import seed

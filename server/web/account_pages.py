@@ -73,6 +73,8 @@ def account():
         errors["new"] = [f"Use at least {MIN_PASSWORD} characters."]
     elif new != again:
         errors["again"] = ["The two new passwords differ."]
+    elif new == current:
+        errors["new"] = ["Choose a password other than the current one."]
     if errors:
         return render("account.html", 422, title="Your account", errors=errors)
     g.user.set_password(new)  # a new nonce: every other session and API token of this user ends

@@ -18,6 +18,8 @@ from flask import abort, current_app, flash, g, redirect, request, session, url_
 from models import User, db
 
 CSRF_FIELD = "csrf_token"
+# All a user whose password someone else chose may do until they choose their own.
+TEMPORARY_PASSWORD_ENDPOINTS = ("web.account", "web.logout")
 
 
 def register(app) -> None:
@@ -100,6 +102,9 @@ def login_required(*roles: str):
                 return redirect(url_for("web.login", next=wanted.rstrip("?") if wanted else None))
             if request.method == "POST":
                 check_csrf()
+            if user.password_temporary and request.endpoint not in TEMPORARY_PASSWORD_ENDPOINTS:
+                flash("Your password was given to you by an administrator: choose your own to go on.", "info")
+                return redirect(url_for("web.account"))
             if roles and user.role not in roles:
                 abort(403)
             return view(*args, **kwargs)

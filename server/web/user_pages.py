@@ -48,7 +48,7 @@ def user_create():
         return users_page(422, errors=errors, form=request.form)
     password = new_password()
     user = User(username=username, role=role, display_name=display_name, email=email)
-    user.set_password(password)
+    user.set_password(password, temporary=True)
     db.session.add(user)
     db.session.flush()
     audit("user.create", actor=g.user, target=username, role=role, via="web")
@@ -91,7 +91,7 @@ def user_action(user_id, action):
         message = f"{user.username} is now {role}."
     elif action == "password":
         password = new_password()
-        user.set_password(password)
+        user.set_password(password, temporary=True)
         user.failed_logins, user.locked_until = 0, None
         audit("user.password_reset", actor=g.user, target=user.username, via="web")
         db.session.commit()
