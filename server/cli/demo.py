@@ -42,7 +42,10 @@ def ensure_demo_users() -> dict[str, str]:
     return created
 
 
-def seed_child(rng: random.Random, caseworker: User, manager: User, today: date) -> None:
+def seed_child(rng: random.Random, caseworker: User, manager: User, today: date,
+               stop_at: str | None = None) -> None:
+    """One child along PATH: to a random point, or exactly to ``stop_at`` (a stage of PATH, "identified",
+    or "missing", reached from follow-up)."""
     system = Actor(user=caseworker, source="system")
     boss = Actor(user=manager, source="system")
     start = today - timedelta(days=rng.randint(5, 900))
@@ -55,14 +58,17 @@ def seed_child(rng: random.Random, caseworker: User, manager: User, today: date)
         "child_mother": sex == "female" and rng.random() < 0.2, "unaccompanied": rng.random() < 0.3,
         "armed_group": "Fictional armed group", "how_left": rng.choice(HOW_LEFT),
     }, system, record_id=uuid.UUID(int=rng.getrandbits(128), version=4), today=today)
-    steps = rng.randint(0, len(PATH))
+    if stop_at is None:
+        steps = rng.randint(0, len(PATH))
+    else:
+        steps = 0 if stop_at == "identified" else PATH.index("follow_up" if stop_at == "missing" else stop_at) + 1
     day, stage = start, "identified"
     for to_stage in PATH[:steps]:
         if to_stage not in TRANSITIONS.get(stage, ()):
             continue
-        if to_stage == "reception" and rng.random() < 0.4:
+        if stop_at is None and to_stage == "reception" and rng.random() < 0.4:
             continue  # community returnees skip interim care
-        if to_stage == "tracing" and rng.random() < 0.3:
+        if stop_at is None and to_stage == "tracing" and rng.random() < 0.3:
             continue
         day = min(today, day + timedelta(days=rng.randint(3, 60)))
         actor = boss if to_stage == "closed" else system
@@ -84,7 +90,7 @@ def seed_child(rng: random.Random, caseworker: User, manager: User, today: date)
         if to_stage == "follow_up":
             create_record("service", {"child_id": child.id, "type": rng.choice(SERVICE_TYPES),
                                       "status": "active", "started_on": day}, system)
-    if rng.random() < 0.05 and child.stage not in ("closed", "missing"):
+    if (stop_at == "missing" or (stop_at is None and rng.random() < 0.05)) and child.stage not in ("closed", "missing"):
         day = min(today, day + timedelta(days=rng.randint(1, 30)))
         transition(child, "missing", system, occurred_on=day, today=today,
                    reason="Demo: not found at home during a visit.")
@@ -97,8 +103,11 @@ def seed(children: int, seed_value: int = 7, today: date | None = None, progress
     users = {u.username: u for u in db.session.execute(db.select(User)).scalars()}
     caseworkers = [users[name] for name, role in DEMO_USERS if role == "caseworker"]
     manager = users["demo.manager"]
+    # The first children stop at each stage in turn, so that every stage is shown whatever the seed.
+    every_stage = ("identified", *PATH, "missing")
     for i in range(children):
-        seed_child(rng, caseworkers[i % len(caseworkers)], manager, today)
+        stop_at = every_stage[i] if i < len(every_stage) else None
+        seed_child(rng, caseworkers[i % len(caseworkers)], manager, today, stop_at)
         if progress:
             progress(1)
     # Follow-ups and alerts as the scheduler would have them by now (issue 4).
