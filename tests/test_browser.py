@@ -59,6 +59,27 @@ def expect(locator):
     return playwright_api.expect(locator)
 
 
+@pytest.mark.parametrize("role, path, heading", [
+    ("manager", "/followups", "Follow-ups"),
+    ("manager", "/alerts", "Alerts"),
+    ("manager", "/conflicts", "Sync conflicts"),
+    ("manager", "/devices", "Devices"),
+    ("admin", "/users", "Users"),
+    ("admin", "/audit", "Audit log"),
+    ("cw1", "/account", "Your account"),
+])
+def test_every_other_page_renders_for_its_role(site, page, role, path, heading):
+    if role == "manager" and path == "/followups":
+        page.goto(site.url + "/login")
+        screenshot(page, "login")
+    sign_in(page, site, site.users[role])
+    page.goto(site.url + path)
+    expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+    if role == "admin":  # admins see no child: not even a name in the audit log
+        assert HOSTILE_NAME not in page.content()
+    screenshot(page, path.strip("/"))
+
+
 def test_manager_signs_in_and_sees_the_dashboard_charts(site, page):
     sign_in(page, site, site.users["manager"])
     assert page.url.rstrip("/") == site.url
