@@ -16,7 +16,7 @@ from models.children import Child
 from models.errors import DomainError, FieldErrors, RecordDeleted
 from models.records import ENTITIES, Actor, json_value, update_record
 from models.schemas import FIELD_SCHEMAS
-from models.sensitivity import RESTRICTED
+from models.sensitivity import RESTRICTED, fields_of
 from models.syncstate import Conflict
 
 SIDES = ("device", "server")
@@ -24,8 +24,7 @@ SIDES = ("device", "server")
 
 def restricted_fields(conflict: Conflict) -> set[str]:
     """The conflict's fields of the restricted class (DESIGN §3): only managers see or choose them."""
-    columns = ENTITIES[conflict.entity].__table__.columns
-    return {f for f in conflict.fields if f in columns and columns[f].info.get("sensitivity") == RESTRICTED}
+    return set(conflict.fields) & set(fields_of(ENTITIES[conflict.entity], RESTRICTED))
 
 
 def fields_hidden_from(user, conflict: Conflict) -> set[str]:
