@@ -111,6 +111,8 @@ class Config:
         self.WEB_SESSION_IDLE_MINUTES = _env_int("WEB_SESSION_IDLE_MINUTES", 8 * 60)
         self.WEB_SESSION_MAX_HOURS = _env_int("WEB_SESSION_MAX_HOURS", 12)
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
+        # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
+        self.DISTRICTS = _env("DISTRICTS")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"

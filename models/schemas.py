@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate, val
 from sqlalchemy import inspect
 
 from models import vocab
+from models.districts import District
 from models.field_messages import ClientSchema
 from models.followups import outcome_problems
 from models.lifecycle import STAGES, phase_of
@@ -125,7 +126,7 @@ class ChildFields(Strict):
     date_of_birth = fields.Date(allow_none=True, validate=no_future)
     birth_year = fields.Integer(allow_none=True, validate=validate.Range(min=1950, max=2100))
     age_estimation_method = fields.String(allow_none=True, validate=one_of(vocab.AGE_ESTIMATION_METHODS))
-    district = text(64)
+    district = District(allow_none=True)  # from HOMECOMING_DISTRICTS (models.districts)
     sub_county = text(120)
     parish = text(120)
     village = text(120)
