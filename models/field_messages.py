@@ -38,6 +38,11 @@ def _unknown_message(count: int) -> str:
     return f"{count} unknown field{'s' if count != 1 else ''} (names are not repeated back)."
 
 
+def _count_in(message: str) -> int:
+    head = message.split(" ", 1)[0]
+    return int(head) if head.isdigit() else 1
+
+
 def public_messages(messages, schema: Schema) -> dict:
     """``messages`` (marshmallow's, for data loaded by ``schema``) with no key the client chose."""
     if not isinstance(messages, dict):
@@ -48,7 +53,7 @@ def public_messages(messages, schema: Schema) -> dict:
         if key == SCHEMA:
             out[key] = _texts(value)
         elif key == UNKNOWN:  # already rewritten (a nested schema's own handle_error ran first)
-            unknown += sum(int(text.split(" ", 1)[0]) for text in _texts(value))
+            unknown += sum(_count_in(text) for text in _texts(value))
         elif isinstance(key, int):  # a position, when the schema loads many
             out[key] = public_messages(value, schema)
         elif key in declared:
