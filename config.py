@@ -56,6 +56,21 @@ def scheduler_problems(config) -> list[str]:
                 for name in names if getattr(config, name) < 1]
     if config.WEBHOOK_URL and not config.WEBHOOK_SECRET:
         problems.append("HOMECOMING_WEBHOOK_URL needs HOMECOMING_WEBHOOK_SECRET, to sign each call")
+    problems += smtp_problems(config)
+    return problems
+
+
+def smtp_problems(config) -> list[str]:
+    problems = []
+    if config.SMTP_SECURITY not in ("starttls", "ssl", "none"):
+        problems.append(f"HOMECOMING_SMTP_SECURITY must be starttls, ssl or none, got {config.SMTP_SECURITY!r}")
+    if config.SMTP_SECURITY == "none" and (config.SMTP_REQUIRE_TLS or config.SMTP_USERNAME):
+        problems.append("HOMECOMING_SMTP_SECURITY=none cannot go with HOMECOMING_SMTP_REQUIRE_TLS or a "
+                        "HOMECOMING_SMTP_USERNAME (a password is only sent over TLS)")
+    if bool(config.SMTP_USERNAME) != bool(config.SMTP_PASSWORD):
+        problems.append("HOMECOMING_SMTP_USERNAME and HOMECOMING_SMTP_PASSWORD go together")
+    if config.SMTP_CA_FILE and not Path(config.SMTP_CA_FILE).is_file():
+        problems.append(f"HOMECOMING_SMTP_CA_FILE is not a file: {config.SMTP_CA_FILE}")
     return problems
 
 
@@ -93,7 +108,13 @@ class Config:
         self.SCHEDULER_IN_PROCESS = False
         self.RULES = {name: _env_int(name, default) for name, default in RULE_DEFAULTS.items()}
         self.SMTP_HOST = _env("SMTP_HOST")
-        self.SMTP_PORT = _env_int("SMTP_PORT", 25)
+        # E-mail transport security (server/notify/channels.py): starttls (when offered) | ssl | none.
+        self.SMTP_SECURITY = _env("SMTP_SECURITY", "starttls")
+        self.SMTP_PORT = _env_int("SMTP_PORT", 465 if self.SMTP_SECURITY == "ssl" else 25)
+        self.SMTP_REQUIRE_TLS = _env("SMTP_REQUIRE_TLS", "0").lower() in ("1", "true", "yes")
+        self.SMTP_CA_FILE = _env("SMTP_CA_FILE")  # a private CA's certificates (PEM); else the system's
+        self.SMTP_USERNAME = _env("SMTP_USERNAME")  # sent only over TLS
+        self.SMTP_PASSWORD = _env("SMTP_PASSWORD")
         self.SMTP_FROM = _env("SMTP_FROM", "homecoming@localhost")
         self.WEBHOOK_URL = _env("WEBHOOK_URL")
         self.WEBHOOK_SECRET = _env("WEBHOOK_SECRET")
@@ -111,6 +132,8 @@ class Config:
         self.WEB_SESSION_IDLE_MINUTES = _env_int("WEB_SESSION_IDLE_MINUTES", 8 * 60)
         self.WEB_SESSION_MAX_HOURS = _env_int("WEB_SESSION_MAX_HOURS", 12)
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
+        # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
+        self.DISTRICTS = _env("DISTRICTS")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"

@@ -1,16 +1,19 @@
 """marshmallow schemas for the fields of each record, shared by the JSON API and the sync endpoint
 (DESIGN §5: a device's ``fields`` use the same names as the API). Everything a client sends is
-validated with ``unknown=RAISE``.
+validated with ``unknown=RAISE``, and refused with messages that repeat no key the client chose
+(models.field_messages).
 """
 
 import functools
 import re
 from datetime import date
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 from sqlalchemy import inspect
 
 from models import vocab
+from models.districts import District
+from models.field_messages import ClientSchema
 from models.followups import outcome_problems
 from models.lifecycle import STAGES, phase_of
 from models.records import json_value
@@ -51,10 +54,7 @@ def unstorable(value) -> str | None:
     return None
 
 
-class Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
+class Strict(ClientSchema):
     @pre_load
     def refuse_unstorable_text(self, data, **kwargs):
         """Text no database can store is refused, keyed by the field that holds it, for every schema."""
@@ -63,7 +63,7 @@ class Strict(Schema):
         errors = {}
         multi, known = hasattr(data, "getlist"), self.load_fields
         for key in data.keys():
-            if key not in known and unstorable(key):  # an unknown key is echoed in the error
+            if key not in known and unstorable(key):  # never echoed: handle_error counts unknown keys
                 errors["_schema"] = [UNSTORABLE_MESSAGE]
                 continue
             problem = unstorable(data.getlist(key) if multi else data[key])
@@ -126,7 +126,7 @@ class ChildFields(Strict):
     date_of_birth = fields.Date(allow_none=True, validate=no_future)
     birth_year = fields.Integer(allow_none=True, validate=validate.Range(min=1950, max=2100))
     age_estimation_method = fields.String(allow_none=True, validate=one_of(vocab.AGE_ESTIMATION_METHODS))
-    district = text(64)
+    district = District(allow_none=True)  # from HOMECOMING_DISTRICTS (models.districts)
     sub_county = text(120)
     parish = text(120)
     village = text(120)

@@ -14,6 +14,7 @@ from models.access import child_scope, sees_restricted
 from models.base import db, utcnow
 from models.children import Child
 from models.errors import DomainError, FieldErrors, RecordDeleted
+from models.field_messages import UNKNOWN
 from models.records import ENTITIES, Actor, json_value, update_record
 from models.schemas import FIELD_SCHEMAS
 from models.sensitivity import RESTRICTED, fields_of
@@ -75,8 +76,9 @@ def _chosen_values(conflict: Conflict, choices: dict) -> tuple[dict, dict]:
             resolution[name] = {"choice": "value", "value": choice["value"]}
         else:
             errors[name] = ['Choose "device", "server" or {"value": ...}.']
-    for name in set(choices) - set(conflict.fields):
-        errors[name] = ["Not a field of this conflict."]
+    extra = len(set(choices) - set(conflict.fields))
+    if extra:  # counted, not named: a key the client chose is never repeated back (models.field_messages)
+        errors[UNKNOWN] = [f"{extra} of the fields sent {'is' if extra == 1 else 'are'} not a field of this conflict."]
     if errors:
         raise FieldErrors(errors)
     try:

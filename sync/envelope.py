@@ -9,9 +9,10 @@ per mutation later, so one bad record never blocks the rest of a batch.
 import uuid
 from datetime import UTC
 
-from marshmallow import RAISE, Schema, ValidationError, validate, validates_schema
+from marshmallow import ValidationError, validate, validates_schema
 from marshmallow import fields as ma
 
+from models.field_messages import ClientSchema
 from models.records import ENTITIES
 from sync.errors import SyncError
 
@@ -27,10 +28,7 @@ def in_utc_range(value) -> None:
         raise ValidationError("Out of range once converted to UTC.") from None
 
 
-class MutationSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class MutationSchema(ClientSchema):
     mutation_id = ma.UUID(required=True)
     entity = ma.String(required=True, validate=validate.OneOf(list(ENTITIES)))
     id = ma.UUID(required=True)
@@ -49,10 +47,7 @@ class MutationSchema(Schema):
             raise ValidationError({"base_version": ["An update names the version it was made from (1 or more)."]})
 
 
-class EnvelopeSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
+class EnvelopeSchema(ClientSchema):
     protocol = ma.Integer(required=True, strict=True)
     batch_id = ma.UUID(required=True)
     mutations = ma.List(ma.Nested(MutationSchema), required=True)

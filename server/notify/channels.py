@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -73,6 +74,19 @@ class Digest:
                 "alerts": [line.as_json() for line in self.lines]}
 
 
+# HOMECOMING_SMTP_SECURITY: "starttls" upgrades the connection when the server offers STARTTLS
+# (opportunistic unless HOMECOMING_SMTP_REQUIRE_TLS), "ssl" is TLS from the first byte (SMTPS, port
+# 465), "none" never encrypts (a relay on the same host). A digest holds no name, but case codes, a
+# "danger reported" line and who follows which case are still worth keeping off the wire.
+SMTP_SECURITY = ("starttls", "ssl", "none")
+
+
+def _tls_context(config) -> ssl.SSLContext:
+    """The system's trusted authorities, or a private CA's file; certificates and host names are
+    always checked: a mail server that cannot prove who it is gets nothing, not a plain fallback."""
+    return ssl.create_default_context(cafile=config.get("SMTP_CA_FILE") or None)
+
+
 def send_email(digest: Digest, config) -> None:
     message = EmailMessage()
     message["From"] = config["SMTP_FROM"]
@@ -80,10 +94,29 @@ def send_email(digest: Digest, config) -> None:
     message["Subject"] = digest.subject
     message["Message-ID"] = f"<{digest.digest_id}@homecoming>"
     message.set_content(digest.text())
+    security = config.get("SMTP_SECURITY") or "starttls"
+    host, port, timeout = config["SMTP_HOST"], config["SMTP_PORT"], config["SMTP_TIMEOUT_SECONDS"]
     try:
-        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=config["SMTP_TIMEOUT_SECONDS"]) as smtp:
+        if security == "ssl":
+            smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=_tls_context(config))
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        with smtp:
+            encrypted = security == "ssl"
+            if security == "starttls":
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=_tls_context(config))
+                    smtp.ehlo()
+                    encrypted = True
+            if not encrypted and config.get("SMTP_REQUIRE_TLS"):
+                raise SendFailed("tls_unavailable: the mail server offers no TLS and HOMECOMING_SMTP_REQUIRE_TLS is set")
+            if config.get("SMTP_USERNAME"):
+                if not encrypted:  # a password never crosses the network in clear
+                    raise SendFailed("tls_unavailable: the mail server offers no TLS; not sending the SMTP password")
+                smtp.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD") or "")
             smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, smtplib.SMTPException) as exc:  # ssl.SSLError (a bad certificate) is an OSError
         raise SendFailed(type(exc).__name__) from exc
 
 

@@ -17,6 +17,7 @@ from models import (
     User,
     audit,
     db,
+    districts,
 )
 from models.access import sees_restricted
 from models.errors import DomainError
@@ -137,6 +138,15 @@ def caseworker_choices():
     ).scalars().all()
 
 
+def district_choices(child) -> list[tuple[str, str]]:
+    """The configured districts; a child's district from before the list was set stays offered, so
+    saving the form leaves it as it is (``child_edit`` does not re-check an unchanged district)."""
+    names = [(name, name) for name in districts.allowed()]
+    if child.district and child.district not in districts.allowed():
+        names.append((child.district, f"{child.district} (not in the list)"))
+    return names
+
+
 def child_page(child, status=200, *, show_restricted=False, errors=None, form=None):
     """The child's page; with the restricted profile shown, an audited restricted read."""
     errors = errors or {}
@@ -148,7 +158,8 @@ def child_page(child, status=200, *, show_restricted=False, errors=None, form=No
         sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
         can_see_restricted=sees_restricted(g.user), timeline=timeline(child), due=due_followups(child),
         targets=move_targets(child, g.user), caseworkers=caseworker_choices() if g.user.is_manager else [],
-        errors=errors, form=form or {}, today=today(), choices=CHOICES, dates=DATES,
+        errors=errors, form=form or {}, today=today(), choices={**CHOICES, "district": district_choices(child)},
+        dates=DATES,
         edit_fields=EDIT_FIELDS, booleans=BOOLEAN_FIELDS, restricted_fields=RESTRICTED_FIELDS,
         closure_reasons=CLOSURE_REASONS, not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING,
         concerns=CONCERNS, risk_levels=RISK_LEVELS,
@@ -214,6 +225,8 @@ def child_edit(child_id):
         return child_page(child, 409, errors={form_name: {"_form": [STALE]}}, show_restricted=restricted_form)
     names = RESTRICTED_FIELDS if restricted_form else EDIT_FIELDS
     data = form_values(request.form, names, booleans=() if restricted_form else BOOLEAN_FIELDS)
+    if data.get("district") is not None and data["district"] == child.district:
+        del data["district"]  # kept as it was, perhaps from before HOMECOMING_DISTRICTS: not re-checked
     try:
         data = load(ChildFields(partial=True), data)
         changed = update_record(child, data, web_actor())
