@@ -24,6 +24,13 @@ def upgrade():
     # The one row of the change sequence (models/changes.py).
     op.bulk_insert(sa.table('change_counter', sa.column('id', sa.Integer), sa.column('value', sa.BigInteger)),
                    [{'id': 1, 'value': 0}])
+    op.create_table('login_throttle',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
+    )
     op.create_table('user',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -36,8 +43,6 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('password_temporary', sa.Boolean(), nullable=False),
-    sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user')),
     sa.UniqueConstraint('username', name=op.f('uq_user_username'))
     )
@@ -493,5 +498,6 @@ def downgrade():
 
     op.drop_table('child')
     op.drop_table('user')
+    op.drop_table('login_throttle')
     op.drop_table('change_counter')
     # ### end Alembic commands ###

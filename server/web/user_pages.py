@@ -77,7 +77,6 @@ def user_action(user_id, action):
         message = f"{user.username} is disabled and signed out everywhere."
     elif action == "enable":
         user.active = True
-        user.failed_logins, user.locked_until = 0, None
         audit("user.enable", actor=g.user, target=user.username, via="web")
         message = f"{user.username} may sign in again."
     elif action == "role":
@@ -92,7 +91,6 @@ def user_action(user_id, action):
     elif action == "password":
         password = new_password()
         user.set_password(password, temporary=True)
-        user.failed_logins, user.locked_until = 0, None
         audit("user.password_reset", actor=g.user, target=user.username, via="web")
         db.session.commit()
         if user.id == g.user.id:
