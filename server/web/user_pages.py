@@ -15,6 +15,7 @@ from server.web import bp
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
+from sync.devices import device_counts, disable_user
 
 
 def new_password() -> str:
@@ -26,7 +27,8 @@ def users_page(status=200, **extra):
     role = request.args.get("role")
     if role in ROLES:
         stmt = stmt.where(User.role == role)
-    return render("users.html", status, title="Users", page=paginate(stmt, "web.users", scalars=True),
+    page = paginate(stmt, "web.users", scalars=True)
+    return render("users.html", status, title="Users", page=page, devices=device_counts(u.id for u in page.items),
                   roles=ROLES, role=role if role in ROLES else None, **extra)
 
 
@@ -71,14 +73,14 @@ def user_action(user_id, action):
         flash("You cannot disable yourself or change your own role; ask another administrator.", "error")
         return redirect(url_for("web.users"))
     if action == "disable":
-        user.active = False
-        user.end_sessions()
-        audit("user.disable", actor=g.user, target=user.username, via="web")
-        message = f"{user.username} is disabled and signed out everywhere."
+        wiped = disable_user(user, by=g.user, via="web")
+        message = f"{user.username} is disabled and signed out everywhere"
+        message += (f"; {len(wiped)} device(s) revoked and told to wipe their data at their next contact."
+                    if wiped else ".")
     elif action == "enable":
         user.active = True
         audit("user.enable", actor=g.user, target=user.username, via="web")
-        message = f"{user.username} may sign in again."
+        message = f"{user.username} may sign in again (their revoked devices stay revoked: enrol anew)."
     elif action == "role":
         role = request.form.get("role")
         if role not in ROLES:
