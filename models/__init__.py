@@ -12,6 +12,7 @@ from models.care import Assessment, Consent, Service
 from models.changes import ChangeCounter, ScopeChange
 from models.children import Child
 from models.followups import Alert, Followup
+from models.grants import ManagerGrant  # noqa: F401  (registers the two-person manager grants)
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
 from models.login_throttle import LoginThrottle  # noqa: F401  (registers the sign-in counters)

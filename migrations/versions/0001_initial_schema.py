@@ -118,6 +118,25 @@ def upgrade():
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_device_user_id'), ['user_id'], unique=False)
 
+    op.create_table('manager_grant',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('old_role', sa.String(length=16), nullable=True),
+    sa.Column('requested_by_id', sa.Uuid(), nullable=True),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('decided_by_id', sa.Uuid(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user.id'], name=op.f('fk_manager_grant_decided_by_id_user')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['user.id'], name=op.f('fk_manager_grant_requested_by_id_user')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_manager_grant_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_manager_grant'))
+    )
+    with op.batch_alter_table('manager_grant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_manager_grant_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_manager_grant_user_id'), ['user_id'], unique=False)
+
     op.create_table('assessment',
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('assessed_on', sa.Date(), nullable=False),
@@ -484,6 +503,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_assessment_child_id'))
 
     op.drop_table('assessment')
+    with op.batch_alter_table('manager_grant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_manager_grant_user_id'))
+        batch_op.drop_index(batch_op.f('ix_manager_grant_status'))
+
+    op.drop_table('manager_grant')
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_device_user_id'))
 
