@@ -54,7 +54,7 @@ def insert_rows(n_children: int, today: date, rng: random.Random, profile: dict)
     users = [{"id": uuid.uuid4(), "username": f"bench.cw{i:02d}", "role": "caseworker"} for i in range(40)]
     users += [{"id": uuid.uuid4(), "username": f"bench.manager{i}", "role": "manager"} for i in range(3)]
     db.session.execute(db.insert(User), [{**u, "password_hash": "x", "active": True, "token_nonce": "x",
-                                          "created_at": now, "failed_logins": 0} for u in users])
+                                          "created_at": now} for u in users])
     caseworkers = [u["id"] for u in users if u["role"] == "caseworker"]
     base = {"version": 1, "seq": 0, "created_at": now, "updated_at": now}
     children, transitions, followups = [], [], []

@@ -12,8 +12,10 @@ from models.care import Assessment, Consent, Service
 from models.changes import ChangeCounter, ScopeChange
 from models.children import Child
 from models.followups import Alert, Followup
+from models.grants import ManagerGrant  # noqa: F401  (registers the two-person manager grants)
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
+from models.login_throttle import LoginThrottle  # noqa: F401  (registers the sign-in counters)
 from models.notifications import Notification  # noqa: F401  (registers the outbox table)
 from models.records import ENTITIES, Actor
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)

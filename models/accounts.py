@@ -2,16 +2,18 @@
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.base import UTCDateTime, db, utcnow
+from models.login_throttle import TOO_MANY, record_failure, record_success, throttle_keys, wait_needed
 from models.vocab import ROLES
 
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -51,8 +53,6 @@ class User(db.Model):
     # user must choose their own before doing anything else, so the one who handed it out cannot keep
     # using it unnoticed.
     password_temporary: Mapped[bool] = mapped_column(default=False)
-    failed_logins: Mapped[int] = mapped_column(default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def set_password(self, password: str, *, temporary: bool = False) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt
@@ -110,34 +110,31 @@ def check_role(role: str) -> str:
     return role
 
 
-MAX_FAILED_LOGINS = 5
-LOCKOUT_MINUTES = 15
-
-
 class LoginRefused(Exception):
     """Raised with a message safe to show: it never says whether the username exists."""
 
 
-def authenticate(username: str, password: str, now: datetime) -> User:
-    """Check a password, throttling repeated failures per account. Flushes the counters."""
+def authenticate(username: str, password: str, now: datetime, *, address: str | None = None,
+                 known_client: str | None = None) -> User:
+    """Check a password, throttled per client and typed username (models/login_throttle.py): a wait
+    grows with the failures of that pair, and no account is ever locked. ``known_client`` is the id of
+    a client this username signed in from before (web cookie). Flushes the counters."""
+    keys = throttle_keys(username, address, known_client)
+    wait = wait_needed(keys, now)
+    if wait:
+        raise LoginRefused(TOO_MANY.format(seconds=max(1, math.ceil(wait.total_seconds()))))
     user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
     if user is None:
         # Same work as a real check, so timing does not reveal which usernames exist.
         check_password_hash(_DUMMY_HASH, password)
+        record_failure(keys, now)
         raise LoginRefused("Wrong username or password.")
-    if user.locked_until and user.locked_until > now:
-        raise LoginRefused("Too many failed attempts. Try again in a few minutes.")
     if not user.check_password(password):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + timedelta(minutes=LOCKOUT_MINUTES)
-            user.failed_logins = 0
-        db.session.flush()
+        record_failure(keys, now)
         raise LoginRefused("Wrong username or password.")
     if not user.active:
         raise LoginRefused("This account is disabled. Ask your administrator.")
-    user.failed_logins = 0
-    user.locked_until = None
+    record_success(keys)
     user.last_login_at = now
     db.session.flush()
     return user

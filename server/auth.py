@@ -52,20 +52,38 @@ def user_from_token(token: str) -> User:
     return user
 
 
+def check_user(roles: tuple[str, ...]) -> User:
+    token = bearer_token()
+    if not token:
+        raise unauthorized()
+    g.user = user_from_token(token)
+    if roles and g.user.role not in roles:
+        raise ApiError(403, "forbidden", f"This needs the role {' or '.join(roles)}.")
+    return g.user
+
+
 def require_user(*roles: str):
-    """Require a valid API token; with ``roles``, also one of those roles (403 otherwise)."""
+    """Require a valid API token; with ``roles``, also one of those roles (403 otherwise).
+
+    The roles are also left on the view (``functools.wraps`` carries them out through flask-smorest's
+    decorators), so ``check_before_parsing`` refuses a caller before the body is parsed: otherwise an
+    anonymous or wrongly-roled caller got a 422 naming the fields it had got wrong."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            token = bearer_token()
-            if not token:
-                raise unauthorized()
-            g.user = user_from_token(token)
-            if roles and g.user.role not in roles:
-                raise ApiError(403, "forbidden", f"This needs the role {' or '.join(roles)}.")
+            check_user(roles)
             return view(*args, **kwargs)
 
+        wrapper.api_roles = roles
         return wrapper
 
     return decorate
+
+
+def check_before_parsing():
+    """``before_request`` for the API: the token and role check of ``require_user``, first."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    roles = getattr(view, "api_roles", None)
+    if roles is not None:
+        check_user(roles)

@@ -9,6 +9,8 @@ import hmac
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy import case, func, or_
+
 from models import audit
 from models.accounts import Device, User
 from models.base import db, utcnow
@@ -59,6 +61,35 @@ def revoke_device(device: Device, by: User | None, wipe: bool = False) -> Device
     db.session.flush()
     audit("device.revoke", actor=by, device=device, target=device.label, wipe=device.wipe)
     return device
+
+
+def disable_user(user: User, by: User | None, via: str) -> list[Device]:
+    """Disable an account: every session and API token of it ends, and every device enrolled to it is
+    revoked with a wipe, so a phone left with a dismissed caseworker erases its caseload at its next
+    contact (403 device_revoked, wipe: true). Re-enabling the account does not revive them: the
+    person enrols a device again. Flushes; returns the devices it revoked or marked for wipe."""
+    user.active = False
+    user.end_sessions()
+    devices = list(db.session.execute(
+        db.select(Device).where(Device.user_id == user.id,
+                                or_(Device.revoked_at.is_(None), Device.wipe.is_(False)))
+        .order_by(Device.enrolled_at)).scalars())
+    for device in devices:
+        revoke_device(device, by=by, wipe=True)
+    audit("user.disable", actor=by, target=user.username, via=via, devices_wiped=len(devices),
+          device_ids=[str(device.id) for device in devices])
+    return devices
+
+
+def device_counts(user_ids) -> dict:
+    """``{user_id: {"active": n, "wipe": n}}`` for the users page, in one query."""
+    state = case((Device.revoked_at.is_(None), "active"), (Device.wipe.is_(True), "wipe"), else_="revoked")
+    rows = db.session.execute(db.select(Device.user_id, state, func.count())
+                              .where(Device.user_id.in_(list(user_ids))).group_by(Device.user_id, state))
+    counts: dict = {}
+    for user_id, kind, n in rows:
+        counts.setdefault(user_id, {})[kind] = n
+    return counts
 
 
 _DUMMY_HASH = Device.hash_secret("no-such-device")

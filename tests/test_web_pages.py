@@ -376,7 +376,7 @@ def test_users_create_role_disable_and_reset(app, world):
     assert sign_in(newcomer, "w.new", password).status_code == 302
     with app.app_context():
         new_id = db.session.execute(db.select(User.id).where(User.username == "w.new")).scalar_one()
-    assert post(admin, f"/users/{new_id}/role", {"role": "manager"}).status_code == 302
+    assert post(admin, f"/users/{new_id}/role", {"role": "analyst"}).status_code == 302
     assert newcomer.get("/children").status_code == 302  # a new role needs a new sign-in
     reset = post(admin, f"/users/{new_id}/password")
     new_password = text(reset).split('id="new-password"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
@@ -446,7 +446,7 @@ def test_children_filters_search_sort_and_pages(app, world):
 
 def test_a_password_an_admin_handed_out_must_be_replaced_before_anything_else(app, world, client):
     admin = as_role(app, "admin")
-    created = post(admin, "/users", {"username": "w.fresh", "role": "manager"})
+    created = post(admin, "/users", {"username": "w.fresh", "role": "caseworker"})
     handed_out = text(created).split('id="new-password"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
     # Not on the API either: a token would outlive the handover.
     refused = client.post("/api/v1/auth/token", json={"username": "w.fresh", "password": handed_out})

@@ -24,6 +24,13 @@ def upgrade():
     # The one row of the change sequence (models/changes.py).
     op.bulk_insert(sa.table('change_counter', sa.column('id', sa.Integer), sa.column('value', sa.BigInteger)),
                    [{'id': 1, 'value': 0}])
+    op.create_table('login_throttle',
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('retry_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
+    )
     op.create_table('user',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -36,8 +43,6 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('password_temporary', sa.Boolean(), nullable=False),
-    sa.Column('failed_logins', sa.Integer(), nullable=False),
-    sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user')),
     sa.UniqueConstraint('username', name=op.f('uq_user_username'))
     )
@@ -112,6 +117,25 @@ def upgrade():
     )
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_device_user_id'), ['user_id'], unique=False)
+
+    op.create_table('manager_grant',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('old_role', sa.String(length=16), nullable=True),
+    sa.Column('requested_by_id', sa.Uuid(), nullable=True),
+    sa.Column('requested_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('decided_by_id', sa.Uuid(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user.id'], name=op.f('fk_manager_grant_decided_by_id_user')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['user.id'], name=op.f('fk_manager_grant_requested_by_id_user')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_manager_grant_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_manager_grant'))
+    )
+    with op.batch_alter_table('manager_grant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_manager_grant_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_manager_grant_user_id'), ['user_id'], unique=False)
 
     op.create_table('assessment',
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -479,6 +503,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_assessment_child_id'))
 
     op.drop_table('assessment')
+    with op.batch_alter_table('manager_grant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_manager_grant_user_id'))
+        batch_op.drop_index(batch_op.f('ix_manager_grant_status'))
+
+    op.drop_table('manager_grant')
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_device_user_id'))
 
@@ -493,5 +522,6 @@ def downgrade():
 
     op.drop_table('child')
     op.drop_table('user')
+    op.drop_table('login_throttle')
     op.drop_table('change_counter')
     # ### end Alembic commands ###

@@ -71,6 +71,9 @@ def register_api(app):
         app.config.setdefault(key, value)
     api.init_app(app)
     app.before_request(require_json_body)
+    from server.auth import check_before_parsing
+
+    app.before_request(check_before_parsing)
 
     from server.api import alerts, auth, children, conflicts, devices, records
 

@@ -23,7 +23,7 @@ class Credentials(Strict):
 @blp.doc(security=[])
 def token(creds):
     try:
-        user = authenticate(creds["username"], creds["password"], utcnow())
+        user = authenticate(creds["username"], creds["password"], utcnow(), address=request.remote_addr)
     except LoginRefused as refused:
         audit("login.failed", target=creds["username"], ip=request.remote_addr, via="api")
         db.session.commit()

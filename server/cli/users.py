@@ -7,18 +7,19 @@ from flask.cli import AppGroup
 
 from models import User, audit, db
 from models.accounts import new_user_problems
+from models.passwords import password_problems
 from models.vocab import ROLES
 
 users = AppGroup("users", help="Manage user accounts.")
 
 
-def _read_password(password_stdin: bool) -> str:
+def _read_password(password_stdin: bool, username: str) -> str:
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < 10:
-        raise click.BadParameter("use at least 10 characters", param_hint="password")
+    if problems := password_problems(password, username):
+        raise click.BadParameter(" ".join(problems), param_hint="password")
     return password
 
 
@@ -34,7 +35,7 @@ def create(username, role, display_name, email, password_stdin):
     if problems:
         raise click.ClickException("; ".join(f"{field}: {' '.join(messages)}" for field, messages in problems.items()))
     user = User(username=username, role=role, display_name=display_name, email=email)
-    user.set_password(_read_password(password_stdin))
+    user.set_password(_read_password(password_stdin, username))
     db.session.add(user)
     db.session.flush()
     audit("user.create", target=username, role=role, via="cli")

@@ -24,6 +24,7 @@ def register_web(app) -> None:
         device_pages,
         followup_pages,
         forms,
+        grant_pages,
         rendering,
         session,
         user_pages,

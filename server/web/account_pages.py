@@ -6,7 +6,9 @@ from flask import flash, g, redirect, request, url_for
 
 from models import audit, db, utcnow
 from models.accounts import LoginRefused, authenticate
+from models.passwords import password_problems
 from server.web import bp
+from server.web.known_client import known_client_id, remember_known_client
 from server.web.rendering import render
 from server.web.session import check_csrf, current_user, login_required, sign_in, sign_out
 
@@ -32,7 +34,8 @@ def login():
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     try:
-        user = authenticate(username, password, utcnow())
+        user = authenticate(username, password, utcnow(), address=request.remote_addr,
+                            known_client=known_client_id(username))
     except LoginRefused as refused:
         audit("login.failed", target=username[:80], via="web", ip=request.remote_addr)
         db.session.commit()  # keep the throttle counters
@@ -41,7 +44,7 @@ def login():
     db.session.commit()
     sign_in(user)
     g.user = user
-    return redirect(next_url or url_for("web.dashboard"))
+    return remember_known_client(redirect(next_url or url_for("web.dashboard")), user.username)
 
 
 @bp.post("/logout")
@@ -57,9 +60,6 @@ def logout():
     return redirect(url_for("web.login"))
 
 
-MIN_PASSWORD = 10
-
-
 @bp.route("/account", methods=["GET", "POST"])
 @login_required()
 def account():
@@ -69,8 +69,8 @@ def account():
     current, new, again = (request.form.get(k, "") for k in ("current", "new", "again"))
     if not g.user.check_password(current):
         errors["current"] = ["This is not your current password."]
-    if len(new) < MIN_PASSWORD:
-        errors["new"] = [f"Use at least {MIN_PASSWORD} characters."]
+    if problems := password_problems(new, g.user.username):
+        errors["new"] = problems
     elif new != again:
         errors["again"] = ["The two new passwords differ."]
     elif new == current:

@@ -19,6 +19,7 @@ NAV = (
     ("web.alerts", "Alerts", ("manager", "caseworker")),
     ("web.conflicts", "Conflicts", ("manager", "caseworker")),
     ("web.approvals", "Approvals", ("manager",)),
+    ("web.grants", "Manager grants", ("manager",)),
     ("web.devices", "Devices", ("manager", "admin")),
     ("web.users", "Users", ("admin",)),
     ("web.reports", "Reports", ("manager", "analyst")),

@@ -1,7 +1,9 @@
 """Users (admin only): create, disable or enable, change role, reset the password.
 
 A new or reset password is generated and shown once. Disabling an account or resetting its password
-changes its token nonce, which ends its web sessions and API tokens at once.
+changes its token nonce, which ends its web sessions and API tokens at once. Granting the manager role
+(a new manager, a promotion, a manager's password reset) only asks: another manager confirms it on
+``/grants`` (models/grants.py), and the admin never sees a manager's password.
 """
 
 import secrets
@@ -10,11 +12,13 @@ from flask import abort, flash, g, redirect, request, session, url_for
 
 from models import User, audit, db
 from models.accounts import new_user_problems
+from models.grants import GrantRefused, pending_grant_of, request_grant, unusable_password
 from models.vocab import ROLES
 from server.web import bp
 from server.web.paging import paginate
 from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
+from sync.devices import device_counts, disable_user
 
 
 def new_password() -> str:
@@ -26,7 +30,8 @@ def users_page(status=200, **extra):
     role = request.args.get("role")
     if role in ROLES:
         stmt = stmt.where(User.role == role)
-    return render("users.html", status, title="Users", page=paginate(stmt, "web.users", scalars=True),
+    page = paginate(stmt, "web.users", scalars=True)
+    return render("users.html", status, title="Users", page=page, devices=device_counts(u.id for u in page.items),
                   roles=ROLES, role=role if role in ROLES else None, **extra)
 
 
@@ -46,14 +51,40 @@ def user_create():
     errors = new_user_problems(username, role, display_name, email)
     if errors:
         return users_page(422, errors=errors, form=request.form)
-    password = new_password()
     user = User(username=username, role=role, display_name=display_name, email=email)
+    if role == "manager":
+        # Disabled, with a password nobody knows, until another manager confirms (models/grants.py).
+        user.active = False
+        user.set_password(unusable_password(), temporary=True)
+        db.session.add(user)
+        db.session.flush()
+        audit("user.create", actor=g.user, target=username, role=role, via="web", pending=True)
+        request_grant(user, "create", by=g.user, via="web")
+        db.session.commit()
+        flash(GRANT_PENDING.format(username=username), "info")
+        return redirect(url_for("web.users"))
+    password = new_password()
     user.set_password(password, temporary=True)
     db.session.add(user)
     db.session.flush()
     audit("user.create", actor=g.user, target=username, role=role, via="web")
     db.session.commit()
     return users_page(201, shown_password=password, shown_for=username, reason="created")
+
+
+GRANT_PENDING = ("A manager must confirm this for {username} on the Manager grants page; the password then "
+                 "goes to {username} by e-mail, or to the confirming manager, never to you.")
+
+
+def _ask_for_grant(user: User, kind: str):
+    try:
+        request_grant(user, kind, by=g.user, via="web")
+    except GrantRefused as refused:
+        flash(refused.message, "error")
+        return redirect(url_for("web.users"))
+    db.session.commit()
+    flash(GRANT_PENDING.format(username=user.username), "info")
+    return redirect(url_for("web.users"))
 
 
 def _target(user_id) -> User:
@@ -71,28 +102,33 @@ def user_action(user_id, action):
         flash("You cannot disable yourself or change your own role; ask another administrator.", "error")
         return redirect(url_for("web.users"))
     if action == "disable":
-        user.active = False
-        user.end_sessions()
-        audit("user.disable", actor=g.user, target=user.username, via="web")
-        message = f"{user.username} is disabled and signed out everywhere."
+        wiped = disable_user(user, by=g.user, via="web")
+        message = f"{user.username} is disabled and signed out everywhere"
+        message += (f"; {len(wiped)} device(s) revoked and told to wipe their data at their next contact."
+                    if wiped else ".")
     elif action == "enable":
+        if pending_grant_of(user) is not None and pending_grant_of(user).kind == "create":
+            flash(f"{user.username} is a new manager account waiting for a manager's confirmation.", "error")
+            return redirect(url_for("web.users"))
         user.active = True
-        user.failed_logins, user.locked_until = 0, None
         audit("user.enable", actor=g.user, target=user.username, via="web")
-        message = f"{user.username} may sign in again."
+        message = f"{user.username} may sign in again (their revoked devices stay revoked: enrol anew)."
     elif action == "role":
         role = request.form.get("role")
         if role not in ROLES:
             flash(f"Choose one of: {', '.join(ROLES)}.", "error")
             return redirect(url_for("web.users"))
+        if role == "manager" and user.role != "manager":
+            return _ask_for_grant(user, "role")
         old, user.role = user.role, role
         user.end_sessions()  # a new role takes effect at the next sign-in
         audit("user.role", actor=g.user, target=user.username, old=old, new=role, via="web")
         message = f"{user.username} is now {role}."
     elif action == "password":
+        if user.role == "manager":
+            return _ask_for_grant(user, "password")
         password = new_password()
         user.set_password(password, temporary=True)
-        user.failed_logins, user.locked_until = 0, None
         audit("user.password_reset", actor=g.user, target=user.username, via="web")
         db.session.commit()
         if user.id == g.user.id:

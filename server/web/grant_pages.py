@@ -1,0 +1,89 @@
+"""``/grants`` (managers): confirm or refuse the manager grants an admin asked for (models/grants.py).
+
+On confirmation the new temporary password goes to the user by e-mail when SMTP is set up and the
+account has an address; otherwise (or when the mail fails) it is shown once to the confirming manager,
+to hand over in person. It is never shown to the admin who asked.
+"""
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from flask import abort, current_app, flash, g, redirect, url_for
+
+from models import db
+from models.grants import GrantRefused, ManagerGrant, confirm_grant, pending_grants, refuse_grant
+from server.notify.channels import SendFailed, send_email
+from server.web import bp
+from server.web.rendering import parse_uuid, render
+from server.web.session import login_required
+
+
+@dataclass(frozen=True)
+class PasswordMail:
+    """Shaped like a digest for ``send_email``, so the one SMTP path (and its TLS) serves both."""
+
+    email: str
+    username: str
+    password: str
+    sign_in: str
+    digest_id: str
+
+    @property
+    def subject(self) -> str:
+        return "Homecoming: your manager account"
+
+    def text(self) -> str:
+        return (f"A manager confirmed the manager role for {self.username}.\n\n"
+                f"Your one-time password: {self.password}\n\n"
+                f"Sign in at {self.sign_in} and choose your own password at once; this one works only "
+                "for that. If you did not expect this message, tell your manager.")
+
+
+def grants_page(status=200, **extra):
+    return render("grants.html", status, title="Manager grants", grants=pending_grants(), **extra)
+
+
+@bp.get("/grants")
+@login_required("manager")
+def grants():
+    return grants_page()
+
+
+def _deliver(user, password: str) -> bool:
+    """E-mail the password to the user when possible; False when the confirming manager must hand it over."""
+    config = current_app.config
+    if not (config.get("SMTP_HOST") and user.email):
+        return False
+    mail = PasswordMail(user.email, user.username, password, config.get("BASE_URL", "") + url_for("web.login"),
+                        str(uuid.uuid4()))
+    try:
+        send_email(mail, config)
+    except SendFailed:
+        return False
+    return True
+
+
+@bp.post("/grants/<grant_id>/<decision>")
+@login_required("manager")
+def grant_decide(grant_id, decision):
+    grant = db.session.get(ManagerGrant, parse_uuid(grant_id))
+    if grant is None or decision not in ("confirm", "refuse"):
+        abort(404)
+    try:
+        if decision == "refuse":
+            refuse_grant(grant, by=g.user, via="web")
+            db.session.commit()
+            flash(f"Refused: {grant.what} for {grant.user.username}.", "success")
+            return redirect(url_for("web.grants"))
+        password = secrets.token_urlsafe(12)
+        user = confirm_grant(grant, by=g.user, new_password=password, via="web")
+    except GrantRefused as refused:
+        db.session.rollback()
+        flash(refused.message, "error")
+        return redirect(url_for("web.grants"))
+    db.session.commit()
+    if _deliver(user, password):
+        flash(f"{user.username} is a manager; the one-time password went to {user.email}.", "success")
+        return redirect(url_for("web.grants"))
+    return grants_page(200, shown_password=password, shown_for=user.username)
