@@ -30,7 +30,8 @@ consent_adult          info      an open case whose child turns 18 this year (bi
                                  with no consent given by the child since 1 January of that
                                  year: re-seek consent from the child as an adult. Due on that
                                  1 January (only the birth year is in clear; see
-                                 ``consent_adult_candidates``)
+                                 ``consent_adult_candidates``); resolved when such a consent
+                                 is recorded
 =====================  ========  ==========================================================
 
 ``<kind>`` is ``visit``, ``plan_review`` or ``assessment``.
@@ -274,6 +275,15 @@ def year_start(year):
     return func.date(func.printf("%04d-01-01", year), type_=Date)
 
 
+def _adult_consent_given(child_id, since):
+    """A live consent the child gave themselves on or after ``since``."""
+    from models.care import Consent
+
+    K = Consent.__table__
+    return exists().where(K.c.child_id == child_id, K.c.given_by == "child", K.c.given_on >= since,
+                          K.c.deleted_at.is_(None))
+
+
 def consent_adult_candidates(today: date) -> list:
     """Open cases of children who turn 18 in or before this year, to their caseworker, keyed on
     1 January of the year they turn 18: raised once per child. The date of birth is encrypted, and
@@ -281,12 +291,8 @@ def consent_adult_candidates(today: date) -> list:
     (for most children here it is all that is known anyway); the alert says "turns 18 this year" and
     the caseworker, who sees the date of birth, asks on the day. A consent the child gave themselves
     on or after that 1 January means it was already asked for: no alert."""
-    from models.care import Consent
-
-    K = Consent.__table__
     adult_from = year_start(C.c.birth_year + ADULT_AGE)
-    asked = exists().where(K.c.child_id == C.c.id, K.c.given_by == "child", K.c.given_on >= adult_from,
-                           K.c.deleted_at.is_(None))
+    asked = _adult_consent_given(C.c.id, adult_from)
     return [select(*_candidate({
         "child_id": C.c.id, "followup_id": cast(null(), Alert.followup_id.type),
         "rule": literal(CONSENT_ADULT_RULE), "severity": literal("info"), "recipient_id": C.c.caseworker_id,
@@ -388,6 +394,7 @@ def _stale_alerts_statement(for_children: bool):
             followup_settled,
             superseded,
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
+            and_(Alert.rule == CONSENT_ADULT_RULE, _adult_consent_given(Alert.child_id, Alert.due_on)),
         ))
     )
     if for_children:

@@ -5,6 +5,7 @@ from datetime import date
 
 from config import RULE_DEFAULTS
 from models import Actor, Alert, alerting, db
+from models.planning import after_changes
 from models.records import create_record
 from tests.factories import make_child, make_user, walk
 
@@ -47,3 +48,22 @@ def test_turning_18_raises_one_alert_to_the_caseworker(ctx):
     assert [(a.child_id, a.due_on) for a in next_scan.created if a.rule == "consent_adult"] == [
         (next_year.id, date(2027, 1, 1))]
     assert len(consent_alerts()) == 3
+
+
+def test_the_alert_resolves_when_the_child_consents_as_an_adult(ctx):
+    cw = make_user("caseworker")
+    child = make_child(cw, birth_year=2008)
+    db.session.commit()
+    alerting.scan(date(2026, 3, 1), RULE_DEFAULTS)
+    db.session.commit()
+    (alert,) = consent_alerts()
+    create_record("consent", {"child_id": child.id, "purpose": "services", "given_by": "caregiver",
+                              "given_on": date(2026, 3, 2)}, Actor(user=cw, source="api"))
+    after_changes({child.id}, today=date(2026, 3, 2), rules=RULE_DEFAULTS)
+    assert alert.status == "open"  # a caregiver's consent is not the adult's own
+    create_record("consent", {"child_id": child.id, "purpose": "services", "given_by": "child",
+                              "given_on": date(2026, 3, 3)}, Actor(user=cw, source="api"))
+    after_changes({child.id}, today=date(2026, 3, 3), rules=RULE_DEFAULTS)
+    db.session.commit()
+    db.session.refresh(alert)
+    assert alert.status == "resolved"
