@@ -162,6 +162,8 @@ def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UU
                   recorded_at: datetime | None = None, flush: bool = True):
     """Create a consent, assessment, service, follow-up or alert under an existing child."""
     new = _new_record(entity, fields, record_id, recorded_at)
+    if new.model is not Alert and (child := db.session.get(Child, new.values.get("child_id"))) is not None:
+        _refuse_deidentified(child)  # no new notes under a case whose identity retention erased
     record = new.model(**new.values)
     db.session.add(record)
     _history(record, new.history, actor)
@@ -244,8 +246,7 @@ def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime |
 
 
 def _refuse_deidentified(record) -> None:
-    child = record if isinstance(record, Child) else None
-    if child is not None and child.deidentified_at is not None:
+    if isinstance(record, Child) and record.deidentified_at is not None:
         raise RecordDeidentified("This case was de-identified under the retention policy; it can no longer "
                                  "be changed or reopened. Register a returning child as a new case.")
 

@@ -148,6 +148,9 @@ def test_a_closed_case_is_de_identified_and_the_indicators_do_not_move(ctx):
     with pytest.raises(RecordDeidentified):
         transition(child, "assessed", Actor(user=manager, source="api"), occurred_on=AFTER, reason="Back",
                    today=AFTER)
+    with pytest.raises(RecordDeidentified):
+        create_record("followup", {"child_id": old_id, "kind": "visit", "due_on": AFTER,
+                                   "notes": "Fictional note"}, Actor(user=manager, source="api"))
 
 
 def test_not_before_the_retention_period_has_run_out(ctx):
@@ -222,3 +225,18 @@ def test_the_scheduler_runs_retention_daily(app):
     scheduler.run_job(app, job)
     with app.app_context():
         assert db.session.execute(select(Child.id).where(Child.deidentified_at.is_not(None))).scalars().all()
+
+
+def test_the_web_shows_a_de_identified_case_and_refuses_to_reopen_it(app, client):
+    from tests.web_client import post, sign_in, text
+
+    with app.app_context():
+        cw, manager, device, old, kept, batch = programme()
+        username, child_id = manager.username, old.id
+        run(AFTER, DAYS)
+    sign_in(client, username)
+    page = client.get(f"/children/{child_id}")
+    assert page.status_code == 200 and SECRET not in text(page)
+    moved = post(client, f"/children/{child_id}/move",
+                 {"to_stage": "assessed", "occurred_on": "2026-11-01", "reason": "Fictional return"})
+    assert moved.status_code == 422 and "de-identified" in text(moved)
