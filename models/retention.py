@@ -174,12 +174,27 @@ def _strip_batch_results(logged) -> int:
     return len(rewritten)
 
 
+def erase_late_mutations() -> int:
+    """A phone that was offline may push to a child after its de-identification: the push is refused
+    (out of scope), but the mutation log kept it verbatim first. Erase those. Driven from the rejected
+    mutations not erased yet (few), matched to de-identified children and their records by id.
+    Flushes, never commits."""
+    C, M = Child.__table__, MutationLog.__table__
+    gone = select(C.c.id).where(C.c.deidentified_at.is_not(None))
+    theirs = [select(m.__table__.c.id).where(m.__table__.c.child_id.in_(gone)) for m in CHILD_RECORDS]
+    return db.session.execute(
+        update(M).where(M.c.status == "rejected", M.c.result.is_not(None),
+                        M.c.record_id.in_(union_all(gone, *theirs)))
+        .values(payload={}, result=null())).rowcount
+
+
 @dataclass
 class RunResult:
     due: int
     case_codes: list[str] = field(default_factory=list)
     counts: BatchCounts = field(default_factory=BatchCounts)
     dry_run: bool = False
+    late_mutations: int = 0
 
 
 def run(today: date, days: int, *, batch_size: int = 200, dry_run: bool = False,
@@ -208,7 +223,11 @@ def run(today: date, days: int, *, batch_size: int = 200, dry_run: bool = False,
         result.counts.add(counts)
         if progress is not None:
             progress(len(batch))
+    result.late_mutations = erase_late_mutations()
+    if result.late_mutations:
+        audit("retention_late_mutations_erased", actor=actor, mutations=result.late_mutations)
+    db.session.commit()
     return result
 
 
-__all__ = ["ERASED", "BatchCounts", "RunResult", "count_due", "deidentify", "due_query", "run"]
+__all__ = ["ERASED", "BatchCounts", "RunResult", "count_due", "deidentify", "due_query", "erase_late_mutations", "run"]

@@ -240,3 +240,25 @@ def test_the_web_shows_a_de_identified_case_and_refuses_to_reopen_it(app, client
     moved = post(client, f"/children/{child_id}/move",
                  {"to_stage": "assessed", "occurred_on": "2026-11-01", "reason": "Fictional return"})
     assert moved.status_code == 422 and "de-identified" in text(moved)
+
+
+def test_a_push_from_an_offline_phone_after_de_identification_is_erased_from_the_log(ctx):
+    cw, manager, device, old, kept, batch = programme()
+    old_id = old.id
+    run(AFTER, DAYS)
+    # The phone, offline since, pushes an edit: refused (out of scope) but logged verbatim first.
+    late = MutationLog(mutation_id=uuid.uuid4(), batch_id=batch.batch_id, device_id=device.id, position=1,
+                       entity="child", record_id=old_id, op="update", payload={"data": {"given_name": SECRET}},
+                       status="rejected", result={"code": "out_of_scope"})
+    kept_log = MutationLog(mutation_id=uuid.uuid4(), batch_id=batch.batch_id, device_id=device.id, position=2,
+                           entity="child", record_id=kept.id, op="update", payload={"data": {"given_name": "X"}},
+                           status="rejected", result={"code": "validation_error"})
+    db.session.add_all([late, kept_log])
+    db.session.commit()
+    result = run(AFTER, DAYS)
+    assert result.counts.children == 0 and result.late_mutations == 1
+    db.session.refresh(late)
+    db.session.refresh(kept_log)
+    assert late.payload == {} and late.result is None
+    assert kept_log.payload == {"data": {"given_name": "X"}}
+    assert run(AFTER, DAYS).late_mutations == 0

@@ -33,4 +33,5 @@ def run_command(dry_run, as_of):
     counts = result.counts
     click.echo(f"Retention as of {today} (closed {days} days or more): {counts.children} cases de-identified, "
                f"{counts.records} records, {counts.history} history rows, {counts.conflicts} conflicts, "
-               f"{counts.mutations} logged mutations erased; {counts.scope_removals} removed from devices.")
+               f"{counts.mutations} logged mutations erased; {counts.scope_removals} removed from devices; "
+               f"{result.late_mutations} later pushes about de-identified cases erased.")
