@@ -51,7 +51,8 @@ def rule_problems(rules: dict) -> list[str]:
 
 def scheduler_problems(config) -> list[str]:
     names = ("SCAN_INTERVAL_MINUTES", "DISPATCH_INTERVAL_SECONDS", "LEADER_POLL_SECONDS",
-             "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS")
+             "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS", "RETENTION_DAYS",
+             "RETENTION_BATCH_SIZE")
     problems = [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
                 for name in names if getattr(config, name) < 1]
     if config.WEBHOOK_URL and not config.WEBHOOK_SECRET:
@@ -125,6 +126,11 @@ class Config:
         self.NOTIFY_EXPIRE_HOURS = _env_int("NOTIFY_EXPIRE_HOURS", 72)
         self.NOTIFY_RETRY_SECONDS = _env_int("NOTIFY_RETRY_SECONDS", 60)
         self.SMTP_TIMEOUT_SECONDS = _env_int("SMTP_TIMEOUT_SECONDS", 10)
+        # Retention (models/retention.py, docs/operations.md): closed cases are de-identified this many
+        # days after closure. Three years: past the usual donor audit window and the months in which a
+        # closed case is most often reopened, without keeping names of former child soldiers longer.
+        self.RETENTION_DAYS = _env_int("RETENTION_DAYS", 1095)
+        self.RETENTION_BATCH_SIZE = _env_int("RETENTION_BATCH_SIZE", 200)
         self.SESSION_COOKIE_HTTPONLY = True
         self.SESSION_COOKIE_SAMESITE = "Lax"
         self.SESSION_COOKIE_SECURE = self.BASE_URL.startswith("https://")

@@ -71,7 +71,9 @@ def insert_rows(n_children: int, today: date, rng: random.Random, profile: dict)
                          "stage": stage, "stage_since": since, "caseworker_id": rng.choice(caseworkers),
                          "identified_on": since - timedelta(days=200), "child_mother": False,
                          "disability": False, "unaccompanied": False, "needs_review": False,
-                         "risk_level": rng.choice(RISKS)})
+                         "risk_level": rng.choice(RISKS),
+                         # Ages 10 to 19 this year: the consent-at-18 rule has children to find.
+                         "birth_year": today.year - rng.randint(10, 19)})
         row = {**base, "child_id": child_id}
         if stage in ("reception", "registered"):
             kind = "reception_review" if stage == "reception" else "assessment_due"

@@ -26,6 +26,12 @@ closure_eligible       info      in follow_up for MIN_FOLLOW_UP_DAYS since reuni
 danger_reported        urgent    managers, at once from ``after_changes``: a visit reports
                                  the child abducted, with an armed group or detained, or a
                                  re-recruitment or protection concern
+consent_adult          info      an open case whose child turns 18 this year (birth year + 18),
+                                 with no consent given by the child since 1 January of that
+                                 year: re-seek consent from the child as an adult. Due on that
+                                 1 January (only the birth year is in clear; see
+                                 ``consent_adult_candidates``); resolved when such a consent
+                                 is recorded
 =====================  ========  ==========================================================
 
 ``<kind>`` is ``visit``, ``plan_review`` or ``assessment``.
@@ -258,6 +264,42 @@ def closure_candidates(today: date, rules: dict) -> list:
     })).where(since.c.reunified_on <= today - timedelta(days=minimum))]
 
 
+CONSENT_ADULT_RULE = "consent_adult"
+ADULT_AGE = 18
+
+
+def year_start(year):
+    """1 January of a year held in an integer column, as a SQL date."""
+    if _dialect() == "postgresql":
+        return func.make_date(year, 1, 1)
+    return func.date(func.printf("%04d-01-01", year), type_=Date)
+
+
+def _adult_consent_given(child_id, since):
+    """A live consent the child gave themselves on or after ``since``."""
+    from models.care import Consent
+
+    K = Consent.__table__
+    return exists().where(K.c.child_id == child_id, K.c.given_by == "child", K.c.given_on >= since,
+                          K.c.deleted_at.is_(None))
+
+
+def consent_adult_candidates(today: date) -> list:
+    """Open cases of children who turn 18 in or before this year, to their caseworker, keyed on
+    1 January of the year they turn 18: raised once per child. The date of birth is encrypted, and
+    reading it would mean decrypting every child at each scan, so the clear birth year stands for it
+    (for most children here it is all that is known anyway); the alert says "turns 18 this year" and
+    the caseworker, who sees the date of birth, asks on the day. A consent the child gave themselves
+    on or after that 1 January means it was already asked for: no alert."""
+    adult_from = year_start(C.c.birth_year + ADULT_AGE)
+    asked = _adult_consent_given(C.c.id, adult_from)
+    return [select(*_candidate({
+        "child_id": C.c.id, "followup_id": cast(null(), Alert.followup_id.type),
+        "rule": literal(CONSENT_ADULT_RULE), "severity": literal("info"), "recipient_id": C.c.caseworker_id,
+        "due_on": adult_from,
+    })).where(_open_child(), C.c.caseworker_id.is_not(None), C.c.birth_year <= today.year - ADULT_AGE, ~asked)]
+
+
 def danger_candidates(followup_ids: list[UUID]) -> list:
     managers = _managers()
     return [select(*_candidate({
@@ -352,6 +394,7 @@ def _stale_alerts_statement(for_children: bool):
             followup_settled,
             superseded,
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
+            and_(Alert.rule == CONSENT_ADULT_RULE, _adult_consent_given(Alert.child_id, Alert.due_on)),
         ))
     )
     if for_children:
@@ -401,7 +444,8 @@ def scan(today: date, rules: dict) -> ScanResult:
     """
     with _page_cache():
         resolved = _resolve(superseded_reminders(today))
-        created = insert_alerts([*followup_candidates(today, rules), *closure_candidates(today, rules)])
+        created = insert_alerts([*followup_candidates(today, rules), *closure_candidates(today, rules),
+                                 *consent_adult_candidates(today)])
     return ScanResult(created=created, resolved=resolved)
 
 

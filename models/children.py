@@ -1,13 +1,13 @@
 """The child: identity, origin, assignment, flags and the restricted CAAFAG profile."""
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.accounts import User
-from models.base import SyncedRecord, db
+from models.base import SyncedRecord, UTCDateTime, db
 from models.crypto import EncryptedDate, EncryptedText
 from models.sensitivity import aggregate, personal, restricted
 
@@ -74,6 +74,9 @@ class Child(SyncedRecord, db.Model):
     stage_since: Mapped[date | None] = mapped_column(Date, info=aggregate())
     # Set when a sync conflict waits for a person.
     needs_review: Mapped[bool] = mapped_column(default=False, info=aggregate())
+    # Set when retention (models.retention) erased the child's personal and restricted values: the case
+    # stays in the reports, nobody can edit or reopen it, and retention skips it from then on.
+    deidentified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=aggregate())
     # The CAAFAG profile: restricted.
     armed_group: Mapped[str | None] = mapped_column(EncryptedText, info=restricted())
     role_in_group: Mapped[str | None] = mapped_column(EncryptedText, info=restricted())

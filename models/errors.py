@@ -24,6 +24,13 @@ class RecordDeleted(DomainError):
     code = "record_deleted"
 
 
+class RecordDeidentified(RecordDeleted):
+    """Retention erased the child's identity (models.retention): its case can be neither edited nor
+    reopened; a child who comes back is registered as a new case."""
+
+    code = "record_deidentified"
+
+
 class FieldErrors(DomainError):
     """Business-rule failures tied to fields, shaped like marshmallow's messages."""
 

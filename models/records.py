@@ -16,7 +16,7 @@ from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
 from models.changes import allocate_seq
 from models.children import Child, case_code_for
-from models.errors import DomainError, FieldErrors, RecordDeleted
+from models.errors import DomainError, FieldErrors, RecordDeidentified, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
 from models.history import RecordHistory
 from models.lifecycle import INITIAL_STAGE, StageTransition, check_transition
@@ -162,6 +162,8 @@ def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UU
                   recorded_at: datetime | None = None, flush: bool = True):
     """Create a consent, assessment, service, follow-up or alert under an existing child."""
     new = _new_record(entity, fields, record_id, recorded_at)
+    if new.model is not Alert and (child := db.session.get(Child, new.values.get("child_id"))) is not None:
+        _refuse_deidentified(child)  # no new notes under a case whose identity retention erased
     record = new.model(**new.values)
     db.session.add(record)
     _history(record, new.history, actor)
@@ -224,6 +226,7 @@ def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime |
     """Apply the fields that differ; step the version once. Returns the names that changed."""
     if record.deleted_at is not None:
         raise RecordDeleted(f"This {ENTITY_OF[type(record)]} was deleted; it can no longer be changed.")
+    _refuse_deidentified(record)
     if isinstance(record, Child):
         fields = _derive_child_fields(_resolve_caseworker(fields))
     changed = {k: v for k, v in fields.items() if getattr(record, k) != v}
@@ -240,6 +243,12 @@ def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime |
     if flush:  # a sync batch flushes once for many records
         db.session.flush()
     return sorted(changed)
+
+
+def _refuse_deidentified(record) -> None:
+    if isinstance(record, Child) and record.deidentified_at is not None:
+        raise RecordDeidentified("This case was de-identified under the retention policy; it can no longer "
+                                 "be changed or reopened. Register a returning child as a new case.")
 
 
 def delete_record(record, actor: Actor) -> None:
@@ -266,6 +275,7 @@ def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, 
     """Validate and record one stage transition, and derive the child's stage from it."""
     if child.deleted_at is not None:
         raise RecordDeleted("This child was deleted; it can no longer change stage.")
+    _refuse_deidentified(child)
     check_transition(
         child, to_stage, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,
         actor_role=actor.role, today=today or utcnow().date(),

@@ -19,6 +19,7 @@ DOMAIN_STATUS = {
     "invalid_transition": 422,
     "manager_only": 403,
     "record_deleted": 409,
+    "record_deidentified": 409,
     "id_conflict": 409,
     "validation_error": 422,
     "out_of_scope": 404,

@@ -50,6 +50,15 @@ def dispatch_job(app: Flask) -> None:
         log.info("notifications: sent %s, failed %s, expired %d", result.sent, result.failed, result.expired)
 
 
+def retention_job(app: Flask) -> None:
+    """De-identify the closed cases whose retention period has run out (each batch commits)."""
+    from models.retention import run
+
+    result = run(utcnow().date(), app.config["RETENTION_DAYS"], batch_size=app.config["RETENTION_BATCH_SIZE"])
+    if result.counts.children:
+        log.info("retention: %d cases de-identified", result.counts.children)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -57,10 +66,11 @@ class Job:
     every_seconds: Callable[[dict], int]
 
 
-# Every periodic job, in one place. Retention (de-identifying closed cases) goes here when it exists.
+# Every periodic job, in one place.
 JOBS = (
     Job("alerts_scan", scan_job, lambda config: config["SCAN_INTERVAL_MINUTES"] * 60),
     Job("notifications_dispatch", dispatch_job, lambda config: config["DISPATCH_INTERVAL_SECONDS"]),
+    Job("retention", retention_job, lambda config: 24 * 60 * 60),
 )
 
 

@@ -72,6 +72,7 @@ def upgrade():
     sa.Column('stage', sa.String(length=16), nullable=False),
     sa.Column('stage_since', sa.Date(), nullable=True),
     sa.Column('needs_review', sa.Boolean(), nullable=False),
+    sa.Column('deidentified_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('armed_group', sa.Text(), nullable=True),
     sa.Column('role_in_group', sa.Text(), nullable=True),
     sa.Column('recruitment', sa.Text(), nullable=True),
