@@ -8,7 +8,7 @@ from sqlalchemy import TypeDecorator, event
 
 import models
 from config import Config, load_config
-from models import crypto, db
+from models import crypto, db, search
 
 migrate = Migrate()
 
@@ -35,6 +35,7 @@ def register_config(app: Flask, config) -> None:
 
 def register_extensions(app: Flask) -> None:
     crypto.configure(app.config["DATA_KEY"])
+    search.configure(app.config["SEARCH_KEY"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
                      render_item=_render_type)
