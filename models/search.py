@@ -130,7 +130,7 @@ def mark_for_reindex(child: Child) -> None:
     db.session.info.setdefault(_PENDING, {})[id(child)] = child
 
 
-@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_flush_postexec")
 def _reindex(session, _flush_context):
     pending = session.info.pop(_PENDING, None)
     if not pending:
