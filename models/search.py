@@ -125,6 +125,22 @@ def insert_tokens(children: dict, connection=None) -> None:
         (connection or db.session.connection()).execute(insert(ChildSearchToken.__table__), rows)
 
 
+def reindex_page(after_id=None, size: int = 500):
+    """Rewrite the tokens of the next ``size`` children by id after ``after_id`` (None: from the start);
+    returns the last id done, or None when there were none. For a new search key or a database filled
+    before the index existed; idempotent, so a run killed half-way is simply run again. Flushes nothing."""
+    stmt = db.select(Child.id, *(getattr(Child, name) for name in SEARCHED_FIELDS)).order_by(Child.id).limit(size)
+    if after_id is not None:
+        stmt = stmt.where(Child.id > after_id)
+    rows = db.session.execute(stmt).all()
+    if not rows:
+        return None
+    children = {row[0]: dict(zip(SEARCHED_FIELDS, row[1:], strict=True)) for row in rows}
+    delete_tokens(children)
+    insert_tokens(children)
+    return rows[-1][0]
+
+
 def mark_for_reindex(child: Child) -> None:
     """Rewrite this child's tokens at the next flush (with every other child marked before it)."""
     db.session.info.setdefault(_PENDING, {})[id(child)] = child

@@ -178,3 +178,13 @@ def test_the_database_holds_no_searchable_plaintext(app, children, database_url)
         path = Path(url.database)
         data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()).lower()
         assert not [w for w in planted if w.encode() in data]
+
+
+def test_reindex_rebuilds_the_index_from_the_encrypted_names(app, client, runner, children):
+    with app.app_context():
+        db.session.execute(ChildSearchToken.__table__.delete())
+        db.session.commit()
+    result = runner.invoke(args=["search", "reindex", "--batch-size", "2"])
+    assert result.exit_code == 0 and "3 children reindexed." in result.output, result.output
+    assert api_search(client, app, "s.manager", "akello") == sorted([children["okello"], children["akello"]])
+    assert api_search(client, app, "s.manager", "labongo") == [children["other"]]
