@@ -97,6 +97,8 @@ class Config:
     def __init__(self):
         self.SECRET_KEY = _env("SECRET_KEY")
         self.DATA_KEY = _env("DATA_KEY")
+        # Keys the name-search index (models/search.py); not the data key, so one leaking is not both.
+        self.SEARCH_KEY = _env("SEARCH_KEY")
         self.SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL") or self.default_database_url()
         self.BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
         self.API_TOKEN_MINUTES = _env_int("API_TOKEN_MINUTES", 60)
@@ -160,6 +162,7 @@ class DevelopmentConfig(Config):
         # works from a fresh clone and restarts keep reading the same encrypted data.
         self.SECRET_KEY = self.SECRET_KEY or _instance_secret("secret.key")
         self.DATA_KEY = self.DATA_KEY or _instance_secret("data.key")
+        self.SEARCH_KEY = self.SEARCH_KEY or _instance_secret("search.key")
 
 
 class TestingConfig(Config):
@@ -170,6 +173,7 @@ class TestingConfig(Config):
         self.SECRET_KEY = "test-secret-key"
         # A fixed, public key: test data is fictional, never real.
         self.DATA_KEY = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA="
+        self.SEARCH_KEY = "dGVzdC1zZWFyY2gta2V5LXRlc3Qtc2VhcmNoLWtleTA="
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
         self.BASE_URL = "http://homecoming.test"
 
@@ -183,7 +187,7 @@ class ProductionConfig(Config):
 
     def validate(self):
         super().validate()
-        missing = [f"HOMECOMING_{name}" for name in ("SECRET_KEY", "DATA_KEY") if not getattr(self, name)]
+        missing = [f"HOMECOMING_{name}" for name in ("SECRET_KEY", "DATA_KEY", "SEARCH_KEY") if not getattr(self, name)]
         if missing:
             raise ValueError(
                 "Production refuses to start without " + " and ".join(missing)

@@ -25,7 +25,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "HOMECOMING_DATABASE_URL": f"sqlite:///{tmp}/empty.sqlite",
                "HOMECOMING_CONFIG": "development", "HOMECOMING_SECRET_KEY": "x",
-               "HOMECOMING_DATA_KEY": "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA="}
+               "HOMECOMING_DATA_KEY": "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA=",
+               "HOMECOMING_SEARCH_KEY": "dGVzdC1zZWFyY2gta2V5LXRlc3Qtc2VhcmNoLWtleTA="}
         flask = [sys.executable, "-m", "flask", "--app", "wsgi", "db"]
         subprocess.run([*flask, "migrate", "-m", "initial schema", "--rev-id", "0001"],
                        env=env, check=True, cwd=HERE.parent)

@@ -18,9 +18,10 @@ from models.lifecycle import StageTransition
 from models.login_throttle import LoginThrottle  # noqa: F401  (registers the sign-in counters)
 from models.notifications import Notification  # noqa: F401  (registers the outbox table)
 from models.records import ENTITIES, Actor
+from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
 
 __all__ = [
-    "Actor", "Alert", "Assessment", "AuditEvent", "ChangeCounter", "Child", "Consent", "Device", "ENTITIES",
+    "Actor", "Alert", "Assessment", "AuditEvent", "ChangeCounter", "Child", "ChildSearchToken", "Consent", "Device", "ENTITIES",
     "Followup", "RecordHistory", "ScopeChange", "Service", "StageTransition", "User", "audit", "db", "utcnow",
 ]

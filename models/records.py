@@ -20,6 +20,7 @@ from models.errors import DomainError, FieldErrors, RecordDeidentified, RecordDe
 from models.followups import Alert, Followup, outcome_problems
 from models.history import RecordHistory
 from models.lifecycle import INITIAL_STAGE, StageTransition, check_transition
+from models.search import SEARCHED_FIELDS, insert_tokens, mark_for_reindex
 
 ENTITIES = {
     "child": Child,
@@ -153,6 +154,7 @@ def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = No
     db.session.add(child)
     _history(child, new.history, actor)
     db.session.add(StageTransition(**new.first_stage))
+    mark_for_reindex(child)
     if flush:  # a sync batch flushes once for many records
         db.session.flush()
     return child
@@ -197,7 +199,7 @@ def create_many(news: list[NewRecord], actor: Actor) -> None:
         return
     session = db.session
     session.flush()  # pending ORM writes take their seq first, as they would in one flush
-    synced, history = [], []
+    synced, history, searched = [], [], {}
     for new in news:
         synced.append((new.model, new.values))
         if new.first_stage is not None:
@@ -205,6 +207,8 @@ def create_many(news: list[NewRecord], actor: Actor) -> None:
         record_id = new.values["id"]
         child_id = record_id if new.model is Child else new.values.get("child_id")
         history.append(_history_values(ENTITY_OF[new.model], record_id, 1, child_id, new.history, actor))
+        if new.model is Child:
+            searched[record_id] = new.values
     first = allocate_seq(session, len(synced))
     # One executemany per table and set of columns (a row leaves out the columns it does not set, so
     # their defaults apply as in the ORM); children first, their records reference them.
@@ -219,6 +223,7 @@ def create_many(news: list[NewRecord], actor: Actor) -> None:
         model, rows = groups[key]
         connection.execute(insert(model.__table__), rows)
     connection.execute(insert(RecordHistory.__table__), history)
+    insert_tokens(searched, connection)  # new children: one executemany, nothing to delete
 
 
 def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,
@@ -240,6 +245,8 @@ def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime |
     if recorded_at is not None:
         record.recorded_at = recorded_at
     _history(record, changed, actor)
+    if isinstance(record, Child) and not changed.keys().isdisjoint(SEARCHED_FIELDS):
+        mark_for_reindex(record)
     if flush:  # a sync batch flushes once for many records
         db.session.flush()
     return sorted(changed)

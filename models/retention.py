@@ -3,7 +3,7 @@
 De-identifying a child erases, for that child only, every value the sensitivity metadata
 (``models.sensitivity``) marks ``personal`` or ``restricted`` on the child and on each of its records
 (names, aliases, date of birth, parish and village, contacts, the caseworker, notes, the CAAFAG
-profile), the values kept in its record history and in its conflicts, and the verbatim payloads of
+profile), the values kept in its record history and in its conflicts, its name-search tokens, and the verbatim payloads of
 the mutations devices sent about it (``mutation_log``) with the messages answered to them. Every
 ``aggregate`` column survives (sex, birth year, district, stage and stage dates, risk, flags,
 follow-up statuses and dates, services' types and dates), so the donor indicators
@@ -35,6 +35,7 @@ from models.children import Child
 from models.followups import Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
+from models.search import delete_tokens
 from models.sensitivity import PERSONAL, RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
 
@@ -133,6 +134,7 @@ def deidentify(child_ids: list, now: datetime | None = None) -> BatchCounts:
     # Values kept about it elsewhere: history, conflicts, the raw mutation log and its answers.
     H = RecordHistory.__table__
     counts.history = session.execute(update(H).where(H.c.child_id.in_(ids)).values(values={})).rowcount
+    delete_tokens(ids)  # the blind index of its names, village and aliases
     K = Conflict.__table__
     counts.conflicts = session.execute(update(K).where(K.c.child_id.in_(ids)).values(
         base_values={}, server_values={}, device_values={}, resolution=None)).rowcount

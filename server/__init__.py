@@ -8,7 +8,7 @@ from sqlalchemy import TypeDecorator, event
 
 import models
 from config import Config, load_config
-from models import crypto, db, districts
+from models import crypto, db, districts, search
 
 migrate = Migrate()
 
@@ -36,6 +36,7 @@ def register_config(app: Flask, config) -> None:
 def register_extensions(app: Flask) -> None:
     crypto.configure(app.config["DATA_KEY"])
     districts.configure(app.config.get("DISTRICTS"))
+    search.configure(app.config["SEARCH_KEY"])
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
                      render_item=_render_type)

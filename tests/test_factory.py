@@ -16,9 +16,18 @@ def test_production_refuses_to_start_without_keys(monkeypatch):
         create_app(ProductionConfig())
 
 
+def test_production_refuses_to_start_without_a_search_key(monkeypatch):
+    monkeypatch.setenv("HOMECOMING_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("HOMECOMING_DATA_KEY", "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA=")
+    monkeypatch.delenv("HOMECOMING_SEARCH_KEY", raising=False)
+    with pytest.raises(ValueError, match="without HOMECOMING_SEARCH_KEY"):
+        create_app(ProductionConfig())
+
+
 def test_production_starts_with_keys(monkeypatch):
     monkeypatch.setenv("HOMECOMING_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("HOMECOMING_DATA_KEY", "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA=")
+    monkeypatch.setenv("HOMECOMING_SEARCH_KEY", "dGVzdC1zZWFyY2gta2V5LXRlc3Qtc2VhcmNoLWtleTA=")
     monkeypatch.setenv("HOMECOMING_DATABASE_URL", "sqlite://")
     app = create_app("production")
     assert app.config["SECRET_KEY"] == "s" * 40

@@ -24,6 +24,7 @@ from models.changes import current_seq
 from models.errors import RecordDeidentified
 from models.records import create_record, transition, update_record
 from models.retention import ERASED, count_due, run
+from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch
 from sync.pull import pull
 from tests.factories import make_child, make_user, walk
@@ -126,6 +127,10 @@ def test_a_closed_case_is_de_identified_and_the_indicators_do_not_move(ctx):
     for table in ("child", "sync_batch", "mutation_log", "audit_event"):
         dump = repr(db.session.execute(text(f"SELECT * FROM {table}")).all())
         assert SECRET not in dump
+
+    # Its name-search tokens are gone; the open case keeps its own.
+    tokens = select(ChildSearchToken.child_id).distinct()
+    assert db.session.execute(tokens).scalars().all() == [kept_id]
 
     # The open case is untouched.
     assert db.session.get(Child, kept_id).given_name == "Fictional-Open"

@@ -179,6 +179,15 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_audit_event_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_event_child_id'), ['child_id'], unique=False)
 
+    op.create_table('child_search_token',
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('token', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_child_search_token_child_id_child'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('child_id', 'token', name=op.f('pk_child_search_token'))
+    )
+    with op.batch_alter_table('child_search_token', schema=None) as batch_op:
+        batch_op.create_index('ix_child_search_token_token', ['token', 'child_id'], unique=False)
+
     op.create_table('conflict',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('child_id', sa.Uuid(), nullable=False),
@@ -492,6 +501,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_conflict_child_id'))
 
     op.drop_table('conflict')
+    with op.batch_alter_table('child_search_token', schema=None) as batch_op:
+        batch_op.drop_index('ix_child_search_token_token')
+
+    op.drop_table('child_search_token')
     with op.batch_alter_table('audit_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_event_child_id'))
         batch_op.drop_index(batch_op.f('ix_audit_event_at'))

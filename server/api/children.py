@@ -9,6 +9,7 @@ from models.children import normalise_case_code
 from models.lifecycle import PHASES, STAGES
 from models.records import create_child, delete_record, transition, update_record
 from models.schemas import ChildFields, Strict, api_schema, dump_record, page_number
+from models.search import search_condition
 from models.vocab import RISK_LEVELS, SEXES
 from server.api import Blueprint
 from server.api.common import api_actor, commit_and_plan, load_child, require_version, rules, today, with_etag
@@ -26,6 +27,8 @@ class ChildQuery(Strict):
     risk_level = fields.String(validate=validate.OneOf(RISK_LEVELS))
     caseworker = fields.String(validate=validate.Length(max=64))
     case_code = fields.String(validate=validate.Length(max=20))
+    # Names, aliases and villages through the blind index, or 4+ characters of a case code.
+    q = fields.String(validate=validate.Length(min=1, max=100))
     page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
@@ -52,6 +55,8 @@ def list_children(query):
         stmt = stmt.join(User, User.id == Child.caseworker_id).where(User.username == query["caseworker"])
     if "case_code" in query:
         stmt = stmt.where(Child.case_code == normalise_case_code(query["case_code"]))
+    if "q" in query:
+        stmt = stmt.where(search_condition(query["q"]))
     total = db.session.execute(db.select(db.func.count()).select_from(stmt.subquery())).scalar_one()
     page, per_page = query["page"], query["per_page"]
     rows = db.session.execute(

@@ -24,3 +24,7 @@ def register_commands(app):
     from server.cli import retention
 
     app.cli.add_command(retention.retention)
+
+    from server.cli import search
+
+    app.cli.add_command(search.search)

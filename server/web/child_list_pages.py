@@ -1,4 +1,4 @@
-"""The children list: filters, search by case code, sorting and pages, all within the user's scope.
+"""The children list: filters, search by name, alias, village or case code (models/search.py), sorting and pages, all within the user's scope.
 
 Only the columns the table shows are selected (two encrypted names instead of every field), and the
 caseworker comes from a join, so a page is two queries whatever its size.
@@ -10,8 +10,8 @@ from sqlalchemy import and_
 from models import Child, User, db, utcnow
 from models.access import child_scope
 from models.age_bands import AGE_BAND_LABELS, AGE_BANDS, age_band_condition
-from models.children import normalise_case_code
 from models.lifecycle import PHASES, STAGES
+from models.search import search_condition
 from models.vocab import RISK_LEVELS, SEXES
 from server.web import bp
 from server.web.paging import paginate
@@ -36,7 +36,7 @@ def read_filters(args) -> dict:
     """The filters of the query string that are valid; anything else is ignored, never an error."""
     allowed = {"phase": PHASES, "stage": STAGES, "sex": SEXES, "age_band": AGE_BANDS, "risk_level": RISK_LEVELS}
     filters = {key: args[key] for key, choices in allowed.items() if args.get(key) in choices}
-    for key, limit in (("district", 64), ("caseworker", 64), ("q", 20)):
+    for key, limit in (("district", 64), ("caseworker", 64), ("q", 100)):
         value = (args.get(key) or "").strip()
         if value and len(value) <= limit:
             filters[key] = value
@@ -57,7 +57,7 @@ def filtered_children(user, filters: dict):
     if "review" in filters:
         conditions.append(Child.needs_review.is_(True))
     if "q" in filters:
-        conditions.append(Child.case_code == normalise_case_code(filters["q"]))
+        conditions.append(search_condition(filters["q"]))
     if "caseworker" in filters:
         caseworker_id = db.select(User.id).where(User.username == filters["caseworker"]).scalar_subquery()
         conditions.append(Child.caseworker_id == caseworker_id)
