@@ -834,8 +834,8 @@ class SyncClient:
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entity, id) DO UPDATE SET child_id = excluded.child_id,"
             " version = excluded.version, server_data = excluded.server_data, data = excluded.data,"
             " pulled_gen = excluded.pulled_gen",
-            (entity, record_id, child_id, version, self._seal(entity, record_id, data),
-             self._seal(entity, record_id, view), gen))
+            (entity, record_id, child_id, version, sealed := self._seal(entity, record_id, data),
+             sealed if view == data else self._seal(entity, record_id, view), gen))
 
     def _remove(self, entity, record_id) -> None:
         if self._outstanding_fields(entity, record_id):
