@@ -597,7 +597,7 @@ class SyncClient:
             response = self._request("POST", "/api/v1/sync/push", payload, report)
             self._check_common(response)
             if response.status == 200:
-                self._settle(rows, (response.body or {}).get("results"), report)
+                self._settle(rows, payload["mutations"], (response.body or {}).get("results"), report)
                 if suspect_until is None or rows[-1]["seq"] >= suspect_until:
                     size, suspect_until = self.batch_size, None  # past the refused batch: full size again
                 continue
@@ -653,13 +653,13 @@ class SyncClient:
                 "fields": self._unseal(row["entity"], row["record_id"], row["fields"]),
                 "recorded_at": row["recorded_at"]}
 
-    def _settle(self, rows, results, report: SyncReport) -> None:
+    def _settle(self, rows, sent, results, report: SyncReport) -> None:
         """Apply the server's answer to a batch, all in one local transaction."""
         if not isinstance(results, list) or len(results) != len(rows):
             raise ProtocolError("push answer does not hold one result per mutation")
         self._begin()
         try:
-            for row, result in zip(rows, results, strict=True):
+            for row, mutation, result in zip(rows, sent, results, strict=True):
                 if result.get("mutation_id") != row["mutation_id"]:
                     raise ProtocolError("push results are not in the order of the mutations")
                 report.pushed += 1
@@ -667,7 +667,7 @@ class SyncClient:
                 if status == "duplicate" and result.get("original_status") == "rejected":
                     status = "rejected"  # the first answer to this mutation was a rejection
                 if status in SETTLED:
-                    self._settled(row, result, report)
+                    self._settled(row, mutation["fields"], result, report)
                 elif status == "rejected":
                     self._reject(row, result.get("code", "rejected"), result.get("message"),
                                  result.get("errors"), report)
@@ -678,13 +678,12 @@ class SyncClient:
             self.db.execute("ROLLBACK")
             raise
 
-    def _settled(self, row, result, report: SyncReport) -> None:
+    def _settled(self, row, sent: dict, result, report: SyncReport) -> None:
         entity, record_id = row["entity"], row["record_id"]
         status, version = result["status"], result.get("version")
         counter = {"applied": "applied", "duplicate": "duplicates", "conflict": "conflicts"}[status]
         setattr(report, counter, getattr(report, counter) + 1)
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (row["seq"],))
-        sent = self._unseal(entity, record_id, row["fields"])
         conflicting = set(result.get("conflicting_fields") or ())
         if status == "conflict":
             self.db.execute("INSERT OR REPLACE INTO conflict VALUES (?, ?, ?, ?, ?)",
