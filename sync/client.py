@@ -18,7 +18,8 @@ derived from the device passphrase (sync/client_cipher.py; opening the store nee
   user fixes (``resubmit``) or drops (``dismiss``) them, and never block the rest of the queue. Their
   restricted fields are erased ``keep_rejected_restricted`` (7 days) after the rejection.
 - ``conflict``: mutations the server kept as conflicts for a person to resolve on the web.
-- ``meta``: the pull cursor, stored in the same transaction as the page it follows.
+- ``meta``: the pull cursor, stored in the same transaction as the page it follows; the scrypt salt and
+  parameters (``kdf``) and a value sealed under the key (``key_check``) that tells a wrong passphrase.
 
 Usage::
 
@@ -321,6 +322,7 @@ class SyncClient:
         if self.db is not None:
             self.db.close()
             self.db = None
+        self.cipher = None  # the key leaves with the store: reopening needs the passphrase again
 
     def _begin(self):
         self.db.execute("BEGIN IMMEDIATE")
