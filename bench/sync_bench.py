@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from config import TestingConfig  # noqa: E402
 from sync.client import SyncClient, UrllibTransport  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
+from tests.sync_devices import PASSPHRASE  # noqa: E402
 
 REPEATS = 5
 TARGETS = {"push": 5000, "ratio": 25, "pull_s": 1.0, "pull_bytes": 1_500_000, "rss_mb": 200}
@@ -193,7 +194,7 @@ def profile_push(url, mutations=2000):
 
     app = make_app(url)
     token, _ = enrol(app, "bench.profile")
-    client = SyncClient("http://bench", token, tempfile.mktemp(suffix=".sqlite"),
+    client = SyncClient("http://bench", token, tempfile.mktemp(suffix=".sqlite"), passphrase=PASSPHRASE,
                         transport=FlaskTransport(app.test_client()))
     queue_ingest(client, "bench.profile", mutations)
     profiler = cProfile.Profile()
@@ -223,12 +224,14 @@ def main():
         # 1. Push ingest.
         token, user_id = enrol(app, "bench.ingest")
         transport = TimedTransport()
-        device = SyncClient(server.url, token, str(work / "ingest-device.sqlite"), batch_size=200,
+        device = SyncClient(server.url, token, str(work / "ingest-device.sqlite"), passphrase=PASSPHRASE, batch_size=200,
                             transport=transport)
         # The bench's own setup only: a phone keeps FULL (each edit durable); queueing 20,000 edits
-        # with an fsync each would take longer than the measurement.
-        device.db.execute("PRAGMA synchronous=NORMAL")
+        # with an fsync each (the store has a rollback journal, no WAL) would take longer than the
+        # measurement. The push itself runs at NORMAL.
+        device.db.execute("PRAGMA synchronous=OFF")
         queue_ingest(device, "bench.ingest", args.mutations)
+        device.db.execute("PRAGMA synchronous=NORMAL")
         rows = [(m["entity"], m["record_id"], m["fields"]) for m in device.pending()]
         started, server_cpu, client_cpu = time.perf_counter(), cpu_seconds(server.pid), cpu_seconds()
         report = device.push()
@@ -252,8 +255,9 @@ def main():
 
         # 2. First pull of a 500-child caseload.
         token, _ = enrol(app, "bench.caseload")
-        loader = SyncClient(server.url, token, str(work / "caseload-loader.sqlite"), batch_size=200)
-        loader.db.execute("PRAGMA synchronous=NORMAL")
+        loader = SyncClient(server.url, token, str(work / "caseload-loader.sqlite"), passphrase=PASSPHRASE,
+                          batch_size=200)
+        loader.db.execute("PRAGMA synchronous=OFF")  # setup only, as above
         queue_caseload(loader, "bench.caseload", args.children)
         loaded = loader.push()
         assert loaded.rejected == 0, loader.failed()[:3]
@@ -275,7 +279,7 @@ def main():
         print(f"  the same in pages of 2,000 (the server's largest): median {runs2[REPEATS // 2][0]:.2f} s "
               f"(best {runs2[0][0]:.2f} s), {runs2[0][1]:,} bytes")
         started = time.perf_counter()
-        client_report = SyncClient(server.url, tokens[-1], str(work / "fresh-phone.sqlite")).pull()
+        client_report = SyncClient(server.url, tokens[-1], str(work / "fresh-phone.sqlite"), passphrase=PASSPHRASE).pull()
         print(f"  with the reference client storing every page: {time.perf_counter() - started:.2f} s "
               f"for {client_report.pulled:,} records")
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.sync_bench import enrol, make_app, migrate, queue_caseload, queue_ingest  # noqa: E402
 from sync.client import SyncClient  # noqa: E402
-from tests.sync_devices import FlaskTransport  # noqa: E402
+from tests.sync_devices import PASSPHRASE, FlaskTransport  # noqa: E402
 
 
 def build(url, children):
@@ -35,7 +35,7 @@ def build(url, children):
     for username, fill in (("bench.other", lambda c: queue_ingest(c, "bench.other", 20_000)),
                            ("bench.caseload", lambda c: queue_caseload(c, "bench.caseload", children))):
         token, _ = enrol(app, username)
-        client = SyncClient("http://bench", token, tempfile.mktemp(suffix=".sqlite"), batch_size=200,
+        client = SyncClient("http://bench", token, tempfile.mktemp(suffix=".sqlite"), passphrase=PASSPHRASE, batch_size=200,
                             transport=FlaskTransport(app.test_client()))
         client.db.execute("PRAGMA synchronous=OFF")
         fill(client)

@@ -1,10 +1,12 @@
 """The reference offline-first field client for sync protocol 1 (DESIGN §5, docs/sync-protocol.md).
 
-It is deliberately small and uses only the standard library (sqlite3, urllib, gzip, json), so that
-whoever writes the phone app can read it as executable documentation. It never imports the server's
-code: everything it knows about the server comes over HTTP.
+It is deliberately small and uses the standard library (sqlite3, urllib, gzip, json, hashlib) and one
+package, ``cryptography``, for AES-GCM (a phone app uses its platform's AES-GCM), so that whoever writes
+the phone app can read it as executable documentation. It never imports the server's code: everything it
+knows about the server comes over HTTP.
 
-What the device keeps, in one SQLite file:
+What the device keeps, in one SQLite file, with every personal and restricted value sealed under a key
+derived from the device passphrase (sync/client_cipher.py; opening the store needs the passphrase):
 
 - ``record``: every record the device can see, by (entity, id), with the server ``version`` it last
   saw, the server's copy (``server_data``) and the copy the user sees (``data`` = the server's copy
@@ -13,13 +15,16 @@ What the device keeps, in one SQLite file:
   chosen when it is made, and gets a ``batch_id`` when it is first sent; a retried batch is sent again
   byte for byte with the same ids, so the server replays its stored answer instead of applying twice.
 - ``failed``: mutations the server permanently rejected. They stay visible (``failed()``) until the
-  user fixes (``resubmit``) or drops (``dismiss``) them, and never block the rest of the queue.
+  user fixes (``resubmit``) or drops (``dismiss``) them, and never block the rest of the queue. Their
+  restricted fields are erased ``keep_rejected_restricted`` (7 days) after the rejection.
 - ``conflict``: mutations the server kept as conflicts for a person to resolve on the web.
-- ``meta``: the pull cursor, stored in the same transaction as the page it follows.
+- ``meta``: the pull cursor, stored in the same transaction as the page it follows; the scrypt salt and
+  parameters (``kdf``) and a value sealed under the key (``key_check``) that tells a wrong passphrase.
 
 Usage::
 
-    client = SyncClient("https://homecoming.example/", token, "/data/homecoming.sqlite")
+    client = SyncClient("https://homecoming.example/", token, "/data/homecoming.sqlite",
+                        passphrase=pin_or_passphrase)
     child_id = client.record("child", {"sex": "female", "given_name": "..."})
     client.record("child", {"risk_level": "high"}, id=child_id)
     report = client.sync()
@@ -39,8 +44,11 @@ import urllib.request
 import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
+
+from sync.client_cipher import MIN_PASSPHRASE, StoreCipher, derive_key, new_kdf
+from sync.client_cipher import WrongPassphrase as WrongPassphrase  # raised by SyncClient(), re-exported
 
 PROTOCOL = 1
 ENTITIES = ("child", "consent", "stage_transition", "assessment", "service", "followup", "alert")
@@ -105,7 +113,8 @@ CREATE TABLE IF NOT EXISTS failed (
     code TEXT NOT NULL,
     message TEXT,
     errors TEXT,
-    failed_at TEXT NOT NULL
+    failed_at TEXT NOT NULL,
+    restricted_erased_at TEXT                -- when its restricted fields were erased (NULL = not yet)
 );
 CREATE TABLE IF NOT EXISTS conflict (
     conflict_id TEXT PRIMARY KEY,
@@ -169,10 +178,6 @@ class SyncReport:
     failed_ids: list = field(default_factory=list)
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 class UrllibTransport:
     """HTTP over urllib. Returns ``(status, headers, raw body)``; raises ``OSError`` when the network
     fails (refused, reset, timed out, or the server died half-way through its answer)."""
@@ -195,10 +200,17 @@ class UrllibTransport:
             raise OSError(f"network: {exc}") from exc
 
 
+# How long restricted fields of a rejected mutation stay on the device for the user to fix and resubmit
+# (DESIGN §3 wants them gone once the server has them; a rejection means it never will). A week covers a
+# field trip without signal and the next office visit; after that the user types them again.
+KEEP_REJECTED_RESTRICTED = timedelta(days=7)
+
+
 class SyncClient:
-    def __init__(self, base_url: str, token: str, path: str, *, transport=None, batch_size: int = 200,
-                 page_size: int = 500, max_attempts: int = 8, backoff_base: float = 0.5,
-                 backoff_cap: float = 30.0, sleep=time.sleep, rng: random.Random | None = None):
+    def __init__(self, base_url: str, token: str, path: str, *, passphrase: str, transport=None,
+                 batch_size: int = 200, page_size: int = 500, max_attempts: int = 8, backoff_base: float = 0.5,
+                 backoff_cap: float = 30.0, sleep=time.sleep, rng: random.Random | None = None,
+                 clock=None, keep_rejected_restricted: timedelta = KEEP_REJECTED_RESTRICTED):
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.path = str(path)
@@ -210,27 +222,107 @@ class SyncClient:
         self.backoff_cap = backoff_cap
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.db = self._open()
+        self.clock = clock or (lambda: datetime.now(UTC))  # injectable: tests move time forward
+        self.keep_rejected_restricted = keep_rejected_restricted
+        self.db = self._open(passphrase)
+        self.erase_expired()
 
     # ------------------------------------------------------------------ local store
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, passphrase: str) -> sqlite3.Connection:
         # isolation_level=None: this code says BEGIN/COMMIT itself, so each step is one transaction.
         # check_same_thread=False: a client may be handed from thread to thread (one at a time, never
         # concurrently), as a phone app's background sync worker does.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # Deleted rows are overwritten with zeros, so restricted fields dropped after upload cannot be
-        # read back from free pages of a seized or lost phone.
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.executescript(SCHEMA)
+        try:
+            conn.row_factory = sqlite3.Row
+            # No WAL: a -wal file keeps old page images (restricted values dropped after upload among
+            # them) until a checkpoint, and secure_delete does not reach it. A rollback journal lives
+            # only for one transaction and is deleted at its commit. Switching an old WAL store to
+            # DELETE checkpoints and removes its -wal.
+            conn.execute("PRAGMA journal_mode=DELETE")
+            # Deleted rows are overwritten with zeros, so restricted fields dropped after upload cannot be
+            # read back from free pages of a seized or lost phone.
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA temp_store=MEMORY")  # sorts and temporary tables never touch the disk
+            conn.executescript(SCHEMA)
+            self.cipher = self._unlock(conn, passphrase)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @staticmethod
+    def _unlock(conn: sqlite3.Connection, passphrase: str) -> StoreCipher:
+        """The store's key, derived once per open. A new store gets a fresh salt; an existing one is
+        opened only by its passphrase (``WrongPassphrase`` otherwise)."""
+        if not isinstance(passphrase, str) or not passphrase:
+            raise ValueError("A passphrase (or device PIN) is needed to open the local store.")
+        row = conn.execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()
+        if row is not None:
+            cipher = StoreCipher(derive_key(passphrase, json.loads(row["value"])))
+            check = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
+            cipher.verify(check["value"] if check else "")
+            return cipher
+        if conn.execute("SELECT 1 FROM record UNION ALL SELECT 1 FROM outbox LIMIT 1").fetchone():
+            raise ValueError("This store was written by an older client without encryption; "
+                             "sync it with that client, then start from an empty store.")
+        if len(passphrase) < MIN_PASSPHRASE:
+            raise ValueError(f"The passphrase (or device PIN) must have at least {MIN_PASSPHRASE} characters.")
+        kdf = new_kdf()
+        cipher = StoreCipher(derive_key(passphrase, kdf))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO meta (key, value) VALUES ('kdf', ?), ('key_check', ?)",
+                     (json.dumps(kdf), cipher.make_check()))
+        conn.execute("COMMIT")
+        return cipher
+
+    def _now_iso(self, ago: timedelta = timedelta(0)) -> str:
+        # Always UTC, so stored times compare as strings whatever zone the clock answers in.
+        return (self.clock() - ago).astimezone(UTC).isoformat(timespec="seconds")
+
+    def erase_expired(self) -> int:
+        """Erase the restricted fields of mutations rejected more than ``keep_rejected_restricted`` ago,
+        from ``failed`` and from the record the user sees (a rejected create's only copy). Runs at every
+        open and every sync; returns how many rejections it erased. ``failed()`` marks them with
+        ``restricted_erased_at``: the user types those fields again before resubmitting."""
+        if self.db is None:
+            return 0
+        entities = tuple(RESTRICTED_FIELDS)
+        rows = self.db.execute(
+            f"SELECT mutation_id, entity, record_id, fields FROM failed WHERE restricted_erased_at IS NULL"
+            f" AND failed_at <= ? AND entity IN ({', '.join('?' * len(entities))})",
+            (self._now_iso(self.keep_rejected_restricted), *entities)).fetchall()
+        if not rows:
+            return 0
+        now = self._now_iso()
+        self._begin()
+        try:
+            for row in rows:
+                entity, record_id, names = row["entity"], row["record_id"], RESTRICTED_FIELDS[row["entity"]]
+                fields = self._unseal(entity, record_id, row["fields"])
+                kept = {k: v for k, v in fields.items() if k not in names}
+                self.db.execute("UPDATE failed SET fields = ?, restricted_erased_at = ? WHERE mutation_id = ?",
+                                (self._seal(entity, record_id, kept), now, row["mutation_id"]))
+                self._drop_uploaded_restricted(entity, record_id)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    # Every JSON value a table keeps goes through these two: aggregate fields in clear, the rest sealed.
+    def _seal(self, entity: str, record_id: str, fields: dict) -> str:
+        return self.cipher.seal_fields(entity, record_id, fields)
+
+    def _unseal(self, entity: str, record_id: str, stored: str) -> dict:
+        return self.cipher.open_fields(entity, record_id, stored)
 
     def close(self) -> None:
         if self.db is not None:
             self.db.close()
             self.db = None
+        self.cipher = None  # the key leaves with the store: reopening needs the passphrase again
 
     def _begin(self):
         self.db.execute("BEGIN IMMEDIATE")
@@ -249,17 +341,17 @@ class SyncClient:
     def get(self, entity: str, id: str) -> dict | None:
         """The record as the user sees it (with unsent edits), or None."""
         row = self.db.execute("SELECT data FROM record WHERE entity = ? AND id = ?", (entity, str(id))).fetchone()
-        return json.loads(row["data"]) if row else None
+        return self._unseal(entity, str(id), row["data"]) if row else None
 
     def version(self, entity: str, id: str) -> int | None:
         row = self.db.execute("SELECT version FROM record WHERE entity = ? AND id = ?", (entity, str(id))).fetchone()
         return row["version"] if row else None
 
     def records(self, entity: str, child_id: str | None = None) -> list[dict]:
-        sql, args = "SELECT data FROM record WHERE entity = ?", [entity]
+        sql, args = "SELECT id, data FROM record WHERE entity = ?", [entity]
         if child_id is not None:
             sql, args = sql + " AND child_id = ?", [*args, str(child_id)]
-        return [json.loads(r["data"]) for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [self._unseal(entity, r["id"], r["data"]) for r in self.db.execute(sql + " ORDER BY id", args)]
 
     def pending(self) -> list[dict]:
         """Mutations not yet settled by the server, oldest first."""
@@ -268,16 +360,16 @@ class SyncClient:
     def failed(self) -> list[dict]:
         """Mutations the server rejected for good; shown to the user to fix or dismiss."""
         rows = self.db.execute("SELECT * FROM failed ORDER BY failed_at, mutation_id")
-        return [{**dict(r), "fields": json.loads(r["fields"]),
-                 "errors": json.loads(r["errors"]) if r["errors"] else None} for r in rows]
+        return [{**dict(r), "fields": self._unseal(r["entity"], r["record_id"], r["fields"]),
+                 "message": self.cipher.open_value(r["entity"], r["record_id"], r["message"]),
+                 "errors": self.cipher.open_value(r["entity"], r["record_id"], r["errors"])} for r in rows]
 
     def conflicts(self) -> list[dict]:
         rows = self.db.execute("SELECT * FROM conflict ORDER BY conflict_id")
         return [{**dict(r), "fields": json.loads(r["fields"])} for r in rows]
 
-    @staticmethod
-    def _outbox_dict(row) -> dict:
-        return {**dict(row), "fields": json.loads(row["fields"])}
+    def _outbox_dict(self, row) -> dict:
+        return {**dict(row), "fields": self._unseal(row["entity"], row["record_id"], row["fields"])}
 
     # ------------------------------------------------------------------ editing offline
 
@@ -308,15 +400,15 @@ class SyncClient:
                 self.db.execute(
                     "INSERT INTO record (entity, id, child_id, version, server_data, data) VALUES (?, ?, ?, 0, '{}', ?)",
                     (entity, record_id, fields.get("child_id") if entity != "child" else record_id,
-                     json.dumps(shown)))
+                     self._seal(entity, record_id, shown)))
             else:
                 record_id = row["id"]
-                shown = json.loads(row["data"])
+                shown = self._unseal(entity, record_id, row["data"])
                 changed = {k: v for k, v in fields.items() if shown.get(k) != v}
                 if changed:
                     self._enqueue(entity, record_id, "update", row["version"], changed)
                     self.db.execute("UPDATE record SET data = ? WHERE entity = ? AND id = ?",
-                                    (json.dumps({**shown, **changed}), entity, record_id))
+                                    (self._seal(entity, record_id, {**shown, **changed}), entity, record_id))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
@@ -331,14 +423,15 @@ class SyncClient:
             "SELECT seq, fields FROM outbox WHERE entity = ? AND record_id = ? AND batch_id IS NULL",
             (entity, record_id)).fetchone()
         if unsent is not None:
-            merged = {**json.loads(unsent["fields"]), **fields}
+            merged = {**self._unseal(entity, record_id, unsent["fields"]), **fields}
             self.db.execute("UPDATE outbox SET fields = ?, recorded_at = ? WHERE seq = ?",
-                            (json.dumps(merged), now_iso(), unsent["seq"]))
+                            (self._seal(entity, record_id, merged), self._now_iso(), unsent["seq"]))
             return
         self.db.execute(
             "INSERT INTO outbox (mutation_id, entity, record_id, op, base_version, fields, recorded_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(uuid.uuid4()), entity, record_id, op, base_version, json.dumps(fields), now_iso()))
+            (str(uuid.uuid4()), entity, record_id, op, base_version, self._seal(entity, record_id, fields),
+             self._now_iso()))
 
     def resubmit(self, mutation_id: str, fields: dict | None = None) -> str:
         """Send a failed mutation again, corrected, under a new mutation_id (the old id is spent:
@@ -346,7 +439,7 @@ class SyncClient:
         row = self.db.execute("SELECT * FROM failed WHERE mutation_id = ?", (mutation_id,)).fetchone()
         if row is None:
             raise KeyError(mutation_id)
-        new_fields = {**json.loads(row["fields"]), **(fields or {})}
+        new_fields = {**self._unseal(row["entity"], row["record_id"], row["fields"]), **(fields or {})}
         self._begin()
         try:
             self.db.execute("DELETE FROM failed WHERE mutation_id = ?", (mutation_id,))
@@ -377,7 +470,7 @@ class SyncClient:
         merged = {}
         for r in self.db.execute("SELECT fields FROM outbox WHERE entity = ? AND record_id = ? ORDER BY seq",
                                  (entity, record_id)):
-            merged.update(json.loads(r["fields"]))
+            merged.update(self._unseal(entity, record_id, r["fields"]))
         return merged
 
     def _refresh_view(self, entity, record_id, extra: dict | None = None) -> None:
@@ -398,10 +491,12 @@ class SyncClient:
             elif outstanding:
                 shown = self.get(entity, record_id) or {}
                 self.db.execute("UPDATE record SET data = ? WHERE entity = ? AND id = ?",
-                                (json.dumps({**shown, **outstanding, "id": record_id}), entity, record_id))
+                                (self._seal(entity, record_id, {**shown, **outstanding, "id": record_id}),
+                                 entity, record_id))
             return
+        server = self._unseal(entity, record_id, row["server_data"])
         self.db.execute("UPDATE record SET data = ? WHERE entity = ? AND id = ?",
-                        (json.dumps(_view(json.loads(row["server_data"]), outstanding, record_id)), entity, record_id))
+                        (self._seal(entity, record_id, _view(server, outstanding, record_id)), entity, record_id))
 
     # ------------------------------------------------------------------ HTTP
 
@@ -487,6 +582,7 @@ class SyncClient:
         if self.db is None:
             raise SyncError("This device's store was wiped.")
         report = SyncReport()
+        self.erase_expired()
         self.push(report)
         self.pull(report)
         return report
@@ -503,7 +599,7 @@ class SyncClient:
             response = self._request("POST", "/api/v1/sync/push", payload, report)
             self._check_common(response)
             if response.status == 200:
-                self._settle(rows, (response.body or {}).get("results"), report)
+                self._settle(rows, payload["mutations"], (response.body or {}).get("results"), report)
                 if suspect_until is None or rows[-1]["seq"] >= suspect_until:
                     size, suspect_until = self.batch_size, None  # past the refused batch: full size again
                 continue
@@ -553,19 +649,19 @@ class SyncClient:
     def _unfreeze(self, batch_id: str) -> None:
         self.db.execute("UPDATE outbox SET batch_id = NULL WHERE batch_id = ?", (batch_id,))
 
-    @staticmethod
-    def _wire(row) -> dict:
+    def _wire(self, row) -> dict:
         return {"mutation_id": row["mutation_id"], "entity": row["entity"], "id": row["record_id"],
-                "op": row["op"], "base_version": row["base_version"], "fields": json.loads(row["fields"]),
+                "op": row["op"], "base_version": row["base_version"],
+                "fields": self._unseal(row["entity"], row["record_id"], row["fields"]),
                 "recorded_at": row["recorded_at"]}
 
-    def _settle(self, rows, results, report: SyncReport) -> None:
+    def _settle(self, rows, sent, results, report: SyncReport) -> None:
         """Apply the server's answer to a batch, all in one local transaction."""
         if not isinstance(results, list) or len(results) != len(rows):
             raise ProtocolError("push answer does not hold one result per mutation")
         self._begin()
         try:
-            for row, result in zip(rows, results, strict=True):
+            for row, mutation, result in zip(rows, sent, results, strict=True):
                 if result.get("mutation_id") != row["mutation_id"]:
                     raise ProtocolError("push results are not in the order of the mutations")
                 report.pushed += 1
@@ -573,7 +669,7 @@ class SyncClient:
                 if status == "duplicate" and result.get("original_status") == "rejected":
                     status = "rejected"  # the first answer to this mutation was a rejection
                 if status in SETTLED:
-                    self._settled(row, result, report)
+                    self._settled(row, mutation["fields"], result, report)
                 elif status == "rejected":
                     self._reject(row, result.get("code", "rejected"), result.get("message"),
                                  result.get("errors"), report)
@@ -584,13 +680,12 @@ class SyncClient:
             self.db.execute("ROLLBACK")
             raise
 
-    def _settled(self, row, result, report: SyncReport) -> None:
+    def _settled(self, row, sent: dict, result, report: SyncReport) -> None:
         entity, record_id = row["entity"], row["record_id"]
         status, version = result["status"], result.get("version")
         counter = {"applied": "applied", "duplicate": "duplicates", "conflict": "conflicts"}[status]
         setattr(report, counter, getattr(report, counter) + 1)
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (row["seq"],))
-        sent = json.loads(row["fields"])
         conflicting = set(result.get("conflicting_fields") or ())
         if status == "conflict":
             self.db.execute("INSERT OR REPLACE INTO conflict VALUES (?, ?, ?, ?, ?)",
@@ -599,7 +694,7 @@ class SyncClient:
         rec = self.db.execute("SELECT version, server_data FROM record WHERE entity = ? AND id = ?",
                               (entity, record_id)).fetchone()
         if rec is not None and version is not None:
-            server = json.loads(rec["server_data"])
+            server = self._unseal(entity, record_id, rec["server_data"])
             # The server now holds what it accepted; conflicting fields keep the server's value,
             # which the pull that follows brings.
             server.update({k: v for k, v in sent.items() if k not in conflicting})
@@ -616,14 +711,15 @@ class SyncClient:
             # instead of _drop_uploaded_restricted and _refresh_view re-reading both (~9 queries a mutation).
             data = _view(server, self._outstanding_fields(entity, record_id), record_id)
             self.db.execute("UPDATE record SET version = ?, server_data = ?, data = ? WHERE entity = ? AND id = ?",
-                            (new_version, json.dumps(server), json.dumps(data), entity, record_id))
+                            (new_version, self._seal(entity, record_id, server), self._seal(entity, record_id, data),
+                             entity, record_id))
             return
         self._drop_uploaded_restricted(entity, record_id)
         self._refresh_view(entity, record_id)
 
     def _drop_uploaded_restricted(self, entity, record_id) -> None:
-        """Restricted fields leave the device once the server has them (DESIGN §3): from the view,
-        unless an edit still waiting to be sent carries them."""
+        """Restricted fields leave the device once the server has them (DESIGN §3), or once a rejection
+        has kept them for its set time: from the view, unless an edit still waiting to be sent carries them."""
         names = RESTRICTED_FIELDS.get(entity, ())
         if not names:
             return
@@ -631,19 +727,23 @@ class SyncClient:
         rec = self.db.execute("SELECT data FROM record WHERE entity = ? AND id = ?", (entity, record_id)).fetchone()
         if rec is None:
             return
-        data = json.loads(rec["data"])
+        data = self._unseal(entity, record_id, rec["data"])
         kept = {k: v for k, v in data.items() if k not in names or k in waiting}
         if kept != data:
             self.db.execute("UPDATE record SET data = ? WHERE entity = ? AND id = ?",
-                            (json.dumps(kept), entity, record_id))
+                            (self._seal(entity, record_id, kept), entity, record_id))
 
     def _reject(self, row, code, message, errors, report: SyncReport) -> None:
         report.rejected += 1
         report.failed_ids.append(row["mutation_id"])
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (row["seq"],))
-        self.db.execute("INSERT OR REPLACE INTO failed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (row["mutation_id"], row["entity"], row["record_id"], row["op"], row["fields"], code,
-                         message, json.dumps(errors) if errors is not None else None, now_iso()))
+        # The fields move as they are stored (sealed, bound to the same record); the server's message and
+        # details are sealed too, as they may echo what was sent.
+        entity, record_id = row["entity"], row["record_id"]
+        self.db.execute("INSERT OR REPLACE INTO failed VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                        (row["mutation_id"], entity, record_id, row["op"], row["fields"], code,
+                         self.cipher.seal_value(entity, record_id, message),
+                         self.cipher.seal_value(entity, record_id, errors), self._now_iso()))
         if row["op"] == "update":
             # The user sees the server's copy again, and the failed edit in failed().
             self._refresh_view(row["entity"], row["record_id"])
@@ -735,7 +835,8 @@ class SyncClient:
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entity, id) DO UPDATE SET child_id = excluded.child_id,"
             " version = excluded.version, server_data = excluded.server_data, data = excluded.data,"
             " pulled_gen = excluded.pulled_gen",
-            (entity, record_id, child_id, version, json.dumps(data), json.dumps(view), gen))
+            (entity, record_id, child_id, version, sealed := self._seal(entity, record_id, data),
+             sealed if view == data else self._seal(entity, record_id, view), gen))
 
     def _remove(self, entity, record_id) -> None:
         if self._outstanding_fields(entity, record_id):

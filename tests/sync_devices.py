@@ -5,6 +5,9 @@ from urllib.parse import urlparse
 
 from sync.devices import enroll_device
 
+# The passphrase every test device's local store is sealed under (fictional, like all test data).
+PASSPHRASE = "fictional-test-passphrase"
+
 
 def enrol_device(user, label="Test phone") -> str:
     """A device for ``user``, enrolled the way the CLI and the API enrol one; returns its token."""

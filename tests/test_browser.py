@@ -199,9 +199,10 @@ def test_manager_approves_a_closure(site, page):
 
 def test_manager_resolves_a_conflict_made_by_two_devices(site, page, tmp_path):
     from sync.client import SyncClient
+    from tests.sync_devices import PASSPHRASE
 
-    phone_a = SyncClient(site.url, site.tokens["a"], str(tmp_path / "a.sqlite"))
-    phone_b = SyncClient(site.url, site.tokens["b"], str(tmp_path / "b.sqlite"))
+    phone_a = SyncClient(site.url, site.tokens["a"], str(tmp_path / "a.sqlite"), passphrase=PASSPHRASE)
+    phone_b = SyncClient(site.url, site.tokens["b"], str(tmp_path / "b.sqlite"), passphrase=PASSPHRASE)
     child_id = site.children["contested"]
     phone_a.sync()
     phone_b.sync()
@@ -230,6 +231,7 @@ def test_manager_resolves_a_conflict_made_by_two_devices(site, page, tmp_path):
 
 def test_manager_enrols_a_device_whose_token_syncs(site, page, tmp_path):
     from sync.client import SyncClient
+    from tests.sync_devices import PASSPHRASE
 
     sign_in(page, site, site.users["manager"])
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Devices").click()
@@ -242,7 +244,7 @@ def test_manager_enrols_a_device_whose_token_syncs(site, page, tmp_path):
     expect(page.locator("figure.qr svg")).to_be_visible()
     screenshot(page, "device-enrolled")
 
-    phone = SyncClient(site.url, token, str(tmp_path / "tablet.sqlite"))
+    phone = SyncClient(site.url, token, str(tmp_path / "tablet.sqlite"), passphrase=PASSPHRASE)
     report = phone.sync()
     assert report.pulled > 0
     assert phone.get("child", site.children["others"])["case_code"] == site.codes["others"]

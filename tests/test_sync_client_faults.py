@@ -15,7 +15,7 @@ from models import Child, Consent, RecordHistory, db
 from sync.client import SyncClient, UrllibTransport
 from tests.factories import make_user
 from tests.server_process import ServerProcess, TcpRelay
-from tests.sync_devices import enrol_device
+from tests.sync_devices import PASSPHRASE, enrol_device
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
 
     # Calibrate: how long does the warmed-up server take over a batch of this size? (The very first
     # request pays for imports and connections, so it is not the measure.)
-    warmup = SyncClient(server.url, token, str(tmp_path / "warmup.sqlite"), batch_size=1000)
+    warmup = SyncClient(server.url, token, str(tmp_path / "warmup.sqlite"), passphrase=PASSPHRASE, batch_size=1000)
     queue_children(warmup, username, 5)
     warmup.push()
     queue_children(warmup, username, 145)
@@ -130,7 +130,8 @@ def test_server_killed_mid_push_then_restarted_applies_everything_exactly_once(a
             threading.Thread(target=kill_and_restart, daemon=True).start()
 
     transport = RecordingTransport(before_send=kill_during_first_push)
-    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport, batch_size=1000,
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), passphrase=PASSPHRASE,
+                        transport=transport, batch_size=1000,
                         backoff_base=0.2, backoff_cap=1.0, max_attempts=40)
     mutation_ids, record_ids = queue_children(device, username, 150)
     assert len(mutation_ids) == 300
@@ -170,7 +171,8 @@ def test_database_unreachable_for_a_while_gives_503_retry_after_then_success(app
             relay.restore()
 
     transport = RecordingTransport()
-    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport,
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), passphrase=PASSPHRASE,
+                        transport=transport,
                         backoff_base=0.2, backoff_cap=1.0, max_attempts=20)
     mutation_ids, record_ids = queue_children(device, username, 50)
     timer = threading.Timer(1.5, unblock)
@@ -218,7 +220,8 @@ def test_server_killed_after_commit_before_the_answer_replays_the_stored_results
             threading.Thread(target=kill_once_committed, daemon=True).start()
 
     transport = RecordingTransport(before_send=on_send)
-    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), transport=transport, batch_size=1000,
+    device = SyncClient(server.url, token, str(tmp_path / "device.sqlite"), passphrase=PASSPHRASE,
+                        transport=transport, batch_size=1000,
                         backoff_base=0.2, backoff_cap=1.0, max_attempts=40)
     mutation_ids, record_ids = queue_children(device, username, 100)
 

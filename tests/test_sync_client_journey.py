@@ -10,7 +10,7 @@ import pytest
 from models import Child, db
 from sync.client import SyncClient
 from tests.factories import make_user, token_for
-from tests.sync_devices import FlaskTransport, enrol_device
+from tests.sync_devices import PASSPHRASE, FlaskTransport, enrol_device
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def devices(app, client, tmp_path):
         db.session.commit()
         manager_headers = token_for(client, manager)
         username = caseworker.username
-    made = [SyncClient("http://homecoming.test", token, str(tmp_path / f"device{i}.sqlite"),
+    made = [SyncClient("http://homecoming.test", token, str(tmp_path / f"device{i}.sqlite"), passphrase=PASSPHRASE,
                        transport=FlaskTransport(client), sleep=lambda s: None, rng=random.Random(i))
             for i, token in enumerate(tokens)]
     yield made, manager_headers, username

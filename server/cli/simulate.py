@@ -130,7 +130,8 @@ def simulate(url: str, devices: int, children: int, days: int, *, seed: int = 1,
     store_dir.mkdir(parents=True, exist_ok=True)
     base = random.Random(seed)
     per_phone = [children // devices + (1 if i < children % devices else 0) for i in range(devices)]
-    phones = [Phone(i + 1, username, SyncClient(url, token, str(store_dir / f"phone{i + 1}-{int(time.time())}.sqlite")),
+    phones = [Phone(i + 1, username, SyncClient(url, token, str(store_dir / f"phone{i + 1}-{int(time.time())}.sqlite"),
+                                                  passphrase=secrets.token_urlsafe(16)),
                     random.Random(base.getrandbits(64)), per_phone[i])
               for i, (username, token) in enumerate(tokens)]
     today = utcnow().date()
