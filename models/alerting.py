@@ -60,10 +60,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from models.accounts import User
-from models.base import UTCDateTime, db, utcnow
+from models.base import UTCDateTime, db, upsert_insert, utcnow
 from models.changes import ChangeCounter, allocate_seq
 from models.children import Child
 from models.followups import Alert, Followup
@@ -328,7 +327,7 @@ def insert_alerts(selects: list) -> Created:
         candidates.c.recipient_id, candidates.c.due_on, literal("open"), literal(1),
         literal(base) + func.row_number().over(), now, now,
     ).where(~exists().where(A.c.key == key))  # also the WHERE SQLite needs before ON CONFLICT
-    insert = (postgresql.insert if _dialect() == "postgresql" else sqlite.insert)(A)
+    insert = upsert_insert(A)
     db.session.execute(
         insert.from_select(["id", "key", "rule", "severity", "child_id", "followup_id", "recipient_id",
                             "due_on", "status", "version", "seq", "created_at", "updated_at"], rows)

@@ -73,3 +73,12 @@ class SyncedRecord:
 
     # Names of the columns that are bookkeeping rather than fields a client edits.
     BOOKKEEPING = ("id", "version", "seq", "created_at", "updated_at", "recorded_at", "deleted_at")
+
+
+def upsert_insert(table):
+    """An INSERT that can take ON CONFLICT, in the current session's dialect (both SQLite and
+    PostgreSQL have it, under their own constructs)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = db.session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)

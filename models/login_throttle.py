@@ -19,10 +19,10 @@ whether or not it exists, and the refusal reads the same for both, so they revea
 import hashlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import String
+from sqlalchemy import String, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import UTCDateTime, db
+from models.base import UTCDateTime, db, upsert_insert
 
 FREE_FAILURES = 3           # per client and username, before any wait
 FREE_FAILURES_ACCOUNT = 20  # per username over every client that is not known
@@ -67,16 +67,16 @@ def wait_needed(keys: list[tuple[str, int]], now: datetime) -> timedelta:
 
 
 def record_failure(keys: list[tuple[str, int]], now: datetime) -> None:
+    # One upsert per counter, so two first failures at once (two workers) both count instead of one
+    # failing on the primary key.
+    T = LoginThrottle.__table__
     for key, free in keys:
-        row = db.session.get(LoginThrottle, key)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0)
-            db.session.add(row)
-        row.failures += 1
-        row.updated_at = now
-        wait = delay_after(row.failures, free)
-        row.retry_at = now + wait if wait else None
-    db.session.flush()
+        failures = db.session.execute(
+            upsert_insert(T).values(key=key, failures=1, updated_at=now)
+            .on_conflict_do_update(index_elements=["key"], set_={"failures": T.c.failures + 1, "updated_at": now})
+            .returning(T.c.failures)).scalar_one()
+        wait = delay_after(failures, free)
+        db.session.execute(update(T).where(T.c.key == key).values(retry_at=now + wait if wait else None))
 
 
 def record_success(keys: list[tuple[str, int]]) -> None:

@@ -3,10 +3,9 @@
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, literal, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from models import Alert, User, db
-from models.base import UTCDateTime, utcnow
+from models.base import UTCDateTime, upsert_insert, utcnow
 from models.notifications import Notification
 
 N = Notification.__table__
@@ -31,7 +30,6 @@ def enqueue(config, now: datetime | None = None) -> int:
     at = bindparam("now", now, type_=UTCDateTime())
     expires = bindparam("expires", now + window, type_=UTCDateTime())
     since = now - window
-    dialect = db.session.get_bind().dialect.name
     queued = 0
     for channel in enabled_channels(config):
         reachable = U.c.email.is_not(None) & (U.c.email != "") if channel == "email" else true()
@@ -42,7 +40,7 @@ def enqueue(config, now: datetime | None = None) -> int:
                    reachable,
                    ~exists().where(and_(N.c.alert_id == A.c.id, N.c.channel == channel)))
         )
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(N)
+        insert = upsert_insert(N)
         result = db.session.execute(
             insert.from_select(["alert_id", "recipient_id", "channel", "status", "attempts", "next_attempt_at",
                                 "expires_at", "created_at"], rows)
