@@ -20,3 +20,7 @@ def register_commands(app):
 
     app.cli.add_command(alerts.alerts)
     app.cli.add_command(alerts.scheduler)
+
+    from server.cli import keys
+
+    app.cli.add_command(keys.keys)
