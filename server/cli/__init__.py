@@ -24,3 +24,7 @@ def register_commands(app):
     from server.cli import keys
 
     app.cli.add_command(keys.keys)
+
+    from server.cli import backup
+
+    app.cli.add_command(backup.backup)
