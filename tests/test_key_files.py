@@ -31,8 +31,10 @@ def fresh_clone(tmp_path, monkeypatch):
     for name in ("KEY_DIR", "SECRET_KEY", "DATA_KEY", "BACKUP_KEY", "DATABASE_URL", "DATA_KEY_FILE",
                  "SECRET_KEY_FILE", "BACKUP_KEY_FILE", "DATA_KEY_VERSION", "DATA_KEY_OLD"):
         monkeypatch.delenv(f"HOMECOMING_{name}", raising=False)
-    monkeypatch.setattr(os, "umask", os.umask)  # whatever a test changes is put back
-    return tmp_path
+    umask = os.umask(0o022)
+    os.umask(umask)
+    yield tmp_path
+    os.umask(umask)  # `flask serve` tightens the process's umask; the rest of the suite keeps its own
 
 
 def test_make_run_config_puts_no_key_in_the_data_folder(fresh_clone):
@@ -155,3 +157,23 @@ def test_the_environment_holds_a_versioned_ring(production, monkeypatch):
     monkeypatch.setenv("HOMECOMING_DATA_KEY_OLD", old)
     with pytest.raises(ValueError, match="HOMECOMING_DATA_KEY_OLD: write each older key as VERSION:KEY"):
         ProductionConfig()
+
+
+def test_flask_serve_says_where_the_keys_are_and_makes_private_files(fresh_clone, monkeypatch):
+    import waitress
+
+    import server.scheduler
+
+    monkeypatch.setattr(waitress, "serve", lambda *args, **kwargs: None)
+    monkeypatch.setattr(server.scheduler, "start_in_process", lambda app: None)
+    app = create_app(DevelopmentConfig())
+    result = app.test_cli_runner().invoke(args=["serve"])
+    assert result.exit_code == 0, result.output
+    key_dir = (fresh_clone / "xdg" / "homecoming").resolve()
+    assert f"Keys are in {key_dir}" in result.output
+    assert "Never copy the keys with the data or a backup" in result.output
+    instance = settings.INSTANCE_DIR
+    assert not list(instance.glob("*.key"))
+    assert {f.name: mode(f) for f in instance.iterdir()} == {f.name: 0o600 for f in instance.iterdir()}
+    with app.app_context():
+        db.engine.dispose()
