@@ -56,6 +56,12 @@ def test_backup_and_restore_into_a_fresh_sqlite_database_keeps_every_table(tmp_p
     assert len(restore_rows) == 1
     after_rows["audit_event"] = [r for r in after_rows["audit_event"] if r not in restore_rows]
     after_stored["audit_event"] = [r for r in after_stored["audit_event"] if "backup.restore" not in r]
+    # The change sequence moves on past any device's cursor, and the output says how to resync devices.
+    (seq,) = before[0]["change_counter"]
+    for rows in (after_stored, after_rows):
+        assert rows["change_counter"] == [(1, seq[1] + 1_000_000_000)]
+        rows["change_counter"] = [seq]
+    assert f"HOMECOMING_SYNC_RESYNC_BEFORE_SEQ={seq[1] + 1_000_000_000}" in restored.output
     assert (after_stored, after_rows) == before
     with target.app_context():
         assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -133,5 +139,8 @@ def test_postgresql_backup_and_restore_keeps_every_table(app, client, runner, tm
     with app.app_context():
         after = stored_rows()
         after["audit_event"] = [r for r in after["audit_event"] if "backup.restore" not in r]
+        (seq,) = before["change_counter"]
+        assert after.pop("change_counter") == [(1, seq[1] + 1_000_000_000)]
+        before.pop("change_counter")
         assert after == before
         db.session.remove()

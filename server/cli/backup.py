@@ -7,7 +7,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from models import audit, db
+from models.changes import ChangeCounter
 from server import backups
+
+# How far a restore moves the change sequence on: more than a field office writes between two backups.
+RESTORE_SEQ_GAP = 1_000_000_000
 
 
 def _backup_key() -> str | None:
@@ -45,7 +49,15 @@ def restore(path):
         dialect = backups.restore(db, path, _backup_key())
     except backups.BackupError as exc:
         raise click.ClickException(str(exc)) from None
-    audit("backup.restore", target=str(path), dialect=dialect)
+    # Devices may have pulled changes made after the backup: their cursors are ahead of the restored
+    # counter. Moving the counter far past any of them means the next changes are never hidden behind a
+    # device's cursor; the printed horizon lets the operator make every device pull from empty.
+    counter = ChangeCounter.__table__
+    restored_seq = db.session.execute(db.select(counter.c.value)).scalar_one()
+    db.session.execute(db.update(counter).values(value=counter.c.value + RESTORE_SEQ_GAP))
+    audit("backup.restore", target=str(path), dialect=dialect, restored_seq=restored_seq)
     db.session.commit()
     click.echo(f"Restored {path} into the {dialect} database. Start the server with the same data key "
-               "(and its older versions) that the backup's data was sealed with.")
+               "(and its older versions) that the backup's data was sealed with, and with "
+               f"HOMECOMING_SYNC_RESYNC_BEFORE_SEQ={restored_seq + RESTORE_SEQ_GAP} so every device pulls "
+               "afresh (docs/operations.md).")
