@@ -95,11 +95,8 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
 
     def __init__(self):
-        self.SECRET_KEY = _env("SECRET_KEY")
-        self.DATA_KEY = _env("DATA_KEY")
-        # Keys the name-search index (models/search.py); not the data key, so one leaking is not both.
-        self.SEARCH_KEY = _env("SEARCH_KEY")
         self.SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL") or self.default_database_url()
+        read_keys(self)
         self.BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
         self.API_TOKEN_MINUTES = _env_int("API_TOKEN_MINUTES", 60)
         # Request bodies larger than this are refused with 413 before they are parsed.
@@ -149,6 +146,10 @@ class Config:
     def validate(self):
         """Raise ValueError naming what is missing; called by the factory before anything starts."""
         problems = rule_problems(self.RULES) + scheduler_problems(self)
+        data_keys = {self.DATA_KEY, *self.DATA_KEYS_OLD.values()} - {None}
+        if self.BACKUP_KEY and self.BACKUP_KEY in data_keys:
+            problems.append("HOMECOMING_BACKUP_KEY must differ from every data key: a backup must not open "
+                            "with the key that sits on the server")
         if problems:
             raise ValueError("Invalid settings: " + "; ".join(problems))
 
@@ -158,11 +159,12 @@ class DevelopmentConfig(Config):
 
     def __init__(self):
         super().__init__()
-        # The embedded default keeps its keys in instance/, created on first start, so `make run`
-        # works from a fresh clone and restarts keep reading the same encrypted data.
-        self.SECRET_KEY = self.SECRET_KEY or _instance_secret("secret.key")
-        self.DATA_KEY = self.DATA_KEY or _instance_secret("data.key")
-        self.SEARCH_KEY = self.SEARCH_KEY or _instance_secret("search.key")
+        # The embedded default creates its keys on first start, so `make run` works from a fresh clone,
+        # in a key folder away from the database's (finding 1 of issue 8): a copy of the data folder, a
+        # backup of it or a seized instance/ alone decrypts nothing.
+        read_development_keys(self)
+        if self.SQLALCHEMY_DATABASE_URI == self.default_database_url():
+            INSTANCE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 class TestingConfig(Config):
@@ -174,6 +176,9 @@ class TestingConfig(Config):
         # A fixed, public key: test data is fictional, never real.
         self.DATA_KEY = "dGVzdC1kYXRhLWtleS10ZXN0LWRhdGEta2V5LTAwMDA="
         self.SEARCH_KEY = "dGVzdC1zZWFyY2gta2V5LXRlc3Qtc2VhcmNoLWtleTA="
+        self.DATA_KEY_VERSION = 1
+        self.DATA_KEYS_OLD = {}
+        self.BACKUP_KEY = "dGVzdC1iYWNrdXAta2V5LWZpY3Rpb25hbC0wMDAwMDA="
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
         self.BASE_URL = "http://homecoming.test"
 
@@ -191,6 +196,7 @@ class ProductionConfig(Config):
         if missing:
             raise ValueError(
                 "Production refuses to start without " + " and ".join(missing)
+                + " (or the same name with _FILE: a file holding the key, mode 600, away from the data)"
                 + ". Generate each with: python3 -c 'import secrets,base64;"
                 " print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())'"
             )
@@ -211,20 +217,191 @@ def load_config(name=None):
         raise ValueError(f"HOMECOMING_CONFIG must be one of {', '.join(CONFIGS)}, got {name!r}") from None
 
 
-def _instance_secret(filename):
+# Keys and the files that hold them (issue 8, findings 1 and 9; docs/operations.md "Keys").
+#
+# Each key comes from HOMECOMING_<NAME> or from a file named by HOMECOMING_<NAME>_FILE. A key file must be
+# readable by its owner only and must not sit in the database's folder: whoever copies that folder (a
+# backup, a seized laptop) must not get the key with it.
+#
+# The data key is a ring: the current key and its version, plus older keys still needed to read values
+# sealed before a rotation. From the environment: HOMECOMING_DATA_KEY with HOMECOMING_DATA_KEY_VERSION
+# (default 1) and HOMECOMING_DATA_KEY_OLD ("1:<key>,2:<key>"). In a key file: one bare key (version 1) or
+# lines "VERSION:KEY"; the highest version is the current key.
+
+# Keys the name-search index (models/search.py) under SEARCH_KEY: not the data key, so one leaking is not both.
+KEY_FILES = {"SECRET_KEY": "secret.key", "DATA_KEY": "data.key", "BACKUP_KEY": "backup.key",
+             "SEARCH_KEY": "search.key"}
+
+
+def database_dir(url: str | None) -> Path | None:
+    """The folder holding a SQLite database file; None for PostgreSQL or an in-memory database."""
+    if not url or not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name).expanduser().resolve().parent
+
+
+def _within(path: Path, folder: Path) -> bool:
+    path = path.expanduser().resolve()
+    return path == folder or folder in path.parents
+
+
+def read_key_file(path: Path, variable: str, db_dir: Path | None) -> str:
+    """A key file's text, refused if others can read it or if it sits with the data."""
+    path = Path(path).expanduser()
+    if db_dir is not None and _within(path, db_dir):
+        raise ValueError(f"{variable}: {path} is in the database's folder ({db_dir}); whoever copies the data "
+                         "would get the key with it. Keep keys elsewhere (docs/operations.md).")
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise ValueError(f"{variable}: cannot read {path} ({exc.strerror})") from None
+    if mode & 0o077:
+        raise ValueError(f"{variable}: {path} is readable by group or others (mode {mode:04o}); "
+                         f"run: chmod 600 {path}")
+    return path.read_text().strip()
+
+
+def _key_setting(name: str, db_dir: Path | None) -> str | None:
+    value, file = _env(name), _env(f"{name}_FILE")
+    if value and file:
+        raise ValueError(f"Set HOMECOMING_{name} or HOMECOMING_{name}_FILE, not both")
+    if file:
+        return read_key_file(Path(file), f"HOMECOMING_{name}_FILE", db_dir) or None
+    return value or None
+
+
+def parse_key_ring(text: str, variable: str) -> tuple[int | None, str, dict[int, str]]:
+    """(version or None for a bare key, current key, older keys by version) from key-ring text."""
+    lines = (line.split("#", 1)[0] for line in text.splitlines())
+    entries = [e for line in lines for e in line.replace(",", " ").split()]
+    if len(entries) == 1 and ":" not in entries[0]:
+        return None, entries[0], {}
+    ring: dict[int, str] = {}
+    for number, entry in enumerate(entries, 1):
+        version, sep, key = entry.partition(":")
+        # Never echo the entry: it holds a key.
+        if not sep or not version.isdigit() or int(version) < 1 or int(version) in ring:
+            raise ValueError(f"{variable}: entry {number} is not VERSION:KEY with a new version from 1 "
+                             "(for example 2:<key>)")
+        ring[int(version)] = key
+    if not ring:
+        raise ValueError(f"{variable} holds no key")
+    current = max(ring)
+    return current, ring.pop(current), ring
+
+
+def _install_data_keys(config, text: str, variable: str) -> None:
+    version, key, older = parse_key_ring(text, variable)
+    chosen = _env_int("DATA_KEY_VERSION", None)
+    if version is not None and chosen is not None and chosen != version:
+        raise ValueError(f"HOMECOMING_DATA_KEY_VERSION is {chosen} but {variable} makes version {version} "
+                         "current; drop one of them")
+    config.DATA_KEY, config.DATA_KEY_VERSION = key, version or chosen or 1
+    old = _env("DATA_KEY_OLD")
+    if old:
+        newest_version, newest, rest = parse_key_ring(old, "HOMECOMING_DATA_KEY_OLD")
+        if newest_version is None:
+            raise ValueError("HOMECOMING_DATA_KEY_OLD: write each older key as VERSION:KEY")
+        older = {**older, **rest, newest_version: newest}
+    if config.DATA_KEY_VERSION in older:
+        raise ValueError(f"data key version {config.DATA_KEY_VERSION} is both current and old")
+    config.DATA_KEYS_OLD = older
+
+
+def read_keys(config) -> None:
+    """SECRET_KEY, the DATA_KEY ring, BACKUP_KEY and SEARCH_KEY from the environment or key files."""
+    db_dir = database_dir(config.SQLALCHEMY_DATABASE_URI)
+    config.KEY_DIR = None
+    config.SECRET_KEY = _key_setting("SECRET_KEY", db_dir)
+    config.BACKUP_KEY = _key_setting("BACKUP_KEY", db_dir)
+    config.SEARCH_KEY = _key_setting("SEARCH_KEY", db_dir)
+    config.DATA_KEY, config.DATA_KEY_VERSION, config.DATA_KEYS_OLD = None, 1, {}
+    data = _key_setting("DATA_KEY", db_dir)
+    if data:
+        variable = "HOMECOMING_DATA_KEY_FILE" if _env("DATA_KEY_FILE") else "HOMECOMING_DATA_KEY"
+        _install_data_keys(config, data, variable)
+
+
+def development_key_dir(db_dir: Path | None) -> Path:
+    """HOMECOMING_KEY_DIR, else $XDG_CONFIG_HOME/homecoming (~/.config/homecoming); never the data's."""
+    chosen = _env("KEY_DIR")
+    if chosen:
+        path, variable = Path(chosen).expanduser(), "HOMECOMING_KEY_DIR"
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+        path, variable = Path(base).expanduser() / "homecoming", "the default key folder"
+    if db_dir is not None and _within(path, db_dir):
+        raise ValueError(f"{variable} ({path}) is the database's folder or inside it ({db_dir}); whoever "
+                         "copies the data would get the keys with it. Set HOMECOMING_KEY_DIR elsewhere.")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ValueError(f"{variable} ({path}) is open to group or others (mode {mode:04o}); "
+                         f"run: chmod 700 {path}")
+    return path.resolve()
+
+
+def read_development_keys(config) -> None:
+    """Keys missing from the environment come from the development key folder, created on first start."""
+    db_dir = database_dir(config.SQLALCHEMY_DATABASE_URI)
+    missing = [name for name in KEY_FILES if not getattr(config, name)]
+    if not missing:
+        return
+    config.KEY_DIR = development_key_dir(db_dir)
+    for name in missing:
+        path = _create_key_file(config.KEY_DIR / KEY_FILES[name])
+        text = read_key_file(path, f"{name} in {config.KEY_DIR}", db_dir)
+        if name == "DATA_KEY":
+            _install_data_keys(config, text, str(path))
+        else:
+            setattr(config, name, text)
+
+
+def _create_key_file(path: Path) -> Path:
     import base64
     import secrets
 
-    path = INSTANCE_DIR / filename
-    if not path.exists():
-        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-        # Created readable by the owner only from the first byte (write-then-chmod left a window), and
-        # never overwritten: O_EXCL fails if another process made it first.
+    if path.exists():
+        return path
+    # Before issue 8 the keys sat in instance/ beside the database: move such a key (the data it
+    # encrypts needs it) rather than make a new one, and leave no copy with the data.
+    legacy = INSTANCE_DIR / path.name
+    content = legacy.read_text().strip() if legacy.exists() else base64.urlsafe_b64encode(
+        secrets.token_bytes(32)).decode()
+    # Created readable by the owner only from the first byte (write-then-chmod left a window), and
+    # never overwritten: O_EXCL fails if another process made it first.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as out:
+        out.write(content + "\n")
+    if legacy.exists():
+        legacy.unlink()
+    return path
+
+
+def private_sqlite_file(url: str | None) -> None:
+    """Create a SQLite database file readable by its owner only, before the engine first opens it, and
+    tighten one left open by an older version. SQLite gives its -wal and -shm files the database file's
+    mode, so they follow."""
+    db_dir = database_dir(url)
+    if db_dir is None:
+        return
+    from sqlalchemy.engine import make_url
+
+    path = Path(make_url(url).database).expanduser().resolve()
+    if not db_dir.is_dir():
+        return  # SQLite will say the database cannot be opened; creating folders is not ours to do
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-    return path.read_text().strip()
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except OSError:
+            pass  # absent, or not ours to change: the database file's own mode is what protects it

@@ -7,7 +7,7 @@ from flask_migrate import Migrate
 from sqlalchemy import TypeDecorator, event
 
 import models
-from config import Config, load_config
+from config import Config, load_config, private_sqlite_file
 from models import crypto, db, districts, search
 
 migrate = Migrate()
@@ -34,9 +34,11 @@ def register_config(app: Flask, config) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    crypto.configure(app.config["DATA_KEY"])
+    crypto.configure(app.config["DATA_KEY"], app.config.get("DATA_KEY_VERSION", 1),
+                     app.config.get("DATA_KEYS_OLD"))
     districts.configure(app.config.get("DISTRICTS"))
     search.configure(app.config["SEARCH_KEY"])
+    private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])  # 0600 before the engine first opens it
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
                      render_item=_render_type)

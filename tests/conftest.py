@@ -105,3 +105,18 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def key_dir_for_tests(tmp_path_factory):
+    """Development-config runs inside the suite (and the servers it starts) make their keys here, never
+    in the tester's own ~/.config/homecoming."""
+    path = tmp_path_factory.mktemp("keys")
+    path.chmod(0o700)
+    previous = os.environ.get("HOMECOMING_KEY_DIR")
+    os.environ["HOMECOMING_KEY_DIR"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("HOMECOMING_KEY_DIR", None)
+    else:
+        os.environ["HOMECOMING_KEY_DIR"] = previous

@@ -28,3 +28,10 @@ def register_commands(app):
     from server.cli import search
 
     app.cli.add_command(search.search)
+    from server.cli import keys
+
+    app.cli.add_command(keys.keys)
+
+    from server.cli import backup
+
+    app.cli.add_command(backup.backup)

@@ -25,6 +25,16 @@ def ensure_admin() -> str | None:
     return password
 
 
+def print_key_locations(config) -> None:
+    where = config.get("KEY_DIR")
+    if where:
+        click.secho(f"Keys are in {where} (data.key, secret.key, backup.key).", fg="yellow")
+    else:
+        click.secho("Keys come from the environment or HOMECOMING_*_KEY_FILE.", fg="yellow")
+    click.secho("Never copy the keys with the data or a backup: with them, a copy reveals every name. "
+                "Keep a copy of the keys apart, offline (docs/operations.md).", fg="yellow")
+
+
 @click.command(help="Migrate, then serve on 127.0.0.1 (the single-process embedded setup).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -34,6 +44,8 @@ def ensure_admin() -> str | None:
 def serve(host, port, demo):
     from waitress import serve as waitress_serve
 
+    # Whatever this process creates (the database, its -wal and -shm, exports) is the owner's alone.
+    os.umask(0o077)
     upgrade()
     password = ensure_admin()
     db.session.commit()
@@ -53,6 +65,7 @@ def serve(host, port, demo):
             for username, pw in passwords.items():
                 click.secho(f"  demo login: {username} / {pw}", fg="cyan")
     app = current_app._get_current_object()
+    print_key_locations(app.config)
     click.echo(f"Serving Homecoming on http://{host}:{port}  (database: {db.engine.url.render_as_string()})")
     from server.scheduler import start_in_process
 
