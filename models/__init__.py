@@ -6,7 +6,7 @@ Importing this package registers every model on ``db.metadata``. Nothing here im
 
 from models import changes  # noqa: F401  (registers the change-sequence flush hook)
 from models.accounts import Device, User
-from models.audit import AuditEvent, audit
+from models.audit import AuditEvent, AuditEventChild, audit
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
 from models.changes import ChangeCounter, ScopeChange
@@ -22,6 +22,6 @@ from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
 
 __all__ = [
-    "Actor", "Alert", "Assessment", "AuditEvent", "ChangeCounter", "Child", "ChildSearchToken", "Consent", "Device", "ENTITIES",
+    "Actor", "Alert", "Assessment", "AuditEvent", "AuditEventChild", "ChangeCounter", "Child", "ChildSearchToken", "Consent", "Device", "ENTITIES",
     "Followup", "RecordHistory", "ScopeChange", "Service", "StageTransition", "User", "audit", "db", "utcnow",
 ]

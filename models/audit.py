@@ -1,10 +1,14 @@
 """The append-only audit log (DESIGN §7): who read or changed which child, logins, exports, devices,
-sync batches. Details hold counts and identifiers, never a child's personal values."""
+sync batches. Details hold counts and identifiers, never a child's personal values.
+
+An event about one child names it in ``child_id``. An event about many (a list page, a pull page, an
+export, a sync batch) stores their ids in ``audit_event_child``, one row each, written with one
+executemany: "who has seen this child" is then one indexed query however large the page was."""
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, event
+from sqlalchemy import JSON, ForeignKey, String, event, insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import BigIntKey, UTCDateTime, db, utcnow
@@ -24,8 +28,24 @@ class AuditEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
 
 
-def audit(action: str, *, actor=None, device=None, child_id=None, target=None, ip=None, **details):
-    """Add an audit event to the current session (committed with the work it describes)."""
+class AuditEventChild(db.Model):
+    """A child an audit event showed or changed, when the event concerns several."""
+
+    __tablename__ = "audit_event_child"
+
+    event_id: Mapped[int] = mapped_column(BigIntKey, ForeignKey("audit_event.id"), primary_key=True)
+    child_id: Mapped[uuid.UUID] = mapped_column(primary_key=True, index=True)
+
+
+def audit(action: str, *, actor=None, device=None, child_id=None, target=None, ip=None, children=None,
+          **details):
+    """Add an audit event to the current session (committed with the work it describes).
+
+    ``children``: the ids of the children a response showed or a batch changed; their count goes in
+    the details and the ids in ``audit_event_child``."""
+    ids = sorted({uuid.UUID(str(c)) for c in children}) if children is not None else []
+    if children is not None:
+        details["children"] = len(ids)
     event_ = AuditEvent(
         action=action,
         actor_id=getattr(actor, "id", actor),
@@ -36,10 +56,15 @@ def audit(action: str, *, actor=None, device=None, child_id=None, target=None, i
         ip=ip,
     )
     db.session.add(event_)
+    if ids:
+        db.session.flush()  # the event's id
+        db.session.execute(insert(AuditEventChild), [{"event_id": event_.id, "child_id": c} for c in ids])
     return event_
 
 
 @event.listens_for(AuditEvent, "before_update")
 @event.listens_for(AuditEvent, "before_delete")
+@event.listens_for(AuditEventChild, "before_update")
+@event.listens_for(AuditEventChild, "before_delete")
 def _append_only(mapper, connection, target):
     raise RuntimeError("the audit log is append-only")

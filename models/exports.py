@@ -70,9 +70,10 @@ IDENTIFIED_COLUMNS = (
 )
 
 
-def identified_rows(period: Period) -> Iterator[tuple]:
-    """The children counted by any indicator in the period, one line each, with a yes/no per
-    indicator. Set-based: one query per indicator for the ids, then the children in batches."""
+def identified_children(period: Period) -> tuple[dict, dict]:
+    """The children an identified export of the period holds: {child id: indicator keys} and
+    {child id: closure reason}. Worked out before the export streams, so its audit can name them.
+    Set-based: one query per indicator for the ids, then the live ones in batches."""
     counted: dict = {}
     for key, (_, ids) in CHILD_INDICATORS.items():
         for (child_id,) in db.session.execute(ids(period)):
@@ -84,7 +85,15 @@ def identified_rows(period: Period) -> Iterator[tuple]:
     ).all())
     for child_id in closures:
         counted.setdefault(child_id, set()).add("closed")
+    ids, live = list(counted), set()
+    for i in range(0, len(ids), 500):
+        live.update(db.session.execute(
+            select(Child.id).where(Child.id.in_(ids[i:i + 500]), Child.deleted_at.is_(None))).scalars())
+    return {k: v for k, v in counted.items() if k in live}, closures
 
+
+def identified_rows(period: Period, counted: dict, closures: dict) -> Iterator[tuple]:
+    """One line for each child of ``identified_children``, with a yes/no per indicator."""
     indicator_keys = [*CHILD_INDICATORS, "closed"]
     yield (*(name for name, _ in IDENTIFIED_COLUMNS), *indicator_keys)
     ids = list(counted)
@@ -92,7 +101,7 @@ def identified_rows(period: Period) -> Iterator[tuple]:
     wanted = [getattr(Child, attr) for _, attr in IDENTIFIED_COLUMNS if attr]
     for i in range(0, len(ids), 500):
         batch = db.session.execute(
-            select(Child.id, age_band(period.end.year).label("band"), *wanted).where(Child.id.in_(ids[i:i + 500]), Child.deleted_at.is_(None))
+            select(Child.id, age_band(period.end.year).label("band"), *wanted).where(Child.id.in_(ids[i:i + 500]))
             .order_by(Child.case_code)
         ).mappings()
         for child in batch:

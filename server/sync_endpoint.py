@@ -11,7 +11,7 @@ import zlib
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
-from models import db, utcnow
+from models import audit, db, utcnow
 from models.planning import after_changes
 from server.auth import bearer_token
 from server.errors import ApiError, error_response
@@ -19,7 +19,7 @@ from server.whole_numbers import whole_number
 from sync.devices import DeviceAuthError, authenticate_device
 from sync.envelope import load_envelope
 from sync.errors import SyncError
-from sync.pull import decode_cursor, encode_changes, encode_cursor, pull
+from sync.pull import decode_cursor, encode_changes, encode_cursor, noting_children, pull
 from sync.push import ingest
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
@@ -132,10 +132,17 @@ def pull_changes():
     tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
                        "server_time": utcnow().isoformat()})
 
+    shown, user_id, device_id = set(), device.user_id, device.id
+
     def body():
-        yield '{"changes":['
-        yield from encode_changes(page.changes)
-        yield "]," + tail[1:]
+        try:
+            yield '{"changes":['
+            yield from encode_changes(noting_children(page.changes, shown))
+            yield "]," + tail[1:]
+        finally:
+            # One audit row per page with the children it carried (as far as it was sent).
+            audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper)
+            db.session.commit()
 
     chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())
     response = Response(stream_with_context(chunks), mimetype="application/json")

@@ -265,6 +265,16 @@ ENCODE_GROUP = 100
 _encoder = json.JSONEncoder(separators=(",", ":"))
 
 
+def noting_children(changes: Iterator[dict], shown: set) -> Iterator[dict]:
+    """Pass the changes through, adding to ``shown`` the child each upsert carries (for the audit)."""
+    for change in changes:
+        if change["op"] == "upsert":
+            child_id = change["id"] if change["entity"] == "child" else change["data"].get("child_id")
+            if child_id:
+                shown.add(child_id)
+        yield change
+
+
 def encode_changes(changes: Iterator[dict]) -> Iterator[str]:
     """JSON text of the changes, comma-separated, a group of changes at a time."""
     first = True
@@ -285,4 +295,4 @@ def _groups(changes: Iterator[dict]) -> Iterator[list]:
         yield group
 
 
-__all__ = ["Page", "decode_cursor", "encode_cursor", "encode_changes", "pull"]
+__all__ = ["Page", "decode_cursor", "encode_cursor", "encode_changes", "noting_children", "pull"]

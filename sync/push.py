@@ -155,7 +155,8 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     batch.results = results
     batch.applied, batch.duplicates = counts["applied"], counts["duplicate"]
     batch.conflicts, batch.rejected = counts["conflict"], counts["rejected"]
-    audit("sync.push", actor=device.user_id, device=device.id, target=batch_id,
+    # The children the batch changed, one row each: the trail of every create and edit from devices.
+    audit("sync.push", actor=device.user_id, device=device.id, target=batch_id, children=state.child_ids,
           mutations=len(mutations), **counts)
     session.flush()
     return PushOutcome(results=results, child_ids=state.child_ids, counts=counts)

@@ -42,7 +42,7 @@ def test_make_run_config_puts_no_key_in_the_data_folder(fresh_clone):
     instance = settings.INSTANCE_DIR
     key_dir = fresh_clone / "xdg" / "homecoming"
     assert config.KEY_DIR == key_dir.resolve()
-    assert sorted(p.name for p in key_dir.iterdir()) == ["backup.key", "data.key", "secret.key"]
+    assert sorted(p.name for p in key_dir.iterdir()) == ["backup.key", "data.key", "search.key", "secret.key"]
     assert mode(key_dir) == 0o700 and all(mode(p) == 0o600 for p in key_dir.iterdir())
     assert config.DATA_KEY == (key_dir / "data.key").read_text().strip()
     app = create_app(config)
@@ -93,6 +93,7 @@ def production(fresh_clone, monkeypatch):
     data_dir.mkdir()
     monkeypatch.setenv("HOMECOMING_DATABASE_URL", f"sqlite:///{data_dir / 'homecoming.sqlite'}")
     monkeypatch.setenv("HOMECOMING_SECRET_KEY", "s" * 40)
+    monkeypatch.setenv("HOMECOMING_SEARCH_KEY", "dGVzdC1zZWFyY2gta2V5LXRlc3Qtc2VhcmNoLWtleTA=")
     return data_dir
 
 

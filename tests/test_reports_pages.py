@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from models import Actor, AuditEvent, db
+from models import Actor, AuditEvent, AuditEventChild, db
 from models.children import Child
 from models.exports import spreadsheet_safe
 from models.sensitivity import RESTRICTED, fields_of
@@ -165,7 +165,12 @@ def test_identified_export_needs_a_manager_and_csrf_and_is_audited(client, data)
     assert by_name["Visible5"][header.index("registered")] == "no"
     events = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "export.identified")).scalars().all()
     assert len(events) == 1 and events[0].actor_id == data["manager"].id
-    assert events[0].details == {"start": "2025-01-01", "end": "2025-12-31"}
+    assert events[0].details == {"start": "2025-01-01", "end": "2025-12-31", "children": 9}
+    # The audit names the children the export held, exactly those.
+    held = db.session.execute(db.select(AuditEventChild.child_id).where(
+        AuditEventChild.event_id == events[0].id)).scalars().all()
+    codes = db.session.execute(db.select(Child.case_code).where(Child.id.in_(held))).scalars().all()
+    assert sorted(codes) == sorted(line[header.index("case_code")] for line in lines)
 
 
 def test_identified_export_cells_cannot_run_as_formulas(client, data):

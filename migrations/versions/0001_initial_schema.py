@@ -396,6 +396,15 @@ def upgrade():
         batch_op.create_index('ix_alert_recipient_status', ['recipient_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_alert_seq'), ['seq'], unique=False)
 
+    op.create_table('audit_event_child',
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['event_id'], ['audit_event.id'], name=op.f('fk_audit_event_child_event_id_audit_event')),
+    sa.PrimaryKeyConstraint('event_id', 'child_id', name=op.f('pk_audit_event_child'))
+    )
+    with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_event_child_child_id'), ['child_id'], unique=False)
+
     op.create_table('mutation_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('mutation_id', sa.Uuid(), nullable=False),
@@ -453,6 +462,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_mutation_log_batch_id'))
 
     op.drop_table('mutation_log')
+    with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_event_child_child_id'))
+
+    op.drop_table('audit_event_child')
     with op.batch_alter_table('alert', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_alert_seq'))
         batch_op.drop_index('ix_alert_recipient_status')

@@ -62,7 +62,10 @@ def list_children(query):
     rows = db.session.execute(
         stmt.order_by(Child.case_code).limit(per_page).offset((page - 1) * per_page)
     ).scalars().all()
-    return {"items": [dump_record(c) for c in rows], "total": total, "page": page, "per_page": per_page}
+    body = {"items": [dump_record(c) for c in rows], "total": total, "page": page, "per_page": per_page}
+    audit("child.list", actor=g.user, children=[c.id for c in rows], ip=request.remote_addr)
+    db.session.commit()
+    return body
 
 
 @blp.post("")
@@ -125,6 +128,8 @@ def list_transitions(child_id):
         db.select(StageTransition).where(StageTransition.child_id == child.id)
         .order_by(StageTransition.occurred_on, StageTransition.created_at)
     ).scalars().all()
+    audit("stage_transition.list", actor=g.user, child_id=child.id, ip=request.remote_addr)
+    db.session.commit()
     return {"items": [dump_record(t) for t in rows]}
 
 

@@ -64,14 +64,19 @@ def _load(conflict_id):
 @require_user(*RESOLVERS)
 def list_open(query):
     rows = list_conflicts(g.user, child_id=query.get("child_id"))
-    return {"items": [conflict_body(c, values=False) for c in rows]}
+    body = {"items": [conflict_body(c, values=False) for c in rows]}
+    audit("conflict.list", actor=g.user, children=[c.child_id for c in rows])
+    db.session.commit()
+    return body
 
 
 @blp.get("/<uuid:conflict_id>")
 @require_user(*RESOLVERS)
 def read(conflict_id):
-    body = conflict_body(_load(conflict_id), values=True)
-    db.session.commit()  # the audit of a restricted read
+    conflict = _load(conflict_id)
+    body = conflict_body(conflict, values=True)
+    audit("conflict.read", actor=g.user, child_id=conflict.child_id, target=conflict.id)
+    db.session.commit()
     return body
 
 

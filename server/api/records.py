@@ -2,7 +2,9 @@
 edit or delete each by id. Follow-up outcomes (a visit done, missed) are edits of the follow-up."""
 
 
-from models import db
+from flask import g, request
+
+from models import audit, db
 from models.access import CHILD_READERS
 from models.records import ENTITIES, create_record, delete_record, update_record
 from models.schemas import api_schema, dump_record
@@ -37,6 +39,8 @@ def _register(collection: str, entity: str) -> None:
             db.select(model).where(model.child_id == child.id, model.deleted_at.is_(None))
             .order_by(order, model.created_at)
         ).scalars().all()
+        audit(f"{entity}.list", actor=g.user, child_id=child.id, ip=request.remote_addr)
+        db.session.commit()
         return {"items": [dump_record(r) for r in rows]}
 
     @blp.post(f"/children/<uuid:child_id>/{collection}", endpoint=f"create_{collection}")
@@ -45,6 +49,7 @@ def _register(collection: str, entity: str) -> None:
     def create(data, child_id):
         child = load_child(child_id)
         record = create_record(entity, {**data, "child_id": child.id}, api_actor())
+        audit(f"{entity}.create", actor=g.user, child_id=child.id, target=record.id, ip=request.remote_addr)
         body = dump_record(record)
         commit_and_plan(child.id)
         return with_etag(body, 201)
@@ -56,6 +61,8 @@ def _register(collection: str, entity: str) -> None:
         record = load_child_record(model, record_id, entity)
         require_version(record)
         update_record(record, data, api_actor())
+        audit(f"{entity}.update", actor=g.user, child_id=record.child_id, target=record.id, fields=sorted(data),
+              ip=request.remote_addr)
         body = dump_record(record)
         commit_and_plan(record.child_id)
         return with_etag(body)
@@ -66,13 +73,18 @@ def _register(collection: str, entity: str) -> None:
         record = load_child_record(model, record_id, entity)
         require_version(record)
         delete_record(record, api_actor())
+        audit(f"{entity}.delete", actor=g.user, child_id=record.child_id, target=record.id, ip=request.remote_addr)
         commit_and_plan(record.child_id)
         return "", 204
 
     @blp.get(f"/{collection}/<uuid:record_id>", endpoint=f"read_{collection}")
     @require_user(*CHILD_READERS)
     def read(record_id):
-        return with_etag(dump_record(load_child_record(model, record_id, entity)))
+        record = load_child_record(model, record_id, entity)
+        audit(f"{entity}.read", actor=g.user, child_id=record.child_id, target=record.id, ip=request.remote_addr)
+        body = dump_record(record)
+        db.session.commit()
+        return with_etag(body)
 
 
 for _collection, _entity in COLLECTIONS.items():

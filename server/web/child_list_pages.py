@@ -7,7 +7,7 @@ caseworker comes from a join, so a page is two queries whatever its size.
 from flask import g, request
 from sqlalchemy import and_
 
-from models import Child, User, db, utcnow
+from models import Child, User, audit, db, utcnow
 from models.access import child_scope
 from models.age_bands import AGE_BAND_LABELS, AGE_BANDS, age_band_condition
 from models.lifecycle import PHASES, STAGES
@@ -84,10 +84,13 @@ def children():
     stmt = db.select(*columns).outerjoin(User, User.id == Child.caseworker_id).where(where).order_by(*SORTS[sort])
     count = db.select(db.func.count()).select_from(Child).where(where)
     page = paginate(stmt, "web.children", count_stmt=count, window=window)
-    return render(
+    html = render(
         "children.html", title="Children", page=page, filters=filters, sort=sort, sort_labels=SORT_LABELS,
         choices=filter_choices(g.user), age_band_labels=AGE_BAND_LABELS, year=utcnow().year,
     )
+    audit("child.list", actor=g.user, children=[row.id for row in page.items], via="web", ip=request.remote_addr)
+    db.session.commit()
+    return html
 
 
 def filter_choices(user) -> dict:

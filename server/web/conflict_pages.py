@@ -62,7 +62,8 @@ def conflict_page(conflict, child, status=200, errors=None):
     device = db.session.get(Device, conflict.device_id) if conflict.device_id else None
     page = render("conflict.html", status, title=f"Conflict on {child.case_code}", conflict=conflict,
                   child=child, device=device, hidden=fields_hidden_from(g.user, conflict), errors=errors or {})
-    db.session.commit()  # the audit of a restricted read
+    audit("conflict.read", actor=g.user, child_id=child.id, target=conflict.id, via="web", ip=request.remote_addr)
+    db.session.commit()
     return page
 
 

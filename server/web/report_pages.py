@@ -12,7 +12,7 @@ from flask import Response, g, request, stream_with_context
 from markupsafe import Markup
 
 from models import audit, db, utcnow
-from models.exports import csv_lines, deidentified_rows, identified_rows
+from models.exports import csv_lines, deidentified_rows, identified_children, identified_rows
 from models.indicators import Period
 from models.reporting import AGE_COLUMNS, SEX_COLUMNS, Report, build_report
 from server.web import bp
@@ -129,7 +129,9 @@ def export_cases():
     period, errors, values = parse_period(request.form)
     if errors:
         return render("reports.html", 400, title="Reports", report=None, errors=errors, values=values)
-    audit("export.identified", actor=g.user, ip=request.remote_addr,
+    counted, closures = identified_children(period)
+    audit("export.identified", actor=g.user, ip=request.remote_addr, children=counted,
           start=period.start.isoformat(), end=period.end.isoformat())
     db.session.commit()
-    return _csv_response(stream_with_context(csv_lines(identified_rows(period))), _filename(period, "cases"))
+    rows = identified_rows(period, counted, closures)
+    return _csv_response(stream_with_context(csv_lines(rows)), _filename(period, "cases"))
