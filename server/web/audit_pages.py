@@ -1,11 +1,16 @@
-"""The audit log (admin): filter by action, person, child case code and dates; newest first."""
+"""The audit log: filter by action, person, child case code and dates; newest first.
+
+Duties are kept apart (DESIGN §7): managers read the trail of access to children (every event that
+names a child, one or many, and exports), admins the rest (sign-ins, accounts, devices, keys,
+backups). Neither reads the other's half, so an admin's own account changes are seen by admins and
+a manager's reads of children by the other managers."""
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import request
-from sqlalchemy import and_, true
+from flask import g, request
+from sqlalchemy import and_, exists, or_, true
 
-from models import AuditEvent, Child, User, db
+from models import AuditEvent, AuditEventChild, Child, User, db
 from models.children import normalise_case_code
 from server.web import bp
 from server.web.paging import paginate
@@ -20,11 +25,18 @@ def _day(text):
         return None
 
 
+def about_children():
+    """Events about children: naming one, naming several, or an export of them."""
+    return or_(AuditEvent.child_id.is_not(None),
+               exists().where(AuditEventChild.event_id == AuditEvent.id),
+               AuditEvent.action.startswith("export."), AuditEvent.action.startswith("retention"))
+
+
 @bp.get("/audit")
-@login_required("admin")
+@login_required("admin", "manager")
 def audit_log():
     args = request.args
-    conditions = []
+    conditions = [about_children() if g.user.role == "manager" else ~about_children()]
     action = (args.get("action") or "").strip()[:40]
     username = (args.get("user") or "").strip()[:64]
     case_code = (args.get("case_code") or "").strip()[:20]
@@ -35,8 +47,9 @@ def audit_log():
     if username:
         conditions.append(AuditEvent.actor_id == db.select(User.id).where(User.username == username).scalar_subquery())
     if case_code:
-        conditions.append(AuditEvent.child_id == db.select(Child.id).where(
-            Child.case_code == normalise_case_code(case_code)).scalar_subquery())
+        child_id = db.select(Child.id).where(Child.case_code == normalise_case_code(case_code)).scalar_subquery()
+        conditions.append(or_(AuditEvent.child_id == child_id, exists().where(
+            AuditEventChild.event_id == AuditEvent.id, AuditEventChild.child_id == child_id)))
     if since:
         conditions.append(AuditEvent.at >= datetime.combine(since, time.min, tzinfo=UTC))
     if until and until < date.max:  # the day after 9999-12-31 does not exist; nothing is later anyway
@@ -47,7 +60,8 @@ def audit_log():
             .outerjoin(Child, Child.id == AuditEvent.child_id)
             .where(and_(true(), *conditions)).order_by(AuditEvent.id.desc()))
     count = db.select(db.func.count()).select_from(AuditEvent).where(and_(true(), *conditions))
-    actions = db.session.execute(db.select(AuditEvent.action).distinct().order_by(AuditEvent.action)).scalars().all()
+    actions = db.session.execute(db.select(AuditEvent.action).where(conditions[0]).distinct()
+                                 .order_by(AuditEvent.action)).scalars().all()
     return render("audit.html", title="Audit log", page=paginate(stmt, "web.audit_log", count_stmt=count),
                   action=action, username=username, case_code=case_code, since=since, until=until,
                   actions=actions)

@@ -23,7 +23,7 @@ NAV = (
     ("web.devices", "Devices", ("manager", "admin")),
     ("web.users", "Users", ("admin",)),
     ("web.reports", "Reports", ("manager", "analyst")),
-    ("web.audit_log", "Audit log", ("admin",)),
+    ("web.audit_log", "Audit log", ("admin", "manager")),
 )
 
 
