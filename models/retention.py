@@ -217,9 +217,10 @@ def run(today: date, days: int, *, batch_size: int = 200, dry_run: bool = False,
             break
         counts = deidentify([row.id for row in batch])
         codes = [row.case_code for row in batch]
+        # The batch's children go in audit_event_child (their count in details["children"]).
         audit("retention_deidentified", actor=actor, target=f"{len(codes)} children",
-              case_codes=codes, child_ids=[str(row.id) for row in batch], retention_days=days,
-              **counts.as_dict())
+              children=[row.id for row in batch], case_codes=codes, retention_days=days,
+              **{k: v for k, v in counts.as_dict().items() if k != "children"})
         db.session.commit()
         result.case_codes += codes
         result.counts.add(counts)

@@ -80,7 +80,7 @@ PAGES = ("/", "/children", "/followups", "/alerts", "/conflicts", "/approvals", 
 # Expected status per role (the dashboard redirects admins and analysts to their own pages).
 ALLOWED = {
     "manager": {"/": 200, "/children": 200, "/followups": 200, "/alerts": 200, "/conflicts": 200,
-                "/approvals": 200, "/devices": 200, "/users": 403, "/audit": 403},
+                "/approvals": 200, "/devices": 200, "/users": 403, "/audit": 200},
     "cw": {"/": 200, "/children": 200, "/followups": 200, "/alerts": 200, "/conflicts": 200,
            "/approvals": 403, "/devices": 403, "/users": 403, "/audit": 403},
     "admin": {"/": 302, "/children": 403, "/followups": 403, "/alerts": 403, "/conflicts": 403,
@@ -394,11 +394,15 @@ def test_users_create_role_disable_and_reset(app, world):
 def test_audit_log_filters(app, world):
     manager = as_role(app, "manager")
     manager.get(f"/children/{world['mine']}")
-    admin = as_role(app, "admin")
-    page = text(admin.get(f"/audit?action=child&case_code={world['mine_code']}"))
+    # Another manager reads the trail of children; an admin, who sees no child, does not.
+    colleague = as_role(app, "manager")
+    page = text(colleague.get(f"/audit?action=child&case_code={world['mine_code']}"))
     assert "child.read" in page and "w.manager" in page and "login" not in page.split("<tbody>")[1]
-    assert "No events match." in text(admin.get("/audit?user=nobody"))
-    assert admin.get("/audit?since=not-a-date").status_code == 200
+    assert "No events match." in text(colleague.get("/audit?user=nobody"))
+    assert colleague.get("/audit?since=not-a-date").status_code == 200
+    admin = as_role(app, "admin")
+    assert "child.read" not in text(admin.get(f"/audit?case_code={world['mine_code']}")).split("<tbody>")[1]
+    assert "login" in text(admin.get("/audit?action=login")).split("<tbody>")[1]
 
 
 def test_followups_due_and_overdue(app, world):
