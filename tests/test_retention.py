@@ -114,7 +114,8 @@ def test_a_closed_case_is_de_identified_and_the_indicators_do_not_move(ctx):
             assert all(getattr(record, name) is None for name in ERASED[model])
     assert db.session.execute(select(Followup.concerns).where(Followup.child_id == old_id)).scalar() == [
         "re_recruitment"]
-    history = db.session.execute(select(RecordHistory).where(RecordHistory.child_id == old_id)).scalars().all()
+    history = db.session.execute(select(RecordHistory).where(RecordHistory.child_id == old_id)
+                              .order_by(RecordHistory.id)).scalars().all()
     assert history and all(h.values == {} for h in history)
     assert history[-1].version == old_version + 1 and "given_name" in history[-1].fields
     conflict = db.session.execute(select(Conflict)).scalar_one()
