@@ -3,7 +3,7 @@ write on every path names the child it changed (finding 2 of issue 8). Managers 
 admins read sign-ins, accounts and devices. All names are fictional."""
 
 from models import Actor, AuditEvent, AuditEventChild, Child, db
-from tests.factories import make_child, make_user, token_for
+from tests.factories import make_child, make_user, token_for, walk
 from tests.sync_server_helpers import child_fields, mutation, new_id, people_and_phones, user_named
 from tests.web_client import post, sign_in
 
@@ -92,3 +92,20 @@ def test_managers_read_the_trail_of_children_and_admins_the_rest(app, client):
     page = client.get("/audit").get_data(as_text=True)
     body = page.split("<tbody>")[1]
     assert "login" in body and "child.list" not in body
+
+
+def test_the_approvals_page_names_the_children_whose_closure_it_shows(app, client):
+    with app.app_context():
+        manager = make_user("manager", username="audit.manager")
+        cw = make_user("caseworker", username="audit.cw")
+        boss = Actor(user=manager, source="web")
+        child = make_child(cw, boss)
+        walk(child, ["registered", "assessed", "reunified", "follow_up", "closure_pending"], boss,
+             reason="Fictional reason, early closure.")
+        child_id = child.id
+        db.session.commit()
+    sign_in(client, "audit.manager")
+    assert client.get("/approvals").status_code == 200
+    with app.app_context():
+        [shown] = events("closure.list")
+        assert children_of(shown) == {child_id}

@@ -48,8 +48,14 @@ def pending_page():
 @bp.get("/approvals")
 @login_required("manager")
 def approvals(errors=None, form=None, status=200):
-    return render("approvals.html", status, title="Approvals", page=pending_page(), reasons=CLOSURE_REASONS,
+    page = pending_page()
+    html = render("approvals.html", status, title="Approvals", page=page, reasons=CLOSURE_REASONS,
                   today=today(), errors=errors or {}, form=form or {})
+    # The proposals' free-text reasons are personal values: the page is audited like a list.
+    audit("closure.list", actor=g.user, children=[row["id"] for row in page.items], via="web",
+          ip=request.remote_addr)
+    db.session.commit()
+    return html
 
 
 @bp.post("/approvals/<child_id>")
