@@ -89,6 +89,9 @@ def register_blueprints(app: Flask) -> None:
     from server.web import register_web
 
     register_web(app)
+    from server.field_app import bp as field_app
+
+    app.register_blueprint(field_app)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -93,6 +93,10 @@ MATRIX = {
     ("GET", "/devices"): (LOGIN, 200, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/devices"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/devices/<device_id>/revoke"): (LOGIN, 302, 302, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/field/"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/field/<path:asset>"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/field/sw.js"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/field/vocab.json"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/followups"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/followups/<followup_id>/outcome"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("GET", "/grants"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
@@ -114,7 +118,7 @@ MATRIX = {
 PARAMS = {
     "child_id": "mine", "record_id": None, "alert_id": "alert", "conflict_id": "conflict",
     "device_id": "spare_device", "user_id": "spare_user", "grant_id": "grant", "followup_id": "visit",
-    "filename": "style.css", "action": "enable", "decision": "refuse",
+    "filename": "style.css", "asset": "index.html", "action": "enable", "decision": "refuse",
 }
 ACTION_OF = {"/alerts/<alert_id>/<action>": "acknowledge"}
 # Form fields that keep a permitted web action from changing what later requests see.
