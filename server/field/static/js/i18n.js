@@ -47,7 +47,7 @@ export function language() {
   return current;
 }
 
-// t('visits.overdue_by', {days: 3}): "{days}" placeholders are filled; a key with ".one"/".other"
+// t('day.due_on', {date: '…'}): "{days}" placeholders are filled; a key with ".one"/".other"
 // variants picks one with Intl.PluralRules when the params hold a "count".
 export function t(key, params = {}) {
   let chosen = key;

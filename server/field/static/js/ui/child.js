@@ -35,7 +35,7 @@ function messages(ctx, childId, entries) {
           }
         }}, t(message.kind === 'conflict' ? 'message.understood' : 'message.dismiss')));
       }
-      blocks.push(h('li', {}, h('p', {class: 'meta'}, term('entity', entity)), messageBlock(message, actions)));
+      blocks.push(h('li', {}, h('p', {class: 'meta'}, t(`entity.${entity}`)), messageBlock(message, actions)));
     }
   }
   return blocks.length ? h('section', {class: 'attention'}, h('h2', {}, t('child.attention')),

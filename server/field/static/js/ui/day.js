@@ -54,7 +54,8 @@ export async function dayView(ctx) {
   const day = await engine.today(today);
   const children = new Map((await engine.children()).map((c) => [c.id, c]));
   return h('div', {},
-    h('h1', {tabindex: -1}, t('day.title'), h('span', {class: 'subtitle'}, formatDate(today))),
+    h('h1', {tabindex: -1}, t('day.title')),
+    h('p', {class: 'subtitle'}, formatDate(today)),
     section(t('day.alerts'), day.alerts.map((a) => alertItem(ctx, a, children.get(a.child_id))), t('day.no_alerts')),
     section(t('day.overdue'), day.overdue.map((f) => visitItem(f, today)), t('day.no_overdue')),
     section(t('day.today'), day.today.map((f) => visitItem(f, today)), t('day.no_today')));

@@ -1,4 +1,4 @@
-// DOM building without innerHTML: every value lands as a text node or an attribute, so a child's name
+// DOM building with no HTML parsing: every value lands as a text node or an attribute, so a child's name
 // such as "<script>" is shown, never run.
 let serial = 0;
 
