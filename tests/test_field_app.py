@@ -82,3 +82,333 @@ def test_the_shell_has_no_inline_script_or_style():
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     assert re.findall(r"<script[^>]*>", html) == ['<script type="module" src="js/app.js">']
     assert "style=" not in html and "<style" not in html and " on" not in re.sub(r"<meta[^>]*>", "", html).lower()
+
+
+# ---- The journeys, in Chromium against a real server ------------------------------------------------
+
+PIN = "482913"
+AXE = Path(__file__).resolve().parent / "browser" / "vendor" / "axe.min.js"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from tests.browser.field_site import chromium_available, start_field_site
+    from tests.conftest import need
+
+    need(chromium_available(), "apt-get install chromium")
+    site = start_field_site(tmp_path_factory.mktemp("field-ui"))
+    yield site
+    site.server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(site):
+    from tests.browser.field_site import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def phone(browser):
+    """A fresh phone; a dialog opening on it fails the test (a name like <script> must stay text)."""
+    from tests.browser.field_site import phone as new_phone
+
+    contexts, dialogs = [], []
+
+    def make(**options):
+        context = new_phone(browser, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        return context, page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert dialogs == [], f"a page opened a dialog: {dialogs}"
+
+
+def expect(locator):
+    import playwright.sync_api as playwright_api
+
+    return playwright_api.expect(locator)
+
+
+def heading(page, name):
+    return page.get_by_role("heading", level=1, name=name)
+
+
+def synced(page):
+    """Wait until the sync bar says the last sync succeeded with nothing left to send."""
+    line = page.locator(".sync-line")
+    expect(line).to_contain_text("Everything is sent", timeout=30_000)
+    expect(line).to_contain_text("last sync")
+    expect(line).not_to_contain_text("Syncing")
+
+
+def enrol(page, site):
+    page.goto(site.app_url)
+    expect(heading(page, "Set up this phone")).to_be_visible()
+    page.get_by_label("Enrolment code").fill(site.enrolment)
+    page.get_by_label("Choose a PIN").fill(PIN)
+    page.get_by_label("Type the PIN again").fill(PIN)
+    page.get_by_role("button", name="Set up this phone").click()
+    expect(heading(page, "Today")).to_be_visible()
+    synced(page)
+
+
+def unlock(page):
+    expect(heading(page, "Unlock")).to_be_visible()
+    page.get_by_label("PIN", exact=True).fill(PIN)
+    page.get_by_role("button", name="Unlock").click()
+
+
+def shot(page, name):
+    from tests.browser.live_site import screenshot
+
+    screenshot(page, f"field-{name}")
+
+
+def record_visit(page, *, seen=True, reason=None, wellbeing=None, concerns=()):
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Record")
+    page.get_by_text("Seen", exact=True).click() if seen else page.get_by_text("Not seen", exact=True).click()
+    if reason:
+        page.get_by_label("Why was the child not seen?").select_option(reason)
+    if wellbeing:
+        page.get_by_label("Wellbeing").select_option(wellbeing)
+    for concern in concerns:
+        page.get_by_label(concern).check()
+    page.get_by_role("button", name="Save the visit").click()
+
+
+def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
+    _, page = phone()
+    page.goto(site.app_url)
+    expect(heading(page, "Set up this phone")).to_be_visible()
+    shot(page, "enrol")
+    page.get_by_label("Enrolment code").fill(site.enrolment.replace(site.url, "http://elsewhere.example"))
+    page.get_by_label("Choose a PIN").fill(PIN)
+    page.get_by_label("Type the PIN again").fill(PIN)
+    page.get_by_role("button", name="Set up this phone").click()
+    expect(page.locator(".error-summary")).to_contain_text("another server")
+    page.goto(site.app_url)
+    enrol(page, site)
+    overdue = page.locator("section", has=page.get_by_role("heading", name="Overdue visits"))
+    expect(overdue).to_contain_text("Fictional Okwera")
+    expect(overdue).to_contain_text(site.codes["overdue"])
+    expect(overdue).to_contain_text("9 days overdue")
+    expect(page.locator("section", has=page.get_by_role("heading", name="Due today"))).to_contain_text("Fictional Achola")
+    alerts = page.locator("section", has=page.get_by_role("heading", name="Open alerts"))
+    expect(alerts).to_contain_text("Visit overdue")
+    expect(alerts).to_contain_text("Fictional Lakot")
+    expect(page.get_by_role("heading", level=1)).to_be_focused()
+    shot(page, "today")
+
+    # Search on decrypted data, by name and by case code; the child's page survives a reload (hash routing).
+    page.get_by_role("link", name="Caseload").click()
+    page.get_by_label("Search by name, case code or village").fill("okwe")
+    expect(page.locator(".cards li")).to_have_count(1)
+    page.get_by_label("Search by name, case code or village").fill(site.codes["due"])
+    expect(page.locator(".cards li")).to_have_count(1)
+    page.get_by_role("link", name="Fictional Achola").click()
+    expect(heading(page, "Fictional Achola")).to_be_visible()
+    assert page.url.endswith(f"#/child/{site.children['due']}")
+    expect(page.locator(".facts")).to_contain_text("follow-up")
+    page.reload()
+    unlock(page)
+    expect(heading(page, "Fictional Achola")).to_be_visible()
+    shot(page, "child")
+
+    # French from the catalogue; the choice survives a reload.
+    page.get_by_label("Language").select_option("fr")
+    expect(heading(page, "Fictional Achola")).to_be_visible()
+    expect(page.get_by_role("link", name="Noter une visite")).to_be_visible()
+    page.get_by_role("link", name="Aujourd'hui").click()
+    expect(heading(page, "Aujourd'hui")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    page.get_by_label("Langue").select_option("en")
+    expect(heading(page, "Today")).to_be_visible()
+
+
+def test_offline_register_and_three_visits_reach_the_server_exactly_once(site, phone):
+    from tests.browser.live_site import HOSTILE_NAME
+
+    context, page = phone()
+    enrol(page, site)
+    context.set_offline(True)
+    page.get_by_role("link", name="New child").click()
+    page.get_by_label("Given name").fill(HOSTILE_NAME)
+    page.get_by_label("Family name").fill("Adong")
+    page.get_by_label("Sex", exact=True).select_option("female")
+    page.get_by_label("Village").fill("Fictional hill")
+    page.get_by_label("Consent for services").select_option("caregiver")
+    shot(page, "register")
+    page.get_by_role("button", name="Register the child").click()
+    expect(heading(page, f"{HOSTILE_NAME} Adong")).to_be_visible()  # shown as text, never run
+    child_id = page.url.rsplit("/", 1)[1]
+    code = page.locator(".facts dd").first.inner_text()
+    assert re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}-[2-9A-HJKMNP-TW-Z]{4}", code)
+    for outcome in ({"seen": True, "wellbeing": "good"}, {"seen": False, "reason": "moved"},
+                    {"seen": True, "wellbeing": "fair", "concerns": ["health"]}):
+        page.get_by_role("link", name="Record a visit").click()
+        record_visit(page, **outcome)
+        expect(page.locator(".flash")).to_contain_text("Visit saved on this phone")
+    expect(page.locator(".sync-line")).to_contain_text("changes waiting to be sent")
+
+    page.reload()  # offline: the Service Worker serves the shell
+    unlock(page)
+    expect(heading(page, f"{HOSTILE_NAME} Adong")).to_be_visible()
+    expect(page.locator("section", has=page.get_by_role("heading", name="Last visits")).locator(".card")).to_have_count(3)
+    expect(page.locator(".timeline")).to_contain_text("not sent yet")
+    shot(page, "offline-child")
+
+    context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    synced(page)
+    expect(page.locator(".timeline")).not_to_contain_text("not sent yet")
+    page.get_by_role("button", name="Sync now").click()  # a second sync sends nothing again
+    synced(page)
+
+    import uuid
+
+    from models import Child, Consent, Followup, MutationLog, db
+
+    with site.app().app_context():
+        child = db.session.get(Child, uuid.UUID(child_id))
+        assert (child.given_name, child.family_name, child.case_code) == (HOSTILE_NAME, "Adong", code)
+        visits = db.session.scalars(db.select(Followup).where(Followup.child_id == child.id)).all()
+        assert sorted((v.seen, v.not_seen_reason, v.wellbeing) for v in visits) == [
+            (False, "moved", None), (True, None, "fair"), (True, None, "good")]
+        consents = db.session.scalars(db.select(Consent).where(Consent.child_id == child.id)).all()
+        assert [(c.purpose, c.given_by) for c in consents] == [("services", "caregiver")]
+        # Each record arrived in one mutation, applied once: no retry or second sync made another.
+        ids = [child.id, *(v.id for v in visits), *(c.id for c in consents)]
+        logged = db.session.execute(db.select(MutationLog.record_id, MutationLog.op, MutationLog.status)
+                                    .where(MutationLog.record_id.in_(ids))).all()
+        assert sorted((str(r), op, status) for r, op, status in logged) == sorted(
+            (str(i), "create", "applied") for i in ids)
+
+
+def test_a_conflict_made_while_offline_shows_on_the_phone_and_on_the_managers_page(site, phone):
+    import uuid
+
+    from models import Actor, Child, User, db
+    from models.records import update_record
+    from tests.browser.field_site import MANAGER
+    from tests.browser.live_site import sign_in
+
+    context, page = phone()
+    enrol(page, site)
+    child_id = site.children["alerted"]
+    context.set_offline(True)
+    page.goto(f"{site.app_url}#/child/{child_id}/edit")
+    expect(heading(page, "Edit the child's details")).to_be_visible()
+    page.get_by_label("Risk").select_option("high")
+    page.get_by_role("button", name="Save the details").click()
+    expect(heading(page, "Fictional Lakot")).to_be_visible()
+    with site.app().app_context():  # meanwhile, at the office
+        manager = db.session.scalar(db.select(User).where(User.username == MANAGER))
+        update_record(db.session.get(Child, uuid.UUID(child_id)), {"risk_level": "low"}, Actor(user=manager, source="web"))
+        db.session.commit()
+    context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.locator(".sync-line")).to_contain_text("1 conflict for review", timeout=30_000)
+    attention = page.locator(".attention")
+    expect(attention).to_contain_text("Conflict:")
+    expect(attention).to_contain_text("Fields: Risk")
+    expect(attention).to_contain_text("Conflicts page")
+    expect(page.locator(".facts")).to_contain_text("low")  # the server's value stands until someone decides
+    shot(page, "conflict")
+
+    office = context.browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        web = office.new_page()
+        sign_in(web, site, MANAGER)
+        web.goto(site.url + "/conflicts")
+        expect(web.locator("table")).to_contain_text(site.codes["alerted"])
+        expect(web.locator("table")).to_contain_text("risk_level")
+    finally:
+        office.close()
+
+
+def test_a_danger_outcome_says_so_and_reaches_the_managers_at_once(site, phone):
+    import time
+    import uuid
+
+    from models import Alert, db
+
+    _, page = phone()
+    enrol(page, site)
+    page.goto(f"{site.app_url}#/child/{site.children['due']}/visit/{site.followups['today']}")
+    expect(heading(page, "Record the planned visit")).to_be_visible()
+    page.get_by_text("Not seen", exact=True).click()
+    page.get_by_label("Why was the child not seen?").select_option("abducted")
+    page.get_by_role("button", name="Save the visit").click()
+    danger = page.locator(".flash.danger")
+    expect(danger).to_contain_text("DANGER REPORTED")
+    assert danger.get_attribute("role") == "alert"
+    shot(page, "danger")
+    deadline = time.monotonic() + 20
+    with site.app().app_context():
+        while True:
+            found = db.session.scalars(db.select(Alert.severity).where(
+                Alert.child_id == uuid.UUID(site.children["due"]), Alert.rule == "danger_reported")).all()
+            if found or time.monotonic() > deadline:
+                break
+            db.session.rollback()
+            time.sleep(0.25)
+    assert found and set(found) == {"urgent"}
+
+
+def test_acknowledge_an_alert_and_move_a_stage(site, phone):
+    import uuid
+
+    from models import Alert, Child, db
+
+    _, page = phone()
+    enrol(page, site)
+    card = page.locator(".card", has_text="Fictional Lakot")
+    card.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator(".flash")).to_contain_text("Alert acknowledged")
+    page.goto(f"{site.app_url}#/child/{site.children['overdue']}/stage")
+    expect(heading(page, "Move stage")).to_be_visible()
+    expect(page.get_by_role("group")).to_contain_text("The child is in follow-up")
+    page.get_by_text("assessed", exact=True).click()
+    page.get_by_label("Reason").fill("Fictional: new concerns at home.")
+    page.get_by_role("button", name="Move the child").click()
+    expect(heading(page, "Fictional Okwera")).to_be_visible()
+    page.get_by_role("button", name="Sync now").click()
+    synced(page)
+    expect(page.locator(".facts")).to_contain_text("assessed")
+    with site.app().app_context():
+        assert db.session.get(Alert, uuid.UUID(site.alert_id)).status == "acknowledged"
+        assert db.session.get(Child, uuid.UUID(site.children["overdue"])).stage == "assessed"
+
+
+def axe_violations(page) -> list:
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run(document)).violations"
+                          ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
+    # axe is injected as a script tag, which the app's CSP (script-src 'self') rightly refuses; this
+    # test's phone alone bypasses the CSP.
+    _, page = phone(bypass_csp=True)
+    page.goto(site.app_url)
+    expect(heading(page, "Set up this phone")).to_be_visible()
+    problems = {"enrol": axe_violations(page)}
+    enrol(page, site)
+    views = {"today": "#/today", "caseload": "#/children", "register": "#/register",
+             "child": f"#/child/{site.children['overdue']}",
+             "visit": f"#/child/{site.children['due']}/visit/{site.followups['today']}",
+             "stage": f"#/child/{site.children['due']}/stage",
+             "service": f"#/child/{site.children['due']}/service"}
+    for name, hash_ in views.items():
+        page.goto(site.app_url + hash_)
+        expect(page.get_by_role("heading", level=1)).to_be_focused()
+        problems[name] = axe_violations(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    assert {name: found for name, found in problems.items() if found} == {}

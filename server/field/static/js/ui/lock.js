@@ -67,7 +67,8 @@ export function enrolView(ctx) {
       return {[where]: [errorText(error)]};
     }
     ctx.flash(t('enrol.done'));
-    ctx.go('#/today');
+    if (!location.hash.startsWith('#/')) history.replaceState(null, '', '#/today');
+    ctx.unlocked();
     return null;
   });
   theForm.insertBefore(scanner(code.input) || h('span'), theForm.querySelector('.field'));
