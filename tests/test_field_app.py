@@ -84,6 +84,13 @@ def test_the_shell_has_no_inline_script_or_style():
     assert "style=" not in html and "<style" not in html and " on" not in re.sub(r"<meta[^>]*>", "", html).lower()
 
 
+def test_the_shell_is_small():
+    # A phone on a slow link downloads all of it once (the Service Worker precaches every file); the
+    # issue's budget is 1 MB for the shell and a 50-child caseload together.
+    total = sum(p.stat().st_size for p in STATIC.rglob("*") if p.is_file())
+    assert total < 300_000, total
+
+
 # ---- The journeys, in Chromium against a real server ------------------------------------------------
 
 PIN = "482913"
@@ -187,7 +194,7 @@ def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     page.goto(site.app_url)
     expect(heading(page, "Set up this phone")).to_be_visible()
     shot(page, "enrol")
-    page.get_by_label("Enrolment code").fill(site.enrolment.replace(site.url, "http://elsewhere.example"))
+    page.get_by_label("Enrolment code").fill(f"homecoming:enrol?server=https://elsewhere.example&token={site.token}")
     page.get_by_label("Choose a PIN").fill(PIN)
     page.get_by_label("Type the PIN again").fill(PIN)
     page.get_by_role("button", name="Set up this phone").click()
