@@ -36,7 +36,7 @@ export function alertItem(ctx, alert, child) {
   return h('li', {class: `card alert-${alert.severity || 'info'}`},
     h('p', {class: 'card-title'}, h('span', {class: 'severity'}, term('severity', alert.severity)), ' ',
       term('rule', alert.rule)),
-    who ? h('a', {href: `#/child/${who.id}`}, childName(who), ' ', h('span', {class: 'code'}, who.case_code || ''))
+    who ? h('a', {class: 'alert-child', href: `#/child/${who.id}`}, childName(who), ' ', h('span', {class: 'code'}, who.case_code || ''))
       : (alert.case_code ? h('span', {class: 'code'}, alert.case_code) : null),
     alert.due_on ? h('p', {class: 'meta'}, t('alert.due', {date: formatDate(alert.due_on)})) : null,
     alert.status === 'open' && !alert._pending ? button
