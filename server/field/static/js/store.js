@@ -455,18 +455,21 @@ export class Store {
         version: c.version, server, view, gen}};
     }));
     await tx(this.db, ['records', 'conflicts', 'meta'], 'readwrite', async (s) => {
-      for (const p of prepared) {
+      // All reads issued at once (IndexedDB runs them in order), not one round trip per record.
+      const found = await Promise.all(prepared.map((p) => (p.remove
+        ? req(s.conflicts.index('by_record').getAll([p.entity, p.id])) : req(s.records.get([p.entity, p.id])))));
+      for (const [i, p] of prepared.entries()) {
         const k = rkey(p.entity, p.id);
         this.views.delete(k);
         if (p.remove) {
           report.removed += 1;
           if (waitingKeys.has(k)) continue;  // kept until the server answers the edit (it will be rejected)
           s.records.delete([p.entity, p.id]);
-          for (const c of await req(s.conflicts.index('by_record').getAll([p.entity, p.id]))) s.conflicts.delete(c.conflict_id);
+          for (const c of found[i]) s.conflicts.delete(c.conflict_id);
           continue;
         }
         report.pulled += 1;
-        const existing = await req(s.records.get([p.entity, p.id]));
+        const existing = found[i];
         if (existing && existing.version > p.version) {
           // Older than what the device's own push got back: the newer copy comes on a later page.
           s.records.put({...existing, gen});
