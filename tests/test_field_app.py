@@ -223,6 +223,10 @@ def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     assert page.url.endswith(f"#/child/{site.children['due']}")
     expect(page.locator(".facts")).to_contain_text("follow-up")
     page.reload()
+    expect(heading(page, "Unlock")).to_be_visible()
+    page.get_by_label("PIN", exact=True).fill("000000")
+    page.get_by_role("button", name="Unlock").click()
+    expect(page.locator(".error-summary")).to_contain_text("Wrong PIN. 4 tries left")
     unlock(page)
     expect(heading(page, "Fictional Achola")).to_be_visible()
     shot(page, "child")
@@ -432,3 +436,19 @@ def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
         problems[name] = axe_violations(page) + small_targets(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
     assert {name: found for name, found in problems.items() if found} == {}
+
+
+def test_the_sync_bar_warns_after_three_days_without_a_sync(site, phone):
+    from datetime import datetime, timedelta
+
+    context, page = phone()
+    enrol(page, site)
+    expect(page.locator(".sync-warning")).to_be_hidden()
+    context.set_offline(True)
+    page.clock.set_system_time(datetime.now() + timedelta(days=3, hours=1))
+    page.get_by_role("link", name="Caseload").click()  # any view change redraws the bar
+    warning = page.locator(".sync-warning")
+    expect(warning).to_have_text(re.compile("Not synced for 3 days"))
+    assert page.locator(".syncbar").get_attribute("class").split() == ["syncbar", "stale"]
+    assert page.locator(".sync-line").get_attribute("aria-live") == "polite"
+    shot(page, "stale")
