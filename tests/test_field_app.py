@@ -452,3 +452,37 @@ def test_the_sync_bar_warns_after_three_days_without_a_sync(site, phone):
     assert page.locator(".syncbar").get_attribute("class").split() == ["syncbar", "stale"]
     assert page.locator(".sync-line").get_attribute("aria-live") == "polite"
     shot(page, "stale")
+
+
+def test_a_refused_change_is_explained_and_can_be_corrected(site, phone):
+    import uuid
+
+    from models import Child, db
+
+    _, page = phone()
+    enrol(page, site)
+    child_id = site.children["alerted"]
+    page.goto(f"{site.app_url}#/child/{child_id}/stage")
+    page.get_by_text("closure pending", exact=True).click()  # too early without a written reason
+    page.get_by_role("button", name="Move the child").click()
+    expect(heading(page, "Fictional Lakot")).to_be_visible()
+    page.get_by_role("button", name="Sync now").click()
+    attention = page.locator(".attention")
+    expect(attention).to_contain_text("Not accepted: some values are missing or not valid.", timeout=30_000)
+    expect(attention).to_contain_text("Reason: Closure proposed after")
+    expect(attention).to_contain_text("Correct the fields named here and send again.")
+    expect(page.locator(".sync-line")).to_contain_text("1 change refused")
+    expect(page.locator(".timeline li", has_text="Moved to closure pending")).to_contain_text("not accepted")
+    shot(page, "rejected")
+    attention.get_by_role("link", name="Correct and send again").click()
+    expect(heading(page, "Move stage")).to_be_visible()
+    page.get_by_text("closure pending", exact=True).click()
+    page.get_by_label("Reason").fill("Fictional: settled at home and in school; the family agrees.")
+    page.get_by_role("button", name="Move the child").click()
+    expect(heading(page, "Fictional Lakot")).to_be_visible()
+    page.get_by_role("button", name="Sync now").click()
+    synced(page)
+    expect(page.locator(".attention")).to_have_count(0)
+    expect(page.locator(".facts")).to_contain_text("closure pending")
+    with site.app().app_context():
+        assert db.session.get(Child, uuid.UUID(child_id)).stage == "closure_pending"

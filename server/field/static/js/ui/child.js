@@ -64,7 +64,8 @@ function timeline(records) {
   ].sort((a, b) => String(b[0] || '').localeCompare(String(a[0] || '')));
   return h('ol', {class: 'timeline'}, events.map(([day, line, record]) => h('li', {},
     h('span', {class: 'when'}, day ? formatDate(day) : t('timeline.undated')), ' ', line,
-    record._pending ? h('span', {class: 'badge'}, t('status.pending_badge')) : null)));
+    record._pending ? h('span', {class: 'badge'}, t('status.pending_badge')) : null,
+    record._messages?.some((m) => m.kind === 'rejected') ? h('span', {class: 'badge warn'}, t('status.rejected_badge')) : null)));
 }
 
 export async function childView(ctx, {id}) {

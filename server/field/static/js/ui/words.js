@@ -1,6 +1,6 @@
 // Plain words for what the engine returns: a child's display name, an error, a per-record message.
 import {h} from './dom.js';
-import {t, has, term} from '../i18n.js';
+import {t, has} from '../i18n.js';
 
 export function childName(child) {
   const name = [child?.given_name, child?.family_name].filter(Boolean).join(' ');
@@ -26,15 +26,15 @@ export function messageBlock(message, actions = []) {
   const what = has(`message.${kind}.${code}`) ? t(`message.${kind}.${code}`)
     : (kind === 'conflict' ? t('message.conflict.default') : message.message || t('message.rejected.default'));
   const todo = has(`message.todo.${code}`) ? t(`message.todo.${code}`) : t(`message.todo.${kind}`);
-  const fields = Array.isArray(message.fields) ? message.fields
-    : Object.keys(message.fields || message.errors || {});
+  // A conflict names its fields; a refusal maps the fields at fault to the server's words for them.
+  const errors = message.errors && typeof message.errors === 'object' ? message.errors : {};
+  const fields = kind === 'conflict' ? [].concat(message.fields || []) : [];
+  const said = (v) => (Array.isArray(v) ? v.filter((x) => typeof x === 'string').join(' ') : typeof v === 'string' ? v : '');
   return h('div', {class: `message ${kind}`},
     h('p', {class: 'message-what'}, h('strong', {}, t(`message.${kind}.title`)), ' ', what),
     fields.length ? h('p', {}, t('message.fields', {fields: fields.map(fieldLabel).join(', ')})) : null,
+    Object.keys(errors).length ? h('ul', {class: 'message-details'}, Object.entries(errors).map(([name, v]) =>
+      h('li', {}, `${fieldLabel(name)}: ${said(v)}`))) : null,
     h('p', {class: 'message-todo'}, todo),
     actions.length ? h('div', {class: 'actions'}, actions) : null);
-}
-
-export function stageText(stage) {
-  return term('stage', stage);
 }
