@@ -372,29 +372,46 @@ def test_a_danger_outcome_says_so_and_reaches_the_managers_at_once(site, phone):
     assert found and set(found) == {"urgent"}
 
 
-def test_acknowledge_an_alert_and_move_a_stage(site, phone):
+def test_acknowledge_an_alert_move_a_stage_add_an_assessment_and_a_service(site, phone):
     import uuid
 
-    from models import Alert, Child, db
+    from models import Alert, Assessment, Child, Service, db
 
     _, page = phone()
     enrol(page, site)
     card = page.locator(".card", has_text="Fictional Lakot")
     card.get_by_role("button", name="Acknowledge").click()
     expect(page.locator(".flash")).to_contain_text("Alert acknowledged")
-    page.goto(f"{site.app_url}#/child/{site.children['overdue']}/stage")
+    child_id = site.children["overdue"]
+    page.goto(f"{site.app_url}#/child/{child_id}/stage")
     expect(heading(page, "Move stage")).to_be_visible()
     expect(page.get_by_role("group")).to_contain_text("The child is in follow-up")
     page.get_by_text("assessed", exact=True).click()
     page.get_by_label("Reason").fill("Fictional: new concerns at home.")
     page.get_by_role("button", name="Move the child").click()
     expect(heading(page, "Fictional Okwera")).to_be_visible()
+    page.get_by_role("link", name="Add an assessment").click()
+    page.get_by_label("Kind").select_option("psychosocial")
+    page.get_by_label("Risk").select_option("medium")
+    page.get_by_role("button", name="Save the assessment").click()
+    expect(page.locator(".timeline")).to_contain_text("Assessment: psychosocial")
+    page.get_by_role("link", name="Add a service").click()
+    page.get_by_label("Type of service").select_option("vocational_training")
+    page.get_by_label("Provider").fill("Fictional training centre")
+    page.get_by_role("button", name="Save the service").click()
     page.get_by_role("button", name="Sync now").click()
     synced(page)
     expect(page.locator(".facts")).to_contain_text("assessed")
+    expect(page.locator(".timeline")).to_contain_text("Service: vocational training (planned)")
     with site.app().app_context():
         assert db.session.get(Alert, uuid.UUID(site.alert_id)).status == "acknowledged"
-        assert db.session.get(Child, uuid.UUID(site.children["overdue"])).stage == "assessed"
+        child = db.session.get(Child, uuid.UUID(child_id))
+        assert child.stage == "assessed"
+        assert [(a.kind, a.risk_level) for a in db.session.scalars(
+            db.select(Assessment).where(Assessment.child_id == child.id))] == [("psychosocial", "medium")]
+        assert [(v.type, v.provider, v.status) for v in db.session.scalars(
+            db.select(Service).where(Service.child_id == child.id))] == [
+            ("vocational_training", "Fictional training centre", "planned")]
 
 
 def axe_violations(page) -> list:
