@@ -3,7 +3,7 @@
 // Views are functions returning a DOM node whose <h1> takes focus after each change of view.
 import * as engine from './engine.js';
 import {availableLanguages, language, loadLanguages, setLanguage, t} from './i18n.js';
-import {h, uid} from './ui/dom.js';
+import {h} from './ui/dom.js';
 import {enrolView, unlockView} from './ui/lock.js';
 import {dayView} from './ui/day.js';
 import {caseloadView, forgetSearch} from './ui/caseload.js';
@@ -66,10 +66,11 @@ const bar = syncBar((error) => {
 syncSlot.append(bar.root);
 
 function paintChrome(unlocked) {
-  const label = uid('lang');
+  const label = 'lang';
   const select = h('select', {id: label, onchange: async (event) => {
     await setLanguage(event.target.value);
-    render();
+    await render({moveFocus: false});
+    document.getElementById(label)?.focus();  // the header was redrawn in the new language
   }}, Object.entries(availableLanguages()).map(([code, info]) =>
     h('option', {value: code, selected: code === language(), lang: code}, info.name)));
   top.replaceChildren(
@@ -110,7 +111,8 @@ async function view() {
   return [true, notFound(), null];
 }
 
-async function render() {
+// A change of view moves focus to its heading; a redraw after a sync leaves focus where it is.
+async function render({moveFocus = true} = {}) {
   const mine = ++rendering;
   let unlocked, node, make;
   try {
@@ -122,11 +124,12 @@ async function render() {
   }
   if (mine !== rendering) return;  // a newer navigation won
   currentView = make;
+  const onHeading = document.activeElement?.tagName === 'H1';  // a redraw keeps it there
   paintChrome(unlocked);
   main.replaceChildren(...[flashNode(), node].filter(Boolean));
   const heading = main.querySelector('h1');
   document.title = `${heading?.textContent || ''} · ${t('app.name')}`;
-  heading?.focus();
+  if (moveFocus || onHeading) heading?.focus();
   if (unlocked) bar.render();
 }
 
@@ -135,8 +138,10 @@ async function syncIfOpen() {
   if (status.enrolled && !status.locked) bar.run();
 }
 
-function editing() {
-  return document.activeElement?.matches?.('input, select, textarea');
+// The person is working in the view (typing, or on one of its buttons): a sync must not redraw it.
+function busyInView() {
+  const here = document.activeElement;
+  return Boolean(here && main.contains(here) && here !== main && here.tagName !== 'H1');
 }
 
 async function start() {
@@ -151,7 +156,7 @@ async function start() {
     if (type === 'revoked') { ctx.flash(t('error.revoked'), 'alert'); render(); }
     if (type === 'synced' || type === 'changed') {
       bar.render();
-      if (type === 'synced' && READ_VIEWS.has(currentView) && !editing()) render();
+      if (type === 'synced' && READ_VIEWS.has(currentView) && !busyInView()) render({moveFocus: false});
     }
   });
   for (const kind of ['pointerdown', 'keydown']) document.addEventListener(kind, () => engine.touch(), {passive: true});

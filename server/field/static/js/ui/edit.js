@@ -42,13 +42,8 @@ function page(title, child, body) {
     child ? h('a', {class: 'button secondary', href: `#/child/${child.id}`}, t('form.cancel')) : null);
 }
 
-async function loadChild(ctx, id) {
-  const child = await engine.get('child', id);
-  return child || null;
-}
-
 export async function visitView(ctx, {id, record: followupId}, query) {
-  const child = await loadChild(ctx, id);
+  const child = await engine.get('child', id);
   if (!child) return ctx.notFound();
   const followup = followupId ? await engine.get('followup', followupId) : null;
   if (followupId && !followup) return ctx.notFound();
@@ -94,7 +89,7 @@ const RESTRICTED = [['armed_group', text], ['role_in_group', text], ['date_joine
   ['how_left', null], ['recruitment', area], ['sexual_violence', area], ['restricted_notes', area]];
 
 export async function childFormView(ctx, {id}, query) {
-  const child = id ? await loadChild(ctx, id) : null;
+  const child = id ? await engine.get('child', id) : null;
   if (id && !child) return ctx.notFound();
   const was = child || {};
   const today = todayIso();
@@ -155,7 +150,7 @@ export async function childFormView(ctx, {id}, query) {
 }
 
 export async function stageView(ctx, {id}, query) {
-  const child = await loadChild(ctx, id);
+  const child = await engine.get('child', id);
   if (!child) return ctx.notFound();
   const targets = (engine.vocab().caseworker_moves || {})[child.stage] || [];
   if (!targets.length) {
@@ -180,7 +175,7 @@ export async function stageView(ctx, {id}, query) {
 }
 
 export async function assessmentView(ctx, {id, record}, query) {
-  const child = await loadChild(ctx, id);
+  const child = await engine.get('child', id);
   if (!child) return ctx.notFound();
   const was = record ? (await engine.get('assessment', record)) || {} : {};
   const controls = [
@@ -204,7 +199,7 @@ export async function assessmentView(ctx, {id, record}, query) {
 }
 
 export async function serviceView(ctx, {id, record}, query) {
-  const child = await loadChild(ctx, id);
+  const child = await engine.get('child', id);
   if (!child) return ctx.notFound();
   const was = record ? (await engine.get('service', record)) || {} : {};
   const controls = [
