@@ -193,6 +193,7 @@ def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     _, page = phone()
     page.goto(site.app_url)
     expect(heading(page, "Set up this phone")).to_be_visible()
+    expect(page.get_by_role("navigation")).to_be_hidden()  # no tabs before the phone is set up
     shot(page, "enrol")
     page.get_by_label("Enrolment code").fill(f"homecoming:enrol?server=https://elsewhere.example&token={site.token}")
     page.get_by_label("Choose a PIN").fill(PIN)
