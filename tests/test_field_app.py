@@ -453,6 +453,13 @@ def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
         expect(page.get_by_role("heading", level=1)).to_be_focused()
         problems[name] = axe_violations(page) + small_targets(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing wider than the phone
+    page.set_viewport_size({"width": 360, "height": 740})  # the smallest phone the issue names
+    for name, hash_ in views.items():
+        page.goto(site.app_url + hash_)
+        expect(page.get_by_role("heading", level=1)).to_be_focused()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > 360:
+            problems[f"{name} at 360 px"] = [f"{width} px wide"]
     assert {name: found for name, found in problems.items() if found} == {}
 
 

@@ -28,7 +28,7 @@ export function syncBar(onError) {
     if (status.failed) parts.push(t('sync.failed', {count: status.failed}));
     if (status.conflicts) parts.push(t('sync.conflicts', {count: status.conflicts}));
     parts.push(status.lastSyncOkAt ? t('sync.last_ok', {when: formatDateTime(status.lastSyncOkAt)}) : t('sync.never'));
-    if (lastProblem) parts.push(lastProblem);
+    if (lastProblem) parts.push(lastProblem.code === 'offline' ? t('sync.offline') : errorText(lastProblem));
     line.textContent = parts.join(' · ');
     const stale = status.lastSyncOkAt ? status.staleDays >= STALE_DAYS : false;
     warning.hidden = !stale;
@@ -46,7 +46,7 @@ export function syncBar(onError) {
       await engine.sync();
       lastProblem = null;
     } catch (error) {
-      lastProblem = error.code === 'offline' ? t('sync.offline') : errorText(error);
+      lastProblem = error;  // put in words at each render, in the language of the moment
       onError?.(error);
     } finally {
       busy = false;
