@@ -242,6 +242,17 @@ def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     page.get_by_label("Langue").select_option("en")
     expect(heading(page, "Today")).to_be_visible()
 
+    # Lock; the fifth wrong PIN in a row erases the phone and says so.
+    page.get_by_role("button", name="Lock").click()
+    for left in (4, 3, 2, 1):
+        page.get_by_label("PIN", exact=True).fill("111111")
+        page.get_by_role("button", name="Unlock").click()
+        expect(page.locator(".error-summary")).to_contain_text(f"Wrong PIN. {left} tr")
+    page.get_by_label("PIN", exact=True).fill("111111")
+    page.get_by_role("button", name="Unlock").click()
+    expect(heading(page, "Set up this phone")).to_be_visible()
+    expect(page.locator(".flash")).to_contain_text("Too many wrong PINs")
+
 
 def test_offline_register_and_three_visits_reach_the_server_exactly_once(site, phone):
     from tests.browser.live_site import HOSTILE_NAME
