@@ -179,7 +179,9 @@ def test_lock_drops_the_key_and_idle_time_locks(page, site):
     enrolled(page, site)
     got = run(page, """const events = []; e.onChange((ev) => events.push(ev.type));
         e.lock(); const locked = await code(e.children());
-        await e.unlock(arg); e.configure({idleMinutes: 0.005}); await new Promise((r) => setTimeout(r, 600));
+        await e.unlock(arg); e.configure({idleMinutes: 0.005});
+        // Reads (and syncs) are not user activity: they do not keep the phone open.
+        for (let i = 0; i < 6; i++) { await e.children().catch(() => null); await new Promise((r) => setTimeout(r, 100)); }
         return {locked, events, status: await e.status()};""", PIN)
     assert got["locked"]["code"] == "locked"
     assert got["events"] == ["locked", "locked"] and got["status"]["locked"] is True
@@ -451,3 +453,34 @@ def test_a_danger_visit_is_pushed_at_once_before_other_edits(page, site):
         {"other": site.children["overdue"], "followup": site.followups["today"]})
     assert pushed == [["followup"]]
     assert got["status"]["pending"] == 1 and got["visit"]["_pending"] is False
+
+
+# ----------------------------------------------------------------------------------- other answers
+
+def test_unauthorized_stops_the_sync_and_keeps_the_outbox(page, site):
+    enrolled(page, site)
+    page.route("**/api/v1/sync/push", lambda route: route.fulfill(
+        status=401, content_type="application/json", headers={"WWW-Authenticate": "Bearer"},
+        body='{"error": {"code": "unauthorized", "message": "Fictional refusal.", "details": {}}}'))
+    got = run(page, """await e.record('child', {risk_level: 'medium'}, {id: arg});
+        return {err: await code(e.sync()), s: await e.syncStatus(), st: await e.status()};""", site.children["alerted"])
+    assert got["err"]["code"] == "unauthorized" and got["s"]["pending"] == 1 and got["st"]["enrolled"]
+
+
+def test_a_batch_id_taken_by_another_device_is_sent_again_under_a_new_one(page, site):
+    enrolled(page, site)
+    batches = []
+
+    def taken_once(route):
+        batches.append(json.loads(gzip.decompress(route.request.post_data_buffer))["batch_id"])
+        if len(batches) == 1:
+            route.fulfill(status=409, content_type="application/json",
+                          body='{"error": {"code": "id_conflict", "message": "Fictional.", "details": {}}}')
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/sync/push", taken_once)
+    got = run(page, """const id = await e.record('child', {given_name: 'Fictional', family_name: 'Taken', sex: 'male',
+        district: 'Lamwo', identified_on: new Date().toISOString().slice(0, 10)}); return {id, r: await e.sync()};""")
+    assert len(batches) == 2 and batches[0] != batches[1] and got["r"]["applied"] == 1
+    assert mutations_of(site, [got["id"]]) == [(got["id"], "applied")]

@@ -69,9 +69,10 @@ async function db() {
   return state.db;
 }
 
+// Reads and syncs do not count as activity (a sync every few minutes would keep the phone open
+// forever); the UI calls touch() on the user's input, and every write counts.
 function unlocked() {
   if (!state.store) throw new EngineError('locked', 'The app is locked; enter the PIN.');
-  touch();
   return state.store;
 }
 
@@ -273,14 +274,8 @@ export async function today(isoDate) {
   const day = isoDate || new Date().toISOString().slice(0, 10);
   const followups = (await store.rows('followup')).filter((r) => r.view.status === 'scheduled' && r.view.due_on <= day);
   const alerts = (await store.rows('alert')).filter((r) => r.view.status === 'open');
-  const withChild = async (rows) => {
-    const out = [];
-    for (const r of await decorate(store, rows)) {
-      const child = r.child_id ? await get('child', r.child_id) : null;
-      out.push({...r, child});
-    }
-    return out;
-  };
+  const kids = new Map((await children()).map((c) => [c.id, c]));
+  const withChild = async (rows) => (await decorate(store, rows)).map((r) => ({...r, child: kids.get(r.child_id) || null}));
   const due = await withChild(followups);
   const byDue = (a, b) => String(a.due_on).localeCompare(String(b.due_on));
   return {today: due.filter((f) => f.due_on === day).sort(byDue), overdue: due.filter((f) => f.due_on < day).sort(byDue),
@@ -304,6 +299,7 @@ export async function record(entity, fields, {id} = {}) {
     const before = id ? await get('followup', id) : null;
     urgent = dangerReported({...(before || {}), ...fields});
   }
+  touch();
   const {id: recordId} = await store.record(entity, fields, {id, urgent});
   emit('changed');
   if (urgent && navigator.onLine && state.token) {
@@ -326,11 +322,13 @@ export function acknowledge(alertId) {
 }
 
 export async function dismiss(mutationId) {
+  touch();
   await unlocked().dismiss(mutationId);
   emit('changed');
 }
 
 export async function resubmit(mutationId, fields = {}) {
+  touch();
   const id = await unlocked().resubmit(mutationId, fields);
   if (!id) throw new EngineError('not_found', 'No such failed change.');
   emit('changed');
