@@ -484,3 +484,20 @@ def test_a_batch_id_taken_by_another_device_is_sent_again_under_a_new_one(page, 
         district: 'Lamwo', identified_on: new Date().toISOString().slice(0, 10)}); return {id, r: await e.sync()};""")
     assert len(batches) == 2 and batches[0] != batches[1] and got["r"]["applied"] == 1
     assert mutations_of(site, [got["id"]]) == [(got["id"], "applied")]
+
+
+def test_a_rejected_profile_is_erased_after_the_set_time_and_can_be_resubmitted(page, site):
+    enrolled(page, site)
+    got = run(page, """const id = await e.record('child', {given_name: 'Fictional', family_name: 'Rejected', sex: 'female',
+        district: 'Nowhere', identified_on: new Date().toISOString().slice(0, 10), armed_group: 'Fictional cell'});
+        const first = await e.sync(); const kept = await e.get('child', id);
+        e.configure({keepRejectedRestrictedDays: 0}); await e.sync(); const erased = await e.get('child', id);
+        const m = erased._messages[0];
+        const again = await e.resubmit(m.mutation_id, {district: 'Gulu'}); const r = await e.sync();
+        return {id, first, kept, erased, m, again, r, after: await e.get('child', id), s: await e.syncStatus()};""")
+    assert got["first"]["rejected"] == 1 and got["kept"]["armed_group"] == "Fictional cell"
+    assert got["m"]["code"] == "validation_error" and "district" in got["m"]["errors"]
+    assert got["m"]["restricted_erased_at"] and "armed_group" not in got["m"]["fields"]
+    assert "armed_group" not in got["erased"]
+    assert got["again"] != got["m"]["mutation_id"] and got["r"]["applied"] == 1
+    assert got["after"]["district"] == "Gulu" and got["after"]["version"] == 1 and got["s"]["failed"] == 0

@@ -391,7 +391,8 @@ export class Store {
       }
       dropped.add(row.seq);
     }
-    const outstanding = await this.outstanding(later);
+    // Only the batch's records: decrypting the whole queue for every batch would be quadratic.
+    const outstanding = await this.outstanding(later.filter((r) => recs.has(rkey(r.entity, r.record_id))));
     const puts = [];
     for (const [k, state] of recs) {
       if (!state) continue;
@@ -500,7 +501,8 @@ export class Store {
     const rows = (await tx(this.db, ['failed'], 'readonly', ({failed}) => req(failed.getAll())))
       .filter((f) => f.restricted_erased_at == null && f.failed_at <= cutoff && RESTRICTED_FIELDS[f.entity]);
     if (!rows.length) return 0;
-    const waiting = await this.outstanding(await this.outboxRows());
+    const expiring = new Set(rows.map((f) => rkey(f.entity, f.record_id)));
+    const waiting = await this.outstanding((await this.outboxRows()).filter((r) => expiring.has(rkey(r.entity, r.record_id))));
     const fails = [];
     const recs = [];
     for (const f of rows) {
