@@ -522,3 +522,32 @@ def test_a_refused_change_is_explained_and_can_be_corrected(site, phone):
     expect(page.locator(".facts")).to_contain_text("closure pending")
     with site.app().app_context():
         assert db.session.get(Child, uuid.UUID(child_id)).stage == "closure_pending"
+
+
+def test_a_revoke_with_wipe_empties_the_phone_and_says_why(site, phone):
+    from models import Device, User, db
+    from server.web.device_pages import enrolment_text
+    from sync.devices import enroll_device, revoke_device
+    from tests.browser.field_site import CASEWORKER, MANAGER, idb_text
+
+    with site.app().app_context():  # a phone of its own, so the module's device stays enrolled
+        by = lambda name: db.session.scalar(db.select(User).where(User.username == name))  # noqa: E731
+        device, token = enroll_device(by(CASEWORKER), "Fictional spare phone", by=by(MANAGER))
+        db.session.commit()
+        device_id, text = device.id, enrolment_text(token)
+    _, page = phone()
+    page.goto(site.app_url)
+    page.get_by_label("Enrolment code").fill(text)
+    page.get_by_label("Choose a PIN").fill(PIN)
+    page.get_by_label("Type the PIN again").fill(PIN)
+    page.get_by_role("button", name="Set up this phone").click()
+    synced(page)
+    assert "Okwera" not in idb_text(page)  # sealed at rest
+    with site.app().app_context():
+        revoke_device(db.session.get(Device, device_id), by=None, wipe=True)
+        db.session.commit()
+    page.get_by_role("button", name="Sync now").click()
+    expect(heading(page, "Set up this phone")).to_be_visible()
+    expect(page.locator(".flash")).to_contain_text("switched this phone off")
+    assert site.codes["overdue"] not in idb_text(page)
+    shot(page, "revoked")

@@ -152,7 +152,8 @@ async function start() {
   }
   engine.onChange(({type}) => {
     if (type === 'locked') { forgetSearch(); render(); }
-    if (type === 'wiped') { forgetSearch(); ctx.flash(t('error.wiped'), 'alert'); render(); }
+    // A wipe follows a revoke (whose message stays) or the last wrong PIN (the unlock screen says so).
+    if (type === 'wiped') { forgetSearch(); if (!flashed) ctx.flash(t('status.wiped'), 'alert'); render(); }
     if (type === 'revoked') { ctx.flash(t('error.revoked'), 'alert'); render(); }
     if (type === 'synced' || type === 'changed') {
       bar.render();

@@ -35,6 +35,7 @@ export function messageBlock(message, actions = []) {
     fields.length ? h('p', {}, t('message.fields', {fields: fields.map(fieldLabel).join(', ')})) : null,
     Object.keys(errors).length ? h('ul', {class: 'message-details'}, Object.entries(errors).map(([name, v]) =>
       h('li', {}, `${fieldLabel(name)}: ${said(v)}`))) : null,
+    message.restricted_erased_at ? h('p', {}, t('message.restricted_erased')) : null,
     h('p', {class: 'message-todo'}, todo),
     actions.length ? h('div', {class: 'actions'}, actions) : null);
 }
