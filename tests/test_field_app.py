@@ -382,6 +382,8 @@ def test_a_danger_outcome_says_so_and_reaches_the_managers_at_once(site, phone):
             db.session.rollback()
             time.sleep(0.25)
     assert found and set(found) == {"urgent"}
+    synced(page)
+    expect(danger).to_contain_text("DANGER REPORTED")  # still there after the sync redrew the page
 
 
 def test_acknowledge_an_alert_move_a_stage_add_an_assessment_and_a_service(site, phone):

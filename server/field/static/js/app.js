@@ -89,11 +89,20 @@ function paintChrome(unlocked) {
   syncSlot.hidden = !unlocked;
 }
 
+// A flash shows at the top of the next view and stays while that view is redrawn (a sync must not
+// take the danger message away); moving to another view drops it.
+let shown = null;  // {node, path}
+
 function flashNode() {
-  if (!flashed) return null;
-  const {text, kind} = flashed;
-  flashed = null;
-  return h('div', {class: `flash ${kind}`, role: kind === 'status' ? 'status' : 'alert'}, text);
+  const path = location.hash;
+  if (flashed) {
+    const {text, kind} = flashed;
+    flashed = null;
+    shown = {path, node: h('div', {class: `flash ${kind}`, role: kind === 'status' ? 'status' : 'alert'}, text)};
+  } else if (shown && shown.path !== path) {
+    shown = null;
+  }
+  return shown?.node || null;
 }
 
 async function view() {
