@@ -136,6 +136,11 @@ def phone(browser):
     assert dialogs == [], f"a page opened a dialog: {dialogs}"
 
 
+def journey(test):
+    """A test in Chromium against the module's server."""
+    return pytest.mark.browser(pytest.mark.slow(test))
+
+
 def expect(locator):
     import playwright.sync_api as playwright_api
 
@@ -189,6 +194,7 @@ def record_visit(page, *, seen=True, reason=None, wellbeing=None, concerns=()):
     page.get_by_role("button", name="Save the visit").click()
 
 
+@journey
 def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     _, page = phone()
     page.goto(site.app_url)
@@ -254,6 +260,7 @@ def test_enrol_by_pasting_the_qr_text_shows_the_day(site, phone):
     expect(page.locator(".flash")).to_contain_text("Too many wrong PINs")
 
 
+@journey
 def test_offline_register_and_three_visits_reach_the_server_exactly_once(site, phone):
     from tests.browser.live_site import HOSTILE_NAME
 
@@ -313,6 +320,7 @@ def test_offline_register_and_three_visits_reach_the_server_exactly_once(site, p
             (str(i), "create", "applied") for i in ids)
 
 
+@journey
 def test_a_conflict_made_while_offline_shows_on_the_phone_and_on_the_managers_page(site, phone):
     import uuid
 
@@ -355,6 +363,7 @@ def test_a_conflict_made_while_offline_shows_on_the_phone_and_on_the_managers_pa
         office.close()
 
 
+@journey
 def test_a_danger_outcome_says_so_and_reaches_the_managers_at_once(site, phone):
     import time
     import uuid
@@ -386,6 +395,7 @@ def test_a_danger_outcome_says_so_and_reaches_the_managers_at_once(site, phone):
     expect(danger).to_contain_text("DANGER REPORTED")  # still there after the sync redrew the page
 
 
+@journey
 def test_acknowledge_an_alert_move_a_stage_add_an_assessment_and_a_service(site, phone):
     import uuid
 
@@ -448,6 +458,7 @@ def small_targets(page) -> list:
     return page.evaluate(SMALL_TARGETS)
 
 
+@journey
 def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
     # axe is injected as a script tag, which the app's CSP (script-src 'self') rightly refuses; this
     # test's phone alone bypasses the CSP.
@@ -476,6 +487,7 @@ def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
     assert {name: found for name, found in problems.items() if found} == {}
 
 
+@journey
 def test_the_sync_bar_warns_after_three_days_without_a_sync(site, phone):
     from datetime import datetime, timedelta
 
@@ -492,6 +504,7 @@ def test_the_sync_bar_warns_after_three_days_without_a_sync(site, phone):
     shot(page, "stale")
 
 
+@journey
 def test_a_refused_change_is_explained_and_can_be_corrected(site, phone):
     import uuid
 
@@ -526,6 +539,7 @@ def test_a_refused_change_is_explained_and_can_be_corrected(site, phone):
         assert db.session.get(Child, uuid.UUID(child_id)).stage == "closure_pending"
 
 
+@journey
 def test_a_revoke_with_wipe_empties_the_phone_and_says_why(site, phone):
     from models import Device, User, db
     from server.web.device_pages import enrolment_text
