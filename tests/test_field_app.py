@@ -349,6 +349,7 @@ def test_a_conflict_made_while_offline_shows_on_the_phone_and_on_the_managers_pa
     expect(attention).to_contain_text("Conflict:")
     expect(attention).to_contain_text("Fields: Risk")
     expect(attention).to_contain_text("Conflicts page")
+    expect(attention.get_by_role("button")).to_have_count(0)  # nothing to dismiss: a person decides on the web
     expect(page.locator(".facts")).to_contain_text("low")  # the server's value stands until someone decides
     shot(page, "conflict")
 

@@ -169,7 +169,10 @@ async function start() {
       if (type === 'synced' && READ_VIEWS.has(currentView) && !busyInView()) render({moveFocus: false});
     }
   });
-  for (const kind of ['pointerdown', 'keydown']) document.addEventListener(kind, () => engine.touch(), {passive: true});
+  // Any sign of a person (tap, key, scroll while reading) keeps the app unlocked; the idle lock counts from the last.
+  for (const kind of ['pointerdown', 'keydown', 'scroll', 'input']) {
+    document.addEventListener(kind, () => engine.touch(), {passive: true, capture: true});
+  }
   window.addEventListener('hashchange', render);
   window.addEventListener('online', syncIfOpen);
   setInterval(syncIfOpen, SYNC_EVERY_MS);

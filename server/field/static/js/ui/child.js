@@ -25,7 +25,9 @@ function messages(ctx, childId, entries) {
         && !['out_of_scope', 'record_deleted', 'id_conflict'].includes(message.code)
         ? fixHref(childId, entity, record, message.mutation_id) : null;
       if (href) actions.push(h('a', {class: 'button secondary', href}, t('message.fix')));
-      if (message.mutation_id) {
+      // A conflict stays until a person decides on the web (the protocol sends the outcome by pull,
+      // not a signal), so only a refusal can be dismissed here.
+      if (message.kind === 'rejected' && message.mutation_id) {
         actions.push(h('button', {type: 'button', class: 'secondary', onclick: async () => {
           try {
             await engine.dismiss(message.mutation_id);
@@ -33,7 +35,7 @@ function messages(ctx, childId, entries) {
           } catch (error) {
             ctx.flash(errorText(error), 'alert');
           }
-        }}, t(message.kind === 'conflict' ? 'message.understood' : 'message.dismiss')));
+        }}, t('message.dismiss')));
       }
       blocks.push(h('li', {}, h('p', {class: 'meta'}, t(`entity.${entity}`)), messageBlock(message, actions)));
     }
