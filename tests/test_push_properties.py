@@ -59,9 +59,9 @@ operations = st.one_of(
     # "next": the child's first allowed move, so that random runs walk far enough to meet closure
     st.tuples(st.just("transition"), children, st.sampled_from([*STAGES, *["next"] * 6])),
     st.tuples(st.just("transition_update"), children),
-    # two edits of one record from the same base in one batch: the second meets the first's change
     # several moves in one batch along the lifecycle, far enough to meet a manager's step
     st.tuples(st.just("walk"), children, st.integers(1, 8)),
+    # two edits of one record from the same base in one batch: the second meets the first's change
     st.tuples(st.just("race"), st.sampled_from(["child", "consent"]), st.integers(0, 1), st.booleans()),
     st.tuples(st.just("repeat"), st.integers(0, 50)),  # a mutation sent before, or earlier in the batch
 )
