@@ -328,6 +328,7 @@ def run(name, url, work, args):
         figures += [
             (f"push, registrations ({len(mutations):,}, batches of {BATCH})", f"{rate:,.0f}/s",
              f">= {TARGETS['push']:,}/s", rate >= TARGETS["push"]),
+            ("  server CPU (what other load inflates least)", f"{cpu:.2f} s = {len(mutations) / cpu:,.0f}/CPU s", "", None),
             ("  raw floor, same rows (executemany)", f"{raw_s:.3f} s = {len(mutations) / raw_s:,.0f} rows/s", "", None),
             ("  push / floor", f"{push_s / raw_s:.0f}x", f"<= {TARGETS['ratio']}x", push_s / raw_s <= TARGETS["ratio"]),
             ("  batch cost, first tenth -> last", f"{first:.3f} -> {last:.3f} s = {last / first:.2f}x",
@@ -346,9 +347,11 @@ def run(name, url, work, args):
             else:
                 edits.append((child_id, {"district": "Pader", "risk_level": "medium"}))
         batches = bodies([mutation("child", c, f, "update", 1) for c, f in edits])
+        cpu = cpu_seconds(server.pid)
         started = time.perf_counter()
         _, results = post_all(server.url, token, batches)
         update_s = time.perf_counter() - started
+        cpu = cpu_seconds(server.pid) - cpu
         counts = tally(results)
         assert counts.get("rejected", 0) == 0 and counts.get("conflict", 0) > 0, counts
         floor_s = floor.update(edits)
@@ -358,6 +361,7 @@ def run(name, url, work, args):
             (f"push, mixed updates ({count:,}, a third stale)", f"{rate:,.0f}/s", f">= {TARGETS['updates']:,}/s",
              rate >= TARGETS["updates"]),
             ("  outcomes", ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())), "", None),
+            ("  server CPU", f"{cpu:.2f} s = {count / cpu:,.0f}/CPU s", "", None),
             ("  raw floor, same rows (executemany UPDATE)", f"{floor_s:.3f} s", "", None),
             ("  push / floor", f"{update_s / floor_s:.0f}x", f"<= {TARGETS['ratio']}x",
              update_s / floor_s <= TARGETS["ratio"]),
