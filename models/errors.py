@@ -1,26 +1,32 @@
-"""Errors the domain raises. The server maps ``code`` to an HTTP status; sync maps it to a result."""
+"""One error family for the whole app: a ``Problem`` has a ``code`` a program acts on, a ``message`` a
+person can act on and ``details`` (per-field messages under ``fields``). Only ``server/`` turns a code
+into an HTTP status (server/errors.py); sync turns a mutation's problem into its result."""
 
 
-class DomainError(Exception):
-    code = "domain_error"
-
-    def __init__(self, message: str, details: dict | None = None, code: str | None = None):
+class Problem(Exception):
+    def __init__(self, code: str, message: str, details: dict | None = None):
         super().__init__(message)
-        self.message = message
-        self.details = details or {}
-        if code:
-            self.code = code
+        self.code, self.message, self.details = code, message, details or {}
 
 
-class InvalidTransition(DomainError):
+class _Named(Problem):
+    """A problem raised in several places: the class names its code once."""
+
+    code = "problem"
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(type(self).code, message, details)
+
+
+class InvalidTransition(_Named):
     code = "invalid_transition"
 
 
-class ManagerOnly(DomainError):
+class ManagerOnly(_Named):
     code = "manager_only"
 
 
-class RecordDeleted(DomainError):
+class RecordDeleted(_Named):
     code = "record_deleted"
 
 
@@ -31,11 +37,9 @@ class RecordDeidentified(RecordDeleted):
     code = "record_deidentified"
 
 
-class FieldErrors(DomainError):
+class FieldErrors(Problem):
     """Business-rule failures tied to fields, shaped like marshmallow's messages."""
 
-    code = "validation_error"
-
-    def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("Some fields are not valid.", {"fields": errors})
+    def __init__(self, errors: dict[str, list[str]], message: str = "Some fields are not valid."):
+        super().__init__("validation_error", message, {"fields": errors})
         self.errors = errors

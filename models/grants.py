@@ -25,14 +25,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.accounts import User
 from models.audit import audit
 from models.base import UTCDateTime, db, utcnow
-from models.errors import DomainError
+from models.errors import _Named
 
 GRANT_KINDS = ("create", "role", "password")
 KIND_TEXT = {"create": "new manager account", "role": "role change to manager",
              "password": "password reset of a manager"}
 
 
-class GrantRefused(DomainError):
+class GrantRefused(_Named):
     code = "grant_refused"
 
 

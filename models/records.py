@@ -16,7 +16,7 @@ from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
 from models.changes import allocate_seq
 from models.children import Child, case_code_for
-from models.errors import DomainError, FieldErrors, RecordDeidentified, RecordDeleted
+from models.errors import FieldErrors, Problem, RecordDeidentified, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
 from models.history import RecordHistory
 from models.lifecycle import INITIAL_STAGE, StageTransition, check_transition
@@ -133,8 +133,6 @@ def _new_child(fields: dict, actor: Actor, record_id, recorded_at, today) -> New
 
 def _new_record(entity: str, fields: dict, record_id, recorded_at) -> NewRecord:
     model = ENTITIES[entity]
-    if model is Followup:
-        _check_outcome(fields)
     values = {"id": record_id or uuid.uuid4(), "version": 1, "recorded_at": recorded_at, **fields}
     return NewRecord(model, values, fields)
 
@@ -146,10 +144,8 @@ def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = No
     new = _new_child(fields, actor, record_id, recorded_at, today)
     code = new.values["case_code"]
     if not code_checked and db.session.execute(db.select(Child.id).where(Child.case_code == code)).first():
-        raise DomainError(
-            f"The case code {code} derived from this id is taken; create the child with a new id.",
-            {"id": str(new.values["id"])}, code="id_conflict",
-        )
+        raise Problem("id_conflict", f"The case code {code} derived from this id is taken; create the child "
+                      "with a new id.", {"id": str(new.values["id"])})
     child = Child(**new.values)
     db.session.add(child)
     _history(child, new.history, actor)
@@ -164,8 +160,8 @@ def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UU
                   recorded_at: datetime | None = None, flush: bool = True):
     """Create a consent, assessment, service, follow-up or alert under an existing child."""
     new = _new_record(entity, fields, record_id, recorded_at)
-    if new.model is not Alert and (child := db.session.get(Child, new.values.get("child_id"))) is not None:
-        _refuse_deidentified(child)  # no new notes under a case whose identity retention erased
+    if new.model is not Alert:
+        check_record_create(entity, fields, db.session.get(Child, new.values.get("child_id")))
     record = new.model(**new.values)
     db.session.add(record)
     _history(record, new.history, actor)
@@ -174,12 +170,21 @@ def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UU
     return record
 
 
+def check_record_create(entity: str, fields: dict, child: Child | None) -> None:
+    """Raise what ``create_record`` refuses, before anything is written (sync decides, then writes)."""
+    if ENTITIES[entity] is Followup:
+        _check_outcome(fields)
+    if child is not None:
+        _refuse_deidentified(child)  # no new notes under a case whose identity retention erased
+
+
 def prepare_create(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID,
                    recorded_at: datetime | None = None, today: date | None = None) -> NewRecord:
     """What ``create_child`` / ``create_record`` would write, checked the same way (and raising the same
     errors), for ``create_many``. The case code must have been checked by the caller."""
     if entity == "child":
         return _new_child(fields, actor, record_id, recorded_at, today)
+    check_record_create(entity, fields, None)
     return _new_record(entity, fields, record_id, recorded_at)
 
 
@@ -226,19 +231,25 @@ def create_many(news: list[NewRecord], actor: Actor) -> None:
     insert_tokens(searched, connection)  # new children: one executemany, nothing to delete
 
 
-def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,
-                  flush: bool = True) -> list[str]:
-    """Apply the fields that differ; step the version once. Returns the names that changed."""
+def check_update(record, fields: dict) -> dict:
+    """Raise what ``update_record`` refuses, before anything is written; return the fields that change."""
     if record.deleted_at is not None:
         raise RecordDeleted(f"This {ENTITY_OF[type(record)]} was deleted; it can no longer be changed.")
     _refuse_deidentified(record)
     if isinstance(record, Child):
         fields = _derive_child_fields(_resolve_caseworker(fields))
     changed = {k: v for k, v in fields.items() if getattr(record, k) != v}
+    if changed and isinstance(record, Followup):
+        _check_outcome({**_column_values(record), **changed})
+    return changed
+
+
+def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,
+                  flush: bool = True) -> list[str]:
+    """Apply the fields that differ; step the version once. Returns the names that changed."""
+    changed = check_update(record, fields)
     if not changed:
         return []
-    if isinstance(record, Followup):
-        _check_outcome({**_column_values(record), **changed})
     for key, value in changed.items():
         setattr(record, key, value)
     record.version += 1
@@ -275,11 +286,9 @@ def follow_up_since(child: Child) -> date | None:
     ).scalar_one()
 
 
-def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
-               closure_reason: str | None = None, details: dict | None = None,
-               record_id: uuid.UUID | None = None, recorded_at: datetime | None = None,
-               today: date | None = None, min_follow_up_days: int = 365, flush: bool = True) -> StageTransition:
-    """Validate and record one stage transition, and derive the child's stage from it."""
+def check_move(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
+               closure_reason: str | None = None, today: date | None = None, min_follow_up_days: int = 365) -> None:
+    """Raise what ``transition`` refuses, before anything is written (sync decides, then writes)."""
     if child.deleted_at is not None:
         raise RecordDeleted("This child was deleted; it can no longer change stage.")
     _refuse_deidentified(child)
@@ -289,6 +298,15 @@ def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, 
         follow_up_since=follow_up_since(child) if to_stage == "closure_pending" else None,
         min_follow_up_days=min_follow_up_days,
     )
+
+
+def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
+               closure_reason: str | None = None, details: dict | None = None,
+               record_id: uuid.UUID | None = None, recorded_at: datetime | None = None,
+               today: date | None = None, min_follow_up_days: int = 365, flush: bool = True) -> StageTransition:
+    """Validate and record one stage transition, and derive the child's stage from it."""
+    check_move(child, to_stage, actor, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,
+               today=today, min_follow_up_days=min_follow_up_days)
     record = StageTransition(
         id=record_id or uuid.uuid4(), version=1, child_id=child.id, from_stage=child.stage,
         to_stage=to_stage, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,

@@ -1,7 +1,7 @@
 """One error shape for the whole app: ``{"error": {"code", "message", "details"}}`` (DESIGN §4).
 
-Every handler is registered here, once. Domain errors carry a code; this module maps codes to HTTP
-statuses. Nothing a client sends can turn into a 500 or an HTML error page under ``/api``.
+Every handler is registered here, once. A ``Problem`` (models.errors) carries a code; this module, and
+only it, maps codes to HTTP statuses. Nothing a client sends can turn into a 500 or an HTML error page under ``/api``.
 """
 
 import logging
@@ -11,11 +11,15 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from models.errors import DomainError
+from models.errors import Problem
 
 log = logging.getLogger(__name__)
 
-DOMAIN_STATUS = {
+# A code not named here is 422: the request was understood and refused.
+PROBLEM_STATUS = {
+    "invalid_cursor": 400,
+    "payload_too_large": 413,
+    "resync_required": 409,
     "invalid_transition": 422,
     "manager_only": 403,
     "record_deleted": 409,
@@ -31,6 +35,10 @@ HTTP_CODES = {
     415: "unsupported_media_type", 422: "validation_error", 428: "precondition_required",
     429: "too_many_requests", 503: "unavailable",
 }
+
+
+def status_of(problem: Problem) -> int:
+    return PROBLEM_STATUS.get(problem.code, 422)
 
 
 class ApiError(Exception):
@@ -61,14 +69,14 @@ def register_error_handlers(app):
     def api_error(exc):
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, exc.extra)
 
-    @app.errorhandler(DomainError)
-    def domain_error(exc):
+    @app.errorhandler(Problem)
+    def problem(exc):
         from models import db
 
         db.session.rollback()
         if not wants_json() and app.config.get("HTML_ERRORS"):
             return app.config["HTML_ERRORS"](exc)
-        return error_response(DOMAIN_STATUS.get(exc.code, 422), exc.code, exc.message, exc.details)
+        return error_response(status_of(exc), exc.code, exc.message, exc.details)
 
     @app.errorhandler(ValidationError)
     def validation_error(exc):

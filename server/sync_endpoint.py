@@ -14,11 +14,10 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 from models import audit, db, utcnow
 from models.planning import after_changes
 from server.auth import bearer_token
-from server.errors import ApiError, error_response
+from server.errors import ApiError
 from server.whole_numbers import whole_number
 from sync.devices import DeviceAuthError, authenticate_device
 from sync.envelope import load_envelope
-from sync.errors import SyncError
 from sync.pull import decode_cursor, encode_changes, encode_cursor, noting_children, pull
 from sync.push import ingest
 
@@ -29,12 +28,6 @@ DEFAULT_PULL_LIMIT = 500
 # Responses smaller than this are not worth compressing.
 GZIP_MIN_BYTES = 512
 STREAM_CHUNK = 64 * 1024
-
-
-@bp.errorhandler(SyncError)
-def sync_error(exc: SyncError):
-    db.session.rollback()
-    return error_response(exc.status, exc.code, exc.message, exc.details)
 
 
 def current_device():

@@ -13,7 +13,7 @@ from models import audit
 from models.access import child_scope, sees_restricted
 from models.base import db, utcnow
 from models.children import Child
-from models.errors import DomainError, FieldErrors, RecordDeleted
+from models.errors import FieldErrors, Problem, RecordDeleted
 from models.field_messages import UNKNOWN
 from models.records import ENTITIES, Actor, json_value, update_record
 from models.schemas import FIELD_SCHEMAS
@@ -94,7 +94,7 @@ def _chosen_values(conflict: Conflict, choices: dict) -> tuple[dict, dict]:
 def resolve_conflict(conflict: Conflict, choices: dict, actor: Actor):
     """Keep, per conflicting field, the device's value, the server's, or a new one. Flushes."""
     if conflict.status != "open":
-        raise DomainError("This conflict was already resolved.", code="already_resolved")
+        raise Problem("already_resolved", "This conflict was already resolved.")
     model = ENTITIES[conflict.entity]
     record = db.session.get(model, conflict.record_id)
     if record is None or record.deleted_at is not None:

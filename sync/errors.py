@@ -1,11 +1,13 @@
 """Errors about a whole sync request (the envelope, the cursor), as opposed to one mutation's result.
 
-The endpoint turns each into the one JSON error shape with ``status``.
+A ``Problem`` like every other, answered by server/errors.py, which chooses the status from the code.
+``status`` repeats that status for tests/test_push_properties.py, which reads it.
 """
 
+from models.errors import Problem
 
-class SyncError(Exception):
+
+class SyncError(Problem):
     def __init__(self, status: int, code: str, message: str, details: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details = details or {}
+        super().__init__(code, message, details)
+        self.status = status

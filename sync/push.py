@@ -1,23 +1,21 @@
-"""Ingesting a device's push batch (DESIGN §5): log, deduplicate, apply each mutation in its own
-savepoint, merge field by field, keep conflicts.
+"""Ingesting a device's push batch (DESIGN §5): log, deduplicate, apply each mutation, merge field by
+field, keep conflicts.
 
 ``ingest`` flushes and never commits; the endpoint commits once per batch and then runs the follow-up
 planning for the children the batch touched. Lookups are made for the whole batch up front (existing
-records, their children, mutation ids already seen) so the per-mutation work is the write itself.
+records, their children, mutation ids already seen, taken case codes, ids that have history) so the
+per-mutation work is the write itself.
 
-Each mutation is all or nothing, and one failing never touches another. The rule is kept two ways:
-- the fast path applies the whole batch under one savepoint and flushes once. It is taken as long as
-  every refusal comes from the checks here, which run before anything is written;
-- if the domain refuses a mutation (an invalid transition, a visit outcome that does not hold) or the
-  flush fails, that attempt is rolled back and the batch is applied again with one savepoint per
-  mutation (``session.begin_nested()``), the outcome the fast path would have had to reproduce.
-Both give the same results; the fast path only saves a flush and a savepoint per mutation.
+Each mutation is all or nothing, and one failing never touches another, without savepoints: every
+refusal, this module's and the domain's (``check_update``, ``check_move``, ``check_record_create``), is
+raised before anything of the mutation is written, and a rejected mutation leaves no trace but its
+result. The batch is flushed once, at the end.
 
 A batch of creates only (new children and their consents, assessments, services and visits, the usual
-registration day) is first tried on a bulk path: the same checks, then ``records.create_many`` writes
-all records, history rows and first stage transitions with one executemany per table instead of the
-ORM's unit of work. Anything it does not cover (an update, a transition, an alert, a record created
-twice) sends the batch to the fast path before anything is written.
+registration day) is first decided with the writes deferred: ``records.create_many`` then writes all
+records, history rows and first stage transitions with one executemany per table instead of the ORM's
+unit of work. Anything it does not cover (an update, a transition, an alert, a record created twice)
+stops it before anything is written, and the batch is decided again through the ORM.
 """
 
 import functools
@@ -28,18 +26,20 @@ from datetime import date
 
 from marshmallow import ValidationError, missing
 from sqlalchemy import JSON, String, bindparam, insert, update
-from sqlalchemy.exc import IntegrityError
 
 from models import audit
 from models.accounts import Device
 from models.base import db
 from models.changes import ChangeCounter
 from models.children import Child, case_code_for
-from models.errors import DomainError, FieldErrors
+from models.errors import Problem
 from models.history import RecordHistory
 from models.records import (
     ENTITIES,
     Actor,
+    check_move,
+    check_record_create,
+    check_update,
     create_child,
     create_many,
     create_record,
@@ -57,14 +57,6 @@ STATUSES = ("applied", "duplicate", "conflict", "rejected")
 # One answer for "no such record" and "not yours": anything else would tell a device that an id exists.
 NOT_IN_CASELOAD = ("No such record in your caseload. If the child was reassigned, pull to receive the "
                    "current caseload.")
-
-
-class Rejected(Exception):
-    """One mutation refused, with a code and a message a person can act on."""
-
-    def __init__(self, code: str, message: str, errors: dict | None = None):
-        super().__init__(message)
-        self.code, self.message, self.errors = code, message, errors
 
 
 @dataclass
@@ -86,13 +78,9 @@ class _Batch:
     known: dict  # (entity, id) -> record
     rejected_creates: set = field(default_factory=set)  # (entity, id) of creates refused in this batch
     child_ids: set = field(default_factory=set)
-    fast: bool = False  # writes are flushed once at the end; see the module docstring
     bulk: list | None = None  # on the bulk path: the prepared creates, written at the end
     taken_codes: set = field(default_factory=set)  # case codes of new children's ids already in use
-
-    @property
-    def flush(self) -> bool:
-        return not self.fast
+    used_ids: set = field(default_factory=set)  # ids of records with history, of any entity
 
     @property
     def user(self):
@@ -120,35 +108,27 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
 
     actor = Actor(user=device.user, source="device", device=device)
     known = _prefetch(mutations)
-    taken = _taken_codes(mutations)
-    try:
-        state = results = None
+    taken, used = _taken_codes(mutations), _used_ids(mutations)
+
+    def batch_state(**kw) -> _Batch:
+        # Fresh sets and lookups each time: a stopped bulk attempt leaves nothing behind.
+        return _Batch(device=device, actor=actor, today=today, rules=rules, known=dict(known),
+                      taken_codes=set(taken), used_ids=set(used), **kw)
+
+    results = None
+    with session.no_autoflush:
         if _only_creates(mutations, seen):
-            attempt = session.begin_nested()
             try:
-                with session.no_autoflush:
-                    state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
-                                   taken_codes=set(taken), bulk=[])
-                    results, in_batch = _apply_all(mutations, seen, state)
-                create_many(state.bulk, actor)
-                attempt.commit()
-            except _NotBulk:
-                attempt.rollback()
-                state = results = None
-                known = _prefetch(mutations)
-        if results is None:
-            attempt = session.begin_nested()
-            with session.no_autoflush:
-                state = _Batch(device=device, actor=actor, today=today, rules=rules, known=known, fast=True,
-                               taken_codes=set(taken))
+                state = batch_state(bulk=[])
                 results, in_batch = _apply_all(mutations, seen, state)
-            session.flush()
-            attempt.commit()
-    except (_SlowPathNeeded, IntegrityError):
-        attempt.rollback()
-        state = _Batch(device=device, actor=actor, today=today, rules=rules, known=_prefetch(mutations),
-                       taken_codes=set(taken))
-        results, in_batch = _apply_all(mutations, seen, state)
+            except _NotBulk:
+                results = None
+        if results is None:
+            state = batch_state()
+            results, in_batch = _apply_all(mutations, seen, state)
+    if state.bulk:
+        create_many(state.bulk, actor)
+    session.flush()
 
     _record_outcomes(in_batch)
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
@@ -162,12 +142,9 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     return PushOutcome(results=results, child_ids=state.child_ids, counts=counts)
 
 
-class _SlowPathNeeded(Exception):
-    """The fast path met a refusal from the domain: redo the batch one savepoint per mutation."""
-
-
 class _NotBulk(Exception):
-    """The bulk path met a mutation it does not cover: redo the batch on the fast path."""
+    """The bulk path met a mutation it does not cover (nothing is written yet): decide the batch again
+    through the ORM."""
 
 
 # What the bulk path writes: records created with ``create_child`` / ``create_record``.
@@ -186,22 +163,14 @@ def _apply_all(mutations: list, seen: dict, state: _Batch) -> tuple[list, dict]:
         if mid in seen or mid in in_batch:
             results.append(_duplicate(mid, seen.get(mid) or in_batch[mid]))
             continue
-        result = _apply_fast(mutation, state) if state.fast else _apply_in_savepoint(mutation, state)
+        try:
+            result = {"mutation_id": str(mid), **_apply(mutation, state)}
+        except Problem as problem:
+            # Raised before anything of this mutation was written (see the module docstring).
+            result = _rejection(mutation, state, problem)
         in_batch[mid] = result
         results.append(result)
     return results, in_batch
-
-
-def _apply_fast(mutation: dict, state: _Batch) -> dict:
-    mid = str(mutation["mutation_id"])
-    try:
-        return {"mutation_id": mid, **_apply(mutation, state)}
-    except Rejected as exc:
-        # Raised by the checks in this module, before anything of this mutation is written.
-        return _rejection(mutation, state, {"code": exc.code, "message": exc.message,
-                                            **({"errors": exc.errors} if exc.errors else {})})
-    except DomainError:
-        raise _SlowPathNeeded() from None
 
 
 def _serialise_writers() -> None:
@@ -288,6 +257,17 @@ def _prefetch(mutations: list) -> dict:
     return known
 
 
+def _used_ids(mutations: list) -> set:
+    """Ids of the batch's creates that already have history, under any entity (one query): history is
+    keyed by record id and version, so such a create would clash with the other record."""
+    ids = {m["id"] for m in mutations if m["op"] == "create"}
+    if not ids:
+        return set()
+    return set(db.session.execute(
+        db.select(RecordHistory.record_id).where(RecordHistory.record_id.in_(ids), RecordHistory.version == 1)
+    ).scalars())
+
+
 def _taken_codes(mutations: list) -> set:
     """Case codes that new children of this batch would take but are in use (one query)."""
     codes = {case_code_for(m["id"]) for m in mutations if m["entity"] == "child" and m["op"] == "create"}
@@ -304,29 +284,20 @@ def _duplicate(mutation_id, first: dict) -> dict:
     return result
 
 
-def _apply_in_savepoint(mutation: dict, state: _Batch) -> dict:
-    mid = str(mutation["mutation_id"])
-    try:
-        with db.session.begin_nested():
-            outcome = _apply(mutation, state)
-        return {"mutation_id": mid, **outcome}
-    except Rejected as exc:
-        rejection = {"code": exc.code, "message": exc.message, **({"errors": exc.errors} if exc.errors else {})}
-    except FieldErrors as exc:
-        rejection = {"code": exc.code, "message": exc.message, "errors": exc.errors}
-    except DomainError as exc:
-        rejection = {"code": exc.code, "message": exc.message}
-    except IntegrityError:
-        # A uniqueness rule the checks above did not foresee (e.g. a case code taken): the savepoint
-        # is gone, the batch goes on.
-        rejection = {"code": "id_conflict", "message": "The record clashes with one the server already has."}
-    return _rejection(mutation, state, rejection)
-
-
-def _rejection(mutation: dict, state: _Batch, rejection: dict) -> dict:
+def _rejection(mutation: dict, state: _Batch, problem: Problem) -> dict:
+    """A refused mutation's result: the problem's code and message, and its per-field messages."""
     if mutation["op"] == "create":
         state.rejected_creates.add((mutation["entity"], mutation["id"]))
-    return {"mutation_id": str(mutation["mutation_id"]), "status": "rejected", **rejection}
+    fields = problem.details.get("fields")
+    return {"mutation_id": str(mutation["mutation_id"]), "status": "rejected", "code": problem.code,
+            "message": problem.message, **({"errors": fields} if fields else {})}
+
+
+def _unused_id(rid, state: _Batch) -> None:
+    """The last check of a create, as the database would make it when the rows are written."""
+    if rid in state.used_ids:
+        raise Problem("id_conflict", "The record clashes with one the server already has.")
+    state.used_ids.add(rid)
 
 
 def _apply(mutation: dict, state: _Batch) -> dict:
@@ -334,19 +305,19 @@ def _apply(mutation: dict, state: _Batch) -> dict:
     if entity == "alert":
         return _acknowledge(mutation, state)
     if entity == "stage_transition" and op == "update":
-        raise Rejected("validation_error", "A stage transition cannot be changed; record a new one.",
-                       {"op": ["Stage transitions are append-only: use op 'create'."]})
+        raise Problem("validation_error", "A stage transition cannot be changed; record a new one.",
+                      {"fields": {"op": ["Stage transitions are append-only: use op 'create'."]}})
     existing = state.known.get((entity, mutation["id"]))
     child_id = _child_id_of(mutation, existing)
     if child_id is not None and ("child", child_id) in state.rejected_creates and entity != "child":
-        raise Rejected("parent_rejected", "The child this record belongs to was rejected in this batch; "
-                       "fix the child first, then send this record again.")
+        raise Problem("parent_rejected", "The child this record belongs to was rejected in this batch; "
+                      "fix the child first, then send this record again.")
     if op == "update" and existing is None and (entity, mutation["id"]) in state.rejected_creates:
-        raise Rejected("parent_rejected", "The create of this record was rejected in this batch.")
+        raise Problem("parent_rejected", "The create of this record was rejected in this batch.")
     try:
         data = _schema_for(entity, op == "update", mutation["changes"]).load(mutation["changes"])
     except ValidationError as exc:
-        raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
+        raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
     if op == "create":
         return _create(mutation, entity, data, existing, state)
     return _update(mutation, entity, data, existing, state)
@@ -395,9 +366,9 @@ def _in_scope_child(child_id, state: _Batch) -> Child:
     """The child, if it is in the device's caseload and not deleted; a rejection otherwise."""
     child = state.known.get(("child", child_id))
     if child is None or child.caseworker_id != state.user.id:
-        raise Rejected("out_of_scope", NOT_IN_CASELOAD)
+        raise Problem("out_of_scope", NOT_IN_CASELOAD)
     if child.deleted_at is not None:
-        raise Rejected("record_deleted", f"Child {child.case_code} was deleted; it can no longer be changed.")
+        raise Problem("record_deleted", f"Child {child.case_code} was deleted; it can no longer be changed.")
     return child
 
 
@@ -405,8 +376,8 @@ def _own_caseworker(data: dict, state: _Batch) -> dict:
     """A device writes only into its own caseworker's caseload."""
     if "caseworker" in data:
         if data["caseworker"] != state.user.username:
-            raise Rejected("out_of_scope", "A device can only assign children to its own caseworker; "
-                           "a manager reassigns children on the web.")
+            raise Problem("out_of_scope", "A device can only assign children to its own caseworker; "
+                          "a manager reassigns children on the web.")
         data = {k: v for k, v in data.items() if k != "caseworker"}
     return data
 
@@ -420,17 +391,18 @@ def _create(mutation, entity, data, existing, state: _Batch) -> dict:
         _in_scope_child(existing.id if entity == "child" else existing.child_id, state)
         if _same_content(existing, entity, data, state):
             return {"status": "duplicate", "version": existing.version}
-        raise Rejected("id_conflict", f"A {entity} with this id already exists with other content; "
-                       "create the record with a new id.")
+        raise Problem("id_conflict", f"A {entity} with this id already exists with other content; "
+                      "create the record with a new id.")
     if state.bulk is not None:
         return _create_bulk(mutation, entity, data, state)
     if entity == "child":
         data = _own_caseworker(data, state)
         if case_code_for(rid) in state.taken_codes:
-            raise Rejected("id_conflict", f"The case code {case_code_for(rid)} derived from this id is taken; "
-                           "create the child with a new id.")
+            raise Problem("id_conflict", f"The case code {case_code_for(rid)} derived from this id is taken; "
+                          "create the child with a new id.")
+        _unused_id(rid, state)
         record = create_child({**data, "caseworker_id": state.user.id}, state.actor, record_id=rid,
-                              recorded_at=recorded_at, today=state.today, flush=state.flush, code_checked=True)
+                              recorded_at=recorded_at, today=state.today, flush=False, code_checked=True)
         state.taken_codes.add(record.case_code)
         child_id = record.id
     else:
@@ -438,15 +410,18 @@ def _create(mutation, entity, data, existing, state: _Batch) -> dict:
         child_id = child.id
         if entity == "stage_transition":
             db.session.flush()  # the transition rules read earlier transitions of this batch
-            record = transition(
-                child, data["to_stage"], state.actor, occurred_on=data["occurred_on"],
-                reason=data.get("reason"), closure_reason=data.get("closure_reason"),
-                details=data.get("details"), record_id=rid, recorded_at=recorded_at, today=state.today,
-                min_follow_up_days=state.rules["MIN_FOLLOW_UP_DAYS"], flush=state.flush,
-            )
+            move = {"occurred_on": data["occurred_on"], "reason": data.get("reason"),
+                    "closure_reason": data.get("closure_reason"), "today": state.today,
+                    "min_follow_up_days": state.rules["MIN_FOLLOW_UP_DAYS"]}
+            check_move(child, data["to_stage"], state.actor, **move)
+            _unused_id(rid, state)
+            record = transition(child, data["to_stage"], state.actor, details=data.get("details"),
+                                record_id=rid, recorded_at=recorded_at, flush=False, **move)
         else:
+            check_record_create(entity, data, child)
+            _unused_id(rid, state)
             record = create_record(entity, data, state.actor, record_id=rid, recorded_at=recorded_at,
-                                   flush=state.flush)
+                                   flush=False)
     state.known[(entity, rid)] = record
     state.child_ids.add(child_id)
     return {"status": "applied", "version": record.version}
@@ -471,14 +446,16 @@ def _create_bulk(mutation, entity, data, state: _Batch) -> dict:
         data = _own_caseworker(data, state)
         code = case_code_for(rid)
         if code in state.taken_codes:
-            raise Rejected("id_conflict", f"The case code {code} derived from this id is taken; "
-                           "create the child with a new id.")
+            raise Problem("id_conflict", f"The case code {code} derived from this id is taken; "
+                          "create the child with a new id.")
         data = {**data, "caseworker_id": state.user.id}
         child_id = rid
     else:
         child_id = _in_scope_child(data["child_id"], state).id
-    state.bulk.append(prepare_create(entity, data, state.actor, record_id=rid,
-                                     recorded_at=mutation["recorded_at"], today=state.today))
+    new = prepare_create(entity, data, state.actor, record_id=rid, recorded_at=mutation["recorded_at"],
+                         today=state.today)
+    _unused_id(rid, state)
+    state.bulk.append(new)
     if entity == "child":
         state.taken_codes.add(code)
         state.known[(entity, rid)] = _Prepared(rid, case_code=code, caseworker_id=state.user.id)
@@ -516,27 +493,27 @@ def _same_content(record, entity, data, state: _Batch) -> bool:
 
 def _update(mutation, entity, data, record, state: _Batch) -> dict:
     if record is None:
-        raise Rejected("out_of_scope", NOT_IN_CASELOAD)
+        raise Problem("out_of_scope", NOT_IN_CASELOAD)
     # Scope first: "deleted" about a record of someone else's caseload would say that it exists.
     child = _in_scope_child(record.id if entity == "child" else record.child_id, state)
     if record.deleted_at is not None:
-        raise Rejected("record_deleted", f"This {entity} was deleted on the server; it can no longer be "
-                       "changed. Drop the local edit.")
+        raise Problem("record_deleted", f"This {entity} was deleted on the server; it can no longer be "
+                      "changed. Drop the local edit.")
     if "child_id" in data:
         if data.pop("child_id") != record.child_id:
-            raise Rejected("validation_error", "A record cannot move to another child.",
-                           {"child_id": ["Cannot be changed."]})
+            raise Problem("validation_error", "A record cannot move to another child.",
+                          {"fields": {"child_id": ["Cannot be changed."]}})
     if entity == "child":
         data = _own_caseworker(data, state)
     base = mutation["base_version"]
     if base > record.version:
-        raise Rejected("validation_error", f"base_version {base} is ahead of the server's version "
-                       f"{record.version}; pull, then edit again.",
-                       {"base_version": [f"The server has version {record.version}."]})
+        raise Problem("validation_error", f"base_version {base} is ahead of the server's version "
+                      f"{record.version}; pull, then edit again.",
+                      {"fields": {"base_version": [f"The server has version {record.version}."]}})
     recorded_at = mutation["recorded_at"]
     state.child_ids.add(child.id)
     if base == record.version:
-        update_record(record, data, state.actor, recorded_at=recorded_at, flush=state.flush)
+        update_record(record, data, state.actor, recorded_at=recorded_at, flush=False)
         return {"status": "applied", "version": record.version}
     return _merge(mutation, entity, data, record, child, state)
 
@@ -560,7 +537,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
         else:
             apply[key] = value
     if not clashing:
-        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"], flush=state.flush)
+        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"], flush=False)
         return {"status": "applied", "version": record.version}
 
     base_values = {}
@@ -571,6 +548,12 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
             if key in row.fields:
                 base_values[key] = row.values.get(key)
     names = sorted(clashing)
+    # Decided before anything is written: both updates' refusals (a de-identified case, a visit
+    # outcome that does not hold) come first.
+    writes = [(child, {**apply, "needs_review": True})] if record is child else \
+        [(record, apply), (child, {"needs_review": True})]
+    for target, fields in writes:
+        check_update(target, fields)
     conflict = Conflict(
         id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
         device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
@@ -579,12 +562,10 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
         device_values={k: json_value(clashing[k]) for k in names},
     )
     db.session.add(conflict)
-    if record is child:
-        update_record(child, {**apply, "needs_review": True}, state.actor, recorded_at=mutation["recorded_at"],
-                      flush=state.flush)
-    else:
-        update_record(record, apply, state.actor, recorded_at=mutation["recorded_at"], flush=state.flush)
-        update_record(child, {"needs_review": True}, state.actor, flush=state.flush)
+    for target, fields in writes:
+        # The child's own edit is the device's, at recorded_at; its needs_review flag alone is the server's.
+        update_record(target, fields, state.actor, flush=False,
+                      recorded_at=mutation["recorded_at"] if target is record else None)
     return {"status": "conflict", "version": record.version, "conflict_id": str(conflict.id),
             "conflicting_fields": names}
 
@@ -592,19 +573,19 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
 def _acknowledge(mutation, state: _Batch) -> dict:
     """The one thing a device may do to an alert: acknowledge one addressed to its caseworker."""
     if mutation["op"] != "update":
-        raise Rejected("validation_error", "A device can only acknowledge an alert, not create one.",
-                       {"op": ["Use op 'update' with status 'acknowledged'."]})
+        raise Problem("validation_error", "A device can only acknowledge an alert, not create one.",
+                      {"fields": {"op": ["Use op 'update' with status 'acknowledged'."]}})
     alert = state.known.get(("alert", mutation["id"]))
     if alert is None or alert.recipient_id != state.user.id:
-        raise Rejected("out_of_scope", "No alert with this id addressed to you.")
+        raise Problem("out_of_scope", "No alert with this id addressed to you.")
     try:
         _schema("alert", False).load(mutation["changes"])
     except ValidationError as exc:
-        raise Rejected("validation_error", "Some fields are not valid.", exc.normalized_messages()) from None
+        raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
     if alert.deleted_at is not None:
-        raise Rejected("record_deleted", "This alert was withdrawn.")
+        raise Problem("record_deleted", "This alert was withdrawn.")
     # Acknowledging twice, or after a manager resolved it, changes nothing: the device's wish holds.
     if alert.status == "open":
         update_record(alert, {"status": "acknowledged", "acknowledged_by_id": state.user.id}, state.actor,
-                      recorded_at=mutation["recorded_at"], flush=state.flush)
+                      recorded_at=mutation["recorded_at"], flush=False)
     return {"status": "applied", "version": alert.version}

@@ -6,7 +6,7 @@ from sqlalchemy import and_
 from sqlalchemy.orm import aliased
 
 from models import Alert, Child, User, audit, db
-from models.errors import DomainError
+from models.errors import Problem
 from models.records import update_record
 from models.vocab import ALERT_SEVERITIES, ALERT_STATUSES
 from server.api.common import commit_and_plan
@@ -76,7 +76,7 @@ def alert_action(alert_id, action):
         return redirect(request.referrer or url_for("web.alerts"))
     try:
         change_alert_status(alert, action)
-    except DomainError as exc:
+    except Problem as exc:
         db.session.rollback()
         flash(" ".join(m for ms in errors_of(exc).values() for m in ms), "error")
         return redirect(url_for("web.alerts"))

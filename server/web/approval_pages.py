@@ -5,7 +5,7 @@ from flask import flash, g, redirect, request, url_for
 from sqlalchemy import func
 
 from models import Child, StageTransition, User, audit, db
-from models.errors import DomainError, FieldErrors
+from models.errors import FieldErrors, Problem
 from models.records import transition
 from models.schemas import api_schema
 from models.vocab import CLOSURE_REASONS
@@ -82,8 +82,8 @@ def approval_decide(child_id):
             record = transition(child, "follow_up", web_actor(), occurred_on=today(), today=today(),
                                 reason=data["reason"], min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"])
         else:
-            raise DomainError("Choose approve or send back.")
-    except DomainError as exc:
+            raise Problem("validation_error", "Choose approve or send back.")
+    except Problem as exc:
         db.session.rollback()
         return approvals(errors={key: errors_of(exc)}, form={key: request.form}, status=422)
     audit("child.closure_" + ("approved" if decision == "approve" else "sent_back"), actor=g.user,

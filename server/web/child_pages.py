@@ -20,7 +20,7 @@ from models import (
     districts,
 )
 from models.access import sees_restricted
-from models.errors import DomainError
+from models.errors import Problem
 from models.lifecycle import MANAGER_ONLY, allowed_targets
 from models.records import transition, update_record
 from models.schemas import ChildFields, VisitOutcome, api_schema
@@ -182,7 +182,7 @@ def child_restricted(child_id):
     return child_page(load_child(child_id), show_restricted=True)
 
 
-def _failed(child, form_name, exc: DomainError, **kw):
+def _failed(child, form_name, exc: Problem, **kw):
     db.session.rollback()
     child = db.session.get(Child, child.id)
     return child_page(child, 422, errors={form_name: errors_of(exc)}, form={form_name: request.form}, **kw)
@@ -205,7 +205,7 @@ def child_move(child_id):
         data = load(api_schema("stage_transition"), data)
         record = transition(child, data.pop("to_stage"), web_actor(), today=today(),
                             min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"], **data)
-    except DomainError as exc:
+    except Problem as exc:
         return _failed(child, "move", exc)
     audit("child.transition", actor=g.user, child_id=child.id, to_stage=record.to_stage, via="web")
     commit_and_plan(child.id)
@@ -230,7 +230,7 @@ def child_edit(child_id):
     try:
         data = load(ChildFields(partial=True), data)
         changed = update_record(child, data, web_actor())
-    except DomainError as exc:
+    except Problem as exc:
         return _failed(child, form_name, exc, show_restricted=restricted_form)
     audit("child.update", actor=g.user, child_id=child.id, fields=changed, via="web")
     commit_and_plan(child.id)
@@ -245,7 +245,7 @@ def child_reassign(child_id):
     username = request.form.get("caseworker", "").strip() or None
     try:
         changed = update_record(child, {"caseworker": username}, web_actor())
-    except DomainError as exc:
+    except Problem as exc:
         return _failed(child, "reassign", exc)
     audit("child.reassign", actor=g.user, child_id=child.id, caseworker=username, via="web")
     commit_and_plan(child.id)
@@ -268,7 +268,7 @@ def followup_outcome(followup_id):
     try:
         data = load(VisitOutcome(), data)
         update_record(followup, data, web_actor())
-    except DomainError as exc:
+    except Problem as exc:
         return _failed(child, form_name, exc)
     audit("followup.outcome", actor=g.user, child_id=child.id, status=data["status"], via="web")
     commit_and_plan(child.id)

@@ -6,7 +6,7 @@ from flask import abort, flash, g, redirect, request, url_for
 
 from models import Child, Device, User, audit, db
 from models.access import sees_restricted
-from models.errors import DomainError
+from models.errors import Problem
 from models.syncstate import Conflict
 from server.api.common import commit_and_plan
 from server.web import bp
@@ -95,7 +95,7 @@ def conflict_resolve(conflict_id):
         return conflict_page(conflict, child, 422, {name: ["Choose which value to keep."] for name in missing})
     try:
         resolve_conflict(conflict, choices, web_actor())
-    except DomainError as exc:
+    except Problem as exc:
         db.session.rollback()
         conflict, child = load_conflict(conflict_id)
         return conflict_page(conflict, child, 422, errors_of(exc))

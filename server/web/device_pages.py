@@ -9,7 +9,7 @@ from markupsafe import Markup
 from sqlalchemy import or_
 
 from models import Device, User, db, utcnow
-from models.errors import DomainError
+from models.errors import Problem
 from server.web import bp
 from server.web.forms import errors_of
 from server.web.paging import paginate
@@ -75,7 +75,7 @@ def device_enrol():
         return devices_page(422, errors={"caseworker": ["Choose an active caseworker."]}, form=request.form)
     try:
         device, token = enroll_device(caseworker, label, by=g.user)
-    except DomainError as exc:
+    except Problem as exc:
         db.session.rollback()
         return devices_page(422, errors={"caseworker" if k == "user" else k: v for k, v in errors_of(exc).items()}, form=request.form)
     db.session.commit()

@@ -4,7 +4,7 @@ path outside the JSON API (``app.config["HTML_ERRORS"]``); the API keeps its JSO
 from flask import render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from models.errors import DomainError
+from models.errors import Problem
 
 TITLES = {
     400: ("This request could not be used", "Something in the request was not right."),
@@ -22,11 +22,11 @@ TITLES = {
 
 
 def html_error(exc: Exception):
-    if isinstance(exc, DomainError):
+    if isinstance(exc, Problem):
         # A rule the page did not catch itself: say it, with the domain's own (case-code only) message.
-        from server.errors import DOMAIN_STATUS
+        from server.errors import status_of
 
-        status = DOMAIN_STATUS.get(exc.code, 422)
+        status = status_of(exc)
         return render_template("error.html", status=status, title="This could not be done", text=exc.message,
                                user=_user()), status
     if not isinstance(exc, HTTPException):

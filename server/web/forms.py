@@ -7,7 +7,7 @@ absent (False), and a multi-select or checkbox group sends the name once per val
 from flask import abort, request
 from marshmallow import ValidationError
 
-from models.errors import DomainError, FieldErrors
+from models.errors import FieldErrors, Problem
 from models.schemas import UNSTORABLE_TEXT
 from server.web import bp
 
@@ -39,7 +39,7 @@ def load(schema, data: dict) -> dict:
         raise FieldErrors({k: v if isinstance(v, list) else [str(v)] for k, v in messages.items()}) from None
 
 
-def errors_of(exc: DomainError) -> dict[str, list[str]]:
+def errors_of(exc: Problem) -> dict[str, list[str]]:
     """Per-field messages of a domain error, with the general message under ``_form``."""
     if isinstance(exc, FieldErrors):
         return dict(exc.errors)
