@@ -12,9 +12,9 @@ from datetime import UTC
 from marshmallow import ValidationError, validate, validates_schema
 from marshmallow import fields as ma
 
+from models.errors import Problem
 from models.field_messages import ClientSchema
 from models.records import ENTITIES
-from sync.errors import SyncError
 
 PROTOCOL = 1
 OPS = ("create", "update")
@@ -54,19 +54,19 @@ class EnvelopeSchema(ClientSchema):
 
 
 def load_envelope(body, max_mutations: int) -> dict:
-    """Validate a decoded JSON body; return it typed. Raises SyncError (413, 422) otherwise."""
+    """Validate a decoded JSON body; return it typed. Raises a Problem (payload_too_large, validation_error) otherwise."""
     if not isinstance(body, dict):
-        raise SyncError(422, "validation_error", "The body must be a JSON object (the push envelope).",
+        raise Problem("validation_error", "The body must be a JSON object (the push envelope).",
                         {"fields": {"_schema": ["Expected an object with protocol, batch_id, mutations."]}})
     protocol = body.get("protocol")
     if "protocol" in body and protocol != PROTOCOL:
-        raise SyncError(422, "validation_error",
+        raise Problem("validation_error",
                         f"This server speaks sync protocol {PROTOCOL}; the request asked for protocol "
                         f"{protocol!r}. Update the app, or send protocol {PROTOCOL}.",
                         {"fields": {"protocol": [f"Must be {PROTOCOL}."]}, "supported": [PROTOCOL]})
     mutations = body.get("mutations")
     if isinstance(mutations, list) and len(mutations) > max_mutations:
-        raise SyncError(413, "payload_too_large",
+        raise Problem("payload_too_large",
                         f"A batch holds at most {max_mutations} mutations; this one has {len(mutations)}. "
                         "Split it into smaller batches.",
                         {"limit_mutations": max_mutations, "mutations": len(mutations)})
@@ -76,7 +76,7 @@ def load_envelope(body, max_mutations: int) -> dict:
     try:
         return _ENVELOPE.load(body)
     except ValidationError as exc:
-        raise SyncError(422, "validation_error", "The push envelope is not valid.",
+        raise Problem("validation_error", "The push envelope is not valid.",
                         {"fields": exc.normalized_messages()}) from None
 
 

@@ -27,10 +27,10 @@ from models.base import db
 from models.care import Assessment, Consent, Service
 from models.changes import ScopeChange, current_seq
 from models.children import Child
+from models.errors import Problem
 from models.followups import Alert, Followup
 from models.lifecycle import StageTransition
 from models.records import ENTITY_OF
-from sync.errors import SyncError
 from sync.pull_rows import row_data, shape_of
 
 CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup)
@@ -53,7 +53,7 @@ def encode_cursor(device: Device, seq: int, secret_key: str) -> str:
 
 
 def decode_cursor(cursor: str, device: Device, secret_key: str) -> int:
-    invalid = SyncError(400, "invalid_cursor", "The cursor is not one this server gave this device. "
+    invalid = Problem("invalid_cursor", "The cursor is not one this server gave this device. "
                         "Pull without a cursor to start again from empty.")
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -79,10 +79,10 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     """One page of changes after sequence number ``after`` (0: the whole scope)."""
     ceiling = current_seq(db.session)
     if after > ceiling:
-        raise SyncError(409, "resync_required", "The server does not know this cursor (it is ahead of the "
+        raise Problem("resync_required", "The server does not know this cursor (it is ahead of the "
                         "server's changes, e.g. after a restore). Clear local data and pull from empty.")
     if 0 < after < horizon:
-        raise SyncError(409, "resync_required", "The cursor is older than the server can answer "
+        raise Problem("resync_required", "The cursor is older than the server can answer "
                         "incrementally. Clear local data and pull from empty.")
     plan = _plan(full=after == 0)
     params = {"user_id": device.user_id, "after": after, "ceiling": ceiling, "count": limit + 1}

@@ -51,7 +51,6 @@ from models.records import (
 from models.schemas import FIELD_SCHEMAS
 from models.sensitivity import RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
-from sync.errors import SyncError
 
 STATUSES = ("applied", "duplicate", "conflict", "rejected")
 # One answer for "no such record" and "not yours": anything else would tell a device that an id exists.
@@ -95,7 +94,7 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     batch = session.get(SyncBatch, batch_id)
     if batch is not None:
         if batch.device_id != device.id:
-            raise SyncError(409, "id_conflict", "This batch_id was already used by another device; "
+            raise Problem("id_conflict", "This batch_id was already used by another device; "
                             "send the batch again with a new batch_id.")
         return PushOutcome(results=batch.results, replayed=True)
 
