@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/sync_bench.py
 	$(BIN)/python bench/alerts_bench.py
 	$(BIN)/python bench/web_bench.py
+	$(BIN)/python bench/field_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,10 +15,14 @@ and, per run, in a fresh phone profile (390 px, Debian's Chromium):
   imported, the PIN entered (600,000 PBKDF2 rounds) and the caseload listed (decrypted, sorted):
   from navigation start to the list in hand.
 
-Prints the median and best of --runs for both. Fictional data only.
+Prints the median and best of --runs for both, and what a phone downloads for the caseload: the
+shell (every file the Service Worker precaches, as served: uncompressed) plus the first pull's pages
+as sent (gzip). The issue's size target is for 50 children: `--children 50 --database <new file>`.
+Fictional data only.
 """
 
 import argparse
+import gzip
 import statistics
 import sys
 import tempfile
@@ -40,7 +44,7 @@ PIN = "135792"
 
 def build(url: str, children: int) -> None:
     app = migrate(url)
-    token, _ = enrol(app, USERNAME)
+    (token,), _ = enrol(app, USERNAME)
     client = SyncClient("http://bench", token, tempfile.mktemp(suffix=".sqlite"), passphrase=PASSPHRASE,
                         transport=FlaskTransport(app.test_client()))
     client.db.execute("PRAGMA synchronous=OFF")
@@ -88,6 +92,32 @@ OFFLINE_OPEN = """async (pin) => {
 }"""
 
 
+def download_bytes(server: ServerProcess, url: str) -> tuple[int, int]:
+    """The shell's bytes (the precache list, fetched as a phone would) and the first pull's, gzip."""
+    import json
+    import re
+    import urllib.request
+    from urllib.parse import parse_qs, urlsplit
+
+    def get(path, token=None):
+        headers = {"Accept-Encoding": "gzip"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(urllib.request.Request(server.url + path, headers=headers)) as answer:
+            return answer.read(), answer.headers.get("Content-Encoding")
+
+    worker, _ = get("/field/sw.js")
+    precache = json.loads(re.search(rb"(\[\s*\"\./\".*?\])", worker, re.S).group(1))
+    shell = len(worker) + sum(len(get("/field/" + name.removeprefix("./"))[0]) for name in precache)
+    token = parse_qs(urlsplit(enrolment_text(url, server.url)).query)["token"][0]
+    pulled, cursor = 0, None
+    while True:
+        body, encoding = get("/api/v1/sync/pull?limit=500" + (f"&cursor={cursor}" if cursor else ""), token)
+        pulled += len(body)
+        page = json.loads(gzip.decompress(body) if encoding == "gzip" else body)
+        if not page["has_more"]:
+            return shell, pulled
+        cursor = page["cursor"]
+
+
 def one_run(browser, server: ServerProcess, url: str) -> tuple[dict, dict]:
     context = phone(browser)
     context.set_default_timeout(120_000)
@@ -128,6 +158,7 @@ def main():
                 offlines.append(offline["seconds"])
                 print(f"  run: first sync {first['seconds']:.2f} s ({first['pulled']} records, "
                       f"{first['children']} children); offline open {offline['seconds']:.2f} s")
+        shell, pulled = download_bytes(server, url)
     finally:
         server.stop()
 
@@ -139,6 +170,10 @@ def main():
     print(f"Field app, {first['children']} children / {first['pulled']} records, headless Chromium, {args.runs} run(s)")
     print(line("first sync to usable", firsts, 10))
     print(line("offline open to the list", offlines, 1))
+    total = shell + pulled
+    print(f"download: shell {shell / 1024:.0f} KB + first pull {pulled / 1024:.0f} KB gzip = {total / 1024:.0f} KB "
+          f"for {first['children']} children (target for 50 children <= 1 MB"
+          + (f": {'met' if total <= 1 << 20 else 'MISSED'})" if first["children"] <= 50 else ")"))
 
 
 if __name__ == "__main__":
