@@ -61,7 +61,7 @@ def error_response(status, code, message, details=None, headers=None, extra=None
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api") or request.path == "/healthz" or request.is_json
+    return request.path.startswith("/api") or request.path in ("/healthz", "/readyz", "/metrics") or request.is_json
 
 
 def register_error_handlers(app):

@@ -102,6 +102,7 @@ MATRIX = {
     ("GET", "/grants"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/grants/<grant_id>/<decision>"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/readyz"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/login"): (200, 302, 302, 302, 302, 302, 200, 200),
     ("POST", "/login"): (401, 401, 401, 401, 401, 401, 401, 401),
     ("POST", "/logout"): (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),

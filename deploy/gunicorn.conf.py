@@ -1,0 +1,59 @@
+"""gunicorn settings for production: ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` (docs/deploy.md).
+
+Everything comes from the environment, so the systemd unit's EnvironmentFile is the one place to tune:
+
+- HOMECOMING_BIND: where to listen (default 127.0.0.1:8000; nginx sits in front and terminates TLS).
+- HOMECOMING_WORKERS: worker processes (default 2 x cores + 1, at most 8). The app keeps no state in
+  memory, so any worker (on any host) can answer any request.
+- HOMECOMING_THREADS: threads per worker (default 4): sync pulls stream and wait on the database.
+- HOMECOMING_TIMEOUT: seconds before a silent worker is killed and replaced (default 60).
+- PROMETHEUS_MULTIPROC_DIR: a folder private to this service, emptied at start, where the workers
+  write their metrics so that /metrics adds them up (server/metrics.py).
+
+No access log: a URL can carry search words (a child's name); server/logging_setup.py logs one line
+per request with the route's rule, never the path or the query string.
+"""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+bind = os.environ.get("HOMECOMING_BIND", "127.0.0.1:8000")
+workers = _int("HOMECOMING_WORKERS", min(2 * multiprocessing.cpu_count() + 1, 8))
+threads = _int("HOMECOMING_THREADS", 4)
+worker_class = "gthread"
+timeout = _int("HOMECOMING_TIMEOUT", 60)
+graceful_timeout = 30
+keepalive = 5
+accesslog = None
+errorlog = "-"
+# Each worker builds its own app (and database pool) after the fork: a pool must never cross a fork.
+preload_app = False
+# A proxy in front (nginx on this host) is trusted for X-Forwarded-For / -Proto.
+forwarded_allow_ips = os.environ.get("HOMECOMING_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        # Counters of a previous run would otherwise be added to this one's.
+        path = Path(folder)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
