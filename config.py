@@ -92,10 +92,12 @@ def _env_int(name, default):
 class Config:
     TESTING = False
     DEBUG = False
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
 
     def __init__(self):
         self.SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL") or self.default_database_url()
+        # A connection dropped by a database restart is noticed at checkout, not by a request; and a
+        # failed statement's logged error never shows its parameters (search hashes, ciphertext).
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
         read_keys(self)
         self.BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
         self.API_TOKEN_MINUTES = _env_int("API_TOKEN_MINUTES", 60)
@@ -139,6 +141,9 @@ class Config:
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
         # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
         self.DISTRICTS = _env("DISTRICTS")
+        # Production (docs/deploy.md): JSON log lines for a collector; /metrics only with this bearer token.
+        self.LOG_FORMAT = _env("LOG_FORMAT", "text")
+        self.METRICS_TOKEN = _env("METRICS_TOKEN") or None
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
@@ -146,6 +151,8 @@ class Config:
     def validate(self):
         """Raise ValueError naming what is missing; called by the factory before anything starts."""
         problems = rule_problems(self.RULES) + scheduler_problems(self)
+        if self.LOG_FORMAT not in ("text", "json"):
+            problems.append(f"HOMECOMING_LOG_FORMAT must be text or json, got {self.LOG_FORMAT!r}")
         data_keys = {self.DATA_KEY, *self.DATA_KEYS_OLD.values()} - {None}
         if self.BACKUP_KEY and self.BACKUP_KEY in data_keys:
             problems.append("HOMECOMING_BACKUP_KEY must differ from every data key: a backup must not open "

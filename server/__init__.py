@@ -1,7 +1,5 @@
 """The Flask application factory. Each ``register_*`` step wires one concern."""
 
-import logging
-
 from flask import Flask
 from flask_migrate import Migrate
 from sqlalchemy import TypeDecorator, event
@@ -16,6 +14,7 @@ migrate = Migrate()
 def create_app(config: Config | str | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     register_config(app, config)
+    register_logging(app)  # first after the settings: its request id and timing cover every other hook
     register_extensions(app)
     register_blueprints(app)
     register_errors(app)  # after the API, whose own HTTP error handler this replaces
@@ -30,7 +29,13 @@ def register_config(app: Flask, config) -> None:
     config.validate()
     app.config.from_object(config)
     app.config["HOMECOMING_CONFIG"] = type(config).__name__
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_logging(app: Flask) -> None:
+    from server.logging_setup import configure_logging, register_request_log
+
+    configure_logging(app.config["LOG_FORMAT"])
+    register_request_log(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -42,7 +47,10 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
                      render_item=_render_type)
+    from server.metrics import watch_pool
+
     with app.app_context():
+        watch_pool(db.engine)
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
 
@@ -80,8 +88,10 @@ def register_errors(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from server.api import register_api
     from server.health import bp as health
+    from server.metrics import bp as metrics
 
     app.register_blueprint(health)
+    app.register_blueprint(metrics)
     register_api(app)
     from server.sync_endpoint import bp as sync_endpoint
 

@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from models import db, utcnow
+from server import metrics
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def scan_job(app: Flask) -> None:
 
     result = scan(utcnow().date(), app.config["RULES"])
     queued = enqueue(app.config)
+    metrics.ALERTS_CREATED.inc(len(result.created))
     log.info("alert scan: %d created %s, %d resolved, %d notifications queued",
              len(result.created), result.summary(), result.resolved, queued)
 
@@ -81,8 +83,10 @@ def run_job(app: Flask, job: Job) -> None:
         try:
             job.run(app)
             db.session.commit()
+            metrics.SCHEDULER_RUNS.labels(job.id, "ok").inc()
         except Exception:
             db.session.rollback()
+            metrics.SCHEDULER_RUNS.labels(job.id, "failed").inc()
             log.exception("scheduled job %s failed; it runs again at its next time", job.id)
         finally:
             db.session.remove()

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 
 from models import audit, db, utcnow
 from models.planning import after_changes
+from server import metrics
 from server.auth import bearer_token
 from server.errors import ApiError
 from server.whole_numbers import whole_number
@@ -88,6 +89,7 @@ def push():
     rules = current_app.config["RULES"]
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
     db.session.commit()
+    metrics.count_push(outcome.results)
     if outcome.child_ids:
         # Planning reads committed state and is idempotent; it is not part of the batch's answer. The
         # batch is committed: a planning failure is logged (ids only) and left to the scheduler's next
@@ -122,6 +124,7 @@ def pull_changes():
     cursor = request.args.get("cursor") or None
     after = decode_cursor(cursor, device, secret) if cursor else 0
     page = pull(device, after, limit, horizon=current_app.config["SYNC_RESYNC_BEFORE_SEQ"])
+    metrics.PULL_PAGES.inc()
     tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
                        "server_time": utcnow().isoformat()})
 

@@ -103,6 +103,7 @@ MATRIX = {
     ("POST", "/grants/<grant_id>/<decision>"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/readyz"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/metrics"): (404, 404, 404, 404, 404, 404, 404, 404),  # off unless HOMECOMING_METRICS_TOKEN
     ("GET", "/login"): (200, 302, 302, 302, 302, 302, 200, 200),
     ("POST", "/login"): (401, 401, 401, 401, 401, 401, 401, 401),
     ("POST", "/logout"): (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from models import Alert, Child, User, db
 from models.base import utcnow
 from models.notifications import Notification
+from server import metrics
 from server.notify import outbox
 from server.notify.channels import SENDERS, Digest, DigestLine, SendFailed
 
@@ -53,6 +54,7 @@ def dispatch(config, now=None) -> DispatchResult:
     now = now or utcnow()
     result = DispatchResult()
     result.expired = outbox.expire(now)
+    metrics.count_notification("any", "expired", result.expired)
     pairs = outbox.due_digests(now)
     db.session.commit()
     for recipient_id, channel in pairs:
@@ -71,9 +73,11 @@ def dispatch(config, now=None) -> DispatchResult:
         except SendFailed as exc:
             outbox.mark_failed(live, str(exc), now, config["NOTIFY_RETRY_SECONDS"])
             result.failed.append((recipient.username, channel, str(exc)))
+            metrics.count_notification(channel, "failed")
             log.warning("notification to %s by %s failed (%s); will retry", recipient.username, channel, exc)
         else:
             outbox.mark_sent(live, uuid.UUID(digest.digest_id), now)
             result.sent.append((recipient.username, channel, len(live)))
+            metrics.count_notification(channel, "sent")
         db.session.commit()
     return result
