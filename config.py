@@ -141,9 +141,11 @@ class Config:
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
         # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
         self.DISTRICTS = _env("DISTRICTS")
-        # Production (docs/deploy.md): JSON log lines for a collector; /metrics only with this bearer token.
+        # Production (docs/deploy.md): JSON log lines for a collector.
         self.LOG_FORMAT = _env("LOG_FORMAT", "text")
-        self.METRICS_TOKEN = _env("METRICS_TOKEN") or None
+        # Proxies in front that set X-Forwarded-For/-Proto (nginx: 1). The client's address feeds the
+        # login throttle and the audit trail: behind nginx without this, every client is 127.0.0.1.
+        self.PROXY_HOPS = _env_int("PROXY_HOPS", 0)
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
@@ -321,12 +323,15 @@ def _install_data_keys(config, text: str, variable: str) -> None:
 
 
 def read_keys(config) -> None:
-    """SECRET_KEY, the DATA_KEY ring, BACKUP_KEY and SEARCH_KEY from the environment or key files."""
+    """SECRET_KEY, the DATA_KEY ring, BACKUP_KEY, SEARCH_KEY and METRICS_TOKEN from the environment or
+    key files."""
     db_dir = database_dir(config.SQLALCHEMY_DATABASE_URI)
     config.KEY_DIR = None
     config.SECRET_KEY = _key_setting("SECRET_KEY", db_dir)
     config.BACKUP_KEY = _key_setting("BACKUP_KEY", db_dir)
     config.SEARCH_KEY = _key_setting("SEARCH_KEY", db_dir)
+    # The bearer token /metrics asks for (server/metrics.py); no token, no metrics.
+    config.METRICS_TOKEN = _key_setting("METRICS_TOKEN", db_dir)
     config.DATA_KEY, config.DATA_KEY_VERSION, config.DATA_KEYS_OLD = None, 1, {}
     data = _key_setting("DATA_KEY", db_dir)
     if data:

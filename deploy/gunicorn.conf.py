@@ -38,18 +38,28 @@ accesslog = None
 errorlog = "-"
 # Each worker builds its own app (and database pool) after the fork: a pool must never cross a fork.
 preload_app = False
-# A proxy in front (nginx on this host) is trusted for X-Forwarded-For / -Proto.
-forwarded_allow_ips = os.environ.get("HOMECOMING_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
-        # Counters of a previous run would otherwise be added to this one's.
+        # Figures of processes that are gone would otherwise be added to this run's; the scheduler,
+        # which shares the folder, may still be running: keep the files of live processes.
         path = Path(folder)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for stale in path.glob("*.db"):
-            stale.unlink()
+        for file in path.glob("*.db"):
+            if not _alive(file.stem.rpartition("_")[2]):
+                file.unlink(missing_ok=True)
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def child_exit(server, worker):

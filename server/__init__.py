@@ -20,6 +20,11 @@ def create_app(config: Config | str | None = None) -> Flask:
     register_errors(app)  # after the API, whose own HTTP error handler this replaces
     register_security_headers(app)
     register_cli(app)
+    if app.config["PROXY_HOPS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     return app
 
 
