@@ -52,7 +52,11 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     REQUEST_SECONDS.labels(method, route).observe(seconds)
 
 
-def count_push(results: list[dict]) -> None:
+def count_push(results: list[dict], replayed: bool = False) -> None:
+    """A batch sent again after its answer was lost repeats the first answers: count those apart."""
+    if replayed:
+        PUSH_MUTATIONS.labels("replayed").inc(len(results))
+        return
     for result in results:
         PUSH_MUTATIONS.labels(result["status"]).inc()
 

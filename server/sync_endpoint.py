@@ -89,7 +89,7 @@ def push():
     rules = current_app.config["RULES"]
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
     db.session.commit()
-    metrics.count_push(outcome.results)
+    metrics.count_push(outcome.results, outcome.replayed)
     if outcome.child_ids:
         # Planning reads committed state and is idempotent; it is not part of the batch's answer. The
         # batch is committed: a planning failure is logged (ids only) and left to the scheduler's next
