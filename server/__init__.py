@@ -20,11 +20,7 @@ def create_app(config: Config | str | None = None) -> Flask:
     register_errors(app)  # after the API, whose own HTTP error handler this replaces
     register_security_headers(app)
     register_cli(app)
-    if app.config["PROXY_HOPS"]:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        hops = app.config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    register_proxy(app)
     return app
 
 
@@ -124,6 +120,15 @@ def register_security_headers(app: Flask) -> None:
         if app.config.get("SESSION_COOKIE_SECURE"):
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
+
+
+def register_proxy(app: Flask) -> None:
+    """Behind nginx (HOMECOMING_PROXY_HOPS=1) the client's address and scheme are in X-Forwarded-*."""
+    hops = app.config["PROXY_HOPS"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_cli(app: Flask) -> None:

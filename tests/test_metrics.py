@@ -13,10 +13,12 @@ from prometheus_client import REGISTRY
 from models import db
 from server import create_app
 from server.scheduler import JOBS, Job, run_job
+from tests import test_notify_dispatch as notify_tests
 from tests.conftest import make_config
 from tests.sync_server_helpers import child_fields, mutation, new_id, people_and_phones
 
 TOKEN = "fictional-metrics-token-for-tests"
+notify_app, ports = notify_tests.notify_app, notify_tests.ports  # its fixtures, for the notification counts
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -118,3 +120,20 @@ def test_gunicorn_workers_figures_are_added_up(tmp_path):
                          capture_output=True, text=True).stdout
     assert "homecoming_sync_pull_pages_total 2.0" in out
     assert 'homecoming_sync_push_mutations_total{outcome="applied"} 2.0' in out
+
+
+def test_notification_outcomes_are_counted(notify_app):
+    from datetime import date
+
+    from server.notify.dispatch import dispatch
+    from server.notify.outbox import enqueue
+
+    failed = {channel: value("homecoming_notifications_total", channel=channel, outcome="failed")
+              for channel in ("email", "webhook")}
+    with notify_app.app_context():
+        notify_tests.seed(date(2025, 3, 10))
+        enqueue(notify_app.config)
+        db.session.commit()
+        dispatch(notify_app.config)  # nothing listens: every digest fails (2 e-mails, 3 webhook calls)
+    assert value("homecoming_notifications_total", channel="email", outcome="failed") == failed["email"] + 2
+    assert value("homecoming_notifications_total", channel="webhook", outcome="failed") == failed["webhook"] + 3
