@@ -442,9 +442,12 @@ def enrol(url: str, devices: int) -> list[tuple[str, str]]:
     out = []
     with app.app_context():
         upgrade()
+        # Devices never sign in: one (slow, scrypt) hash serves every caseworker.
+        hashed = User(username="-", role="caseworker")
+        hashed.set_password("bench-password-not-secret")
         for pair in range((devices + 1) // 2):
-            user = User(username=f"load.cw{pair}", role="caseworker", display_name=f"Fictional caseworker {pair}")
-            user.set_password("bench-password-not-secret")
+            user = User(username=f"load.cw{pair}", role="caseworker", display_name=f"Fictional caseworker {pair}",
+                        password_hash=hashed.password_hash)
             db.session.add(user)
             db.session.flush()
             for twin in range(2):
@@ -501,15 +504,16 @@ def run_once(cluster: Cluster, work: Path, *, workers: int, hosts: int, devices:
     tokens = enrol(cluster.url(), devices)
     env = server_env(cluster, work)
     shutil.rmtree(work / "metrics", ignore_errors=True)
-    group = [Host(env, workers, threads, work / f"gunicorn-{i}.log") for i in range(hosts)]
+    name = label or f"{hosts}x{workers}"
+    group = [Host(env, workers, threads, work / f"{name}-gunicorn-{i}.log") for i in range(hosts)]
     schedulers = []
-    report = Report(label or f"{hosts}x{workers}", workers, hosts, devices, seconds)
+    report = Report(name, workers, hosts, devices, seconds)
     tally, stop = Tally(), threading.Event()
     try:
         for host in group:
             host.start()
         if faults:
-            schedulers = [Scheduler(env, work / f"scheduler-{i}.log") for i in range(2)]
+            schedulers = [Scheduler(env, work / f"{name}-scheduler-{i}.log") for i in range(2)]
             if wait_for(lambda: sum(s.leading() for s in schedulers) == 1, 60) is None:
                 raise RuntimeError(f"no scheduler took the lead; see {work}/scheduler-*.log")
         threads_ = [Device(i, token, username, group[i % hosts].url, tally, stop, batch, think)
