@@ -12,7 +12,9 @@ import pytest
 
 from tests.conftest import need
 
-pytestmark = pytest.mark.slow
+# It brings its own PostgreSQL cluster, whatever TEST_DATABASE_URL says; marked postgres so that
+# `make test` runs it once, in its PostgreSQL pass, not in both.
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "load_faults.py"
 spec = importlib.util.spec_from_file_location("load_faults", BENCH)
