@@ -5,6 +5,7 @@ Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes c
 """
 
 import gzip
+import itertools
 import json
 import logging
 import zlib
@@ -141,6 +142,9 @@ def pull_changes():
             db.session.commit()
 
     chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())
+    # The first chunk is made here, where a database gone away is still a 503 + Retry-After; once the
+    # answer streams, a failure can only cut it short (the device retries the page).
+    chunks = itertools.chain([next(chunks)], chunks)
     response = Response(stream_with_context(chunks), mimetype="application/json")
     if _accepts_gzip():
         response.headers["Content-Encoding"] = "gzip"

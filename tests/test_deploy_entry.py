@@ -58,3 +58,24 @@ def test_gunicorn_refuses_a_worker_count_that_is_not_a_number(monkeypatch):
     monkeypatch.setenv("HOMECOMING_WORKERS", "many")
     with pytest.raises(SystemExit, match="HOMECOMING_WORKERS must be a whole number"):
         runpy.run_path(str(GUNICORN_CONF))
+
+
+def test_a_pull_whose_database_goes_away_is_a_503_with_retry_after(app, client, monkeypatch):
+    """Seen under bench/load_faults.py: PostgreSQL restarting while a page was being encoded escaped the
+    app (gunicorn's bare 500). The first chunk is now made in the view, where errors become 503."""
+    from sqlalchemy.exc import OperationalError
+
+    from server import sync_endpoint
+    from tests.sync_server_helpers import people_and_phones
+
+    phone = people_and_phones(app, client, 1)["cw1"]
+
+    def database_gone(_changes):
+        raise OperationalError("SELECT …", {}, Exception("server closed the connection unexpectedly"))
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(sync_endpoint, "encode_changes", database_gone)
+    response = phone.pull()
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.get_json()["error"]["code"] == "unavailable"
