@@ -307,7 +307,8 @@ class Device(threading.Thread):
                     time.sleep(0.5)
                     continue
             retry_after = response.getheader("Retry-After")
-            self.tally.error(f"{status}" + (" + Retry-After" if retry_after else ""), raw[:200].decode(errors="replace"))
+            self.tally.error(f"{status}" + (" + Retry-After" if retry_after else ""),
+                             f"{method} {path.split('?')[0]}: {raw[:200].decode(errors='replace')}")
             if status != 503 or not retry_after:
                 return None, None
             time.sleep(min(float(retry_after), 2.0) * self.random.uniform(0.5, 1.0))
