@@ -139,6 +139,14 @@ class Config:
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
         # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
         self.DISTRICTS = _env("DISTRICTS")
+        # OpenRosa devices (docs/odk.md). What the caseload file on an ODK phone shows of each child
+        # besides the case code (comma-separated child fields; restricted ones are refused): whoever
+        # holds a lost phone can read it. Default: the first given name, so a caseworker knows whom
+        # the code means and a finder learns a first name and an opaque code, not a family or a village.
+        self.ODK_CASELOAD_FIELDS = tuple(n.strip() for n in _env("ODK_CASELOAD_FIELDS", "given_name").split(",")
+                                         if n.strip())
+        # A folder of the programme's own XLSForms, served beside the shipped ones.
+        self.ODK_FORMS_DIR = _env("ODK_FORMS_DIR")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
