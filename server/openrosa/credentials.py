@@ -13,7 +13,6 @@ from datetime import datetime
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import audit
 from models.accounts import Device, User
 from models.base import db
 from sync.devices import DeviceAuthError, admit_device, enroll_device
@@ -29,7 +28,6 @@ def enroll_odk_device(user: User, label: str, by: User | None) -> tuple[Device, 
     password = secrets.token_urlsafe(18)
     device.odk_password_hash = generate_password_hash(password)
     db.session.flush()
-    audit("device.enroll_odk", actor=by, device=device, target=user.username, username=device.odk_username)
     return device, device.odk_username, password
 
 
