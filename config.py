@@ -328,6 +328,8 @@ def read_keys(config) -> None:
     config.SECRET_KEY = _key_setting("SECRET_KEY", db_dir)
     config.BACKUP_KEY = _key_setting("BACKUP_KEY", db_dir)
     config.SEARCH_KEY = _key_setting("SEARCH_KEY", db_dir)
+    # The RSA private key (PEM) that opens encrypted OpenRosa forms (the restricted profile, docs/odk.md).
+    config.ODK_PRIVATE_KEY = _key_setting("ODK_PRIVATE_KEY", db_dir)
     config.DATA_KEY, config.DATA_KEY_VERSION, config.DATA_KEYS_OLD = None, 1, {}
     data = _key_setting("DATA_KEY", db_dir)
     if data:

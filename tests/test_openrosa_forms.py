@@ -27,8 +27,8 @@ def test_the_committed_spreadsheets_are_the_rows_of_shipped_forms():
 
 
 def test_every_shipped_form_converts_in_english_and_french(ctx):
-    served = forms()
-    assert set(served) == {form["settings"][0] for form in SHIPPED.values()}
+    served = forms()  # no ODK private key in the test configuration: no encrypted form
+    assert set(served) == {form["settings"][0] for form in SHIPPED.values()} - {"homecoming_restricted_profile"}
     for form in served.values():
         assert b'lang="English (en)"' in form.xform and b'lang="French (fr)"' in form.xform
     assert served["homecoming_visit"].media == ("caseload.csv",) and served["homecoming_registration"].media == ()

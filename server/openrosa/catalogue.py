@@ -8,7 +8,9 @@ programme learns of a typo from the server's log and the form list, not from ref
 
 import hashlib
 import logging
+import zipfile
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from defusedxml import ElementTree
@@ -17,7 +19,7 @@ from flask import current_app
 from models.children import Child
 from models.schemas import FIELD_SCHEMAS
 from models.sensitivity import RESTRICTED, fields_of
-from server.openrosa.shipped_forms import FORMS_DIR
+from server.openrosa.shipped_forms import FORMS_DIR, SERVER_KEY
 from server.openrosa.xml import local
 
 log = logging.getLogger(__name__)
@@ -66,15 +68,14 @@ _cache: dict = {}
 
 
 def forms() -> dict[str, Form]:
-    """formID -> Form, for every form file found; a file that cannot be converted is logged and left out."""
+    """formID -> Form, for every form file found. A file that cannot be served is left out, and logged
+    once per version of the file."""
+    key = current_app.extensions.get("odk_public_key")
     found = {}
     for path in _form_files():
-        try:
-            form = _load(path)
-        except FormProblem as problem:
-            log.error("OpenRosa form %s is not served: %s", path.name, problem)
-            continue
-        found[form.form_id] = form
+        form = _load(path, key)
+        if isinstance(form, Form):
+            found[form.form_id] = form
     return found
 
 
@@ -86,23 +87,48 @@ def _form_files() -> list[Path]:
     return sorted(path for folder in folders for path in folder.glob("*.xlsx") if not path.name.startswith("~"))
 
 
-def _load(path: Path) -> Form:
+def _load(path: Path, public_key: str | None) -> Form | FormProblem:
     stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    key = (str(path), stat.st_mtime_ns, stat.st_size, public_key)
     if key not in _cache:
-        _cache[key] = convert(path)
+        try:
+            _cache[key] = convert(path, public_key)
+        except FormProblem as problem:
+            log.error("OpenRosa form %s is not served: %s", path.name, problem)
+            _cache[key] = problem
     return _cache[key]
 
 
-def convert(path: Path) -> Form:
+def convert(path: Path, public_key: str | None = None) -> Form:
     from pyxform.errors import PyXFormError
     from pyxform.xls2xform import convert as xls2xform
 
     try:
-        xform = xls2xform(xlsform=str(path), warnings=[]).xform.encode()
-    except (PyXFormError, ValueError, KeyError) as exc:
+        xform = xls2xform(xlsform=_with_server_key(path, public_key), warnings=[], file_type=".xlsx").xform.encode()
+    except (PyXFormError, ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
         raise FormProblem(f"pyxform could not convert it: {exc}") from None
     return describe(xform)
+
+
+def _with_server_key(path: Path, public_key: str | None) -> BytesIO:
+    """The spreadsheet, its ``public_key`` setting of "server" replaced by the server's public key."""
+    from openpyxl import load_workbook
+
+    data = path.read_bytes()
+    book = load_workbook(BytesIO(data))
+    settings = book["settings"] if "settings" in book.sheetnames else None
+    rows = list(settings.iter_rows()) if settings is not None else []
+    header = [cell.value for cell in rows[0]] if rows else []
+    if "public_key" not in header or len(rows) < 2 or rows[1][header.index("public_key")].value != SERVER_KEY:
+        return BytesIO(data)
+    if not public_key:
+        raise FormProblem("it is encrypted with the server's key, and none is set: set "
+                          "HOMECOMING_ODK_PRIVATE_KEY_FILE (docs/odk.md)")
+    rows[1][header.index("public_key")].value = public_key
+    out = BytesIO()
+    book.save(out)
+    out.seek(0)
+    return out
 
 
 def describe(xform: bytes) -> Form:

@@ -22,10 +22,14 @@ LANGS = ("English (en)", "French (fr)")
 SURVEY_HEADER = ("type", "name", "label::English (en)", "label::French (fr)", "required", "relevant",
                  "calculation", "default", "appearance", "constraint")
 CHOICES_HEADER = ("list_name", "name", "label::English (en)", "label::French (fr)")
-SETTINGS_HEADER = ("form_id", "form_title", "version", "default_language", "instance_name")
+SETTINGS_HEADER = ("form_id", "form_title", "version", "default_language", "instance_name", "public_key")
+# A ``public_key`` of "server" is replaced by the server's own key when the form is served (catalogue.py).
+SERVER_KEY = "server"
 
 # Choice labels in both languages; a value without one here is shown as itself in English.
 FRENCH = {
+    "formal_ddr": "DDR formel", "escaped": "Évadé", "captured": "Capturé", "handed_over": "Remis",
+    "surrendered": "Rendu", "group_dissolved": "Groupe dissous",
     "female": "Fille", "male": "Garçon", "other": "Autre", "unknown": "Inconnu", "high": "Élevé",
     "medium": "Moyen", "low": "Faible", "none": "Aucun", "child": "L'enfant", "caregiver": "Le tuteur",
     "services": "Services", "tracing": "Recherche familiale", "referral": "Référence",
@@ -77,7 +81,7 @@ def _consent(purpose: str) -> list[tuple]:
 
 REGISTRATION = {
     "settings": ("homecoming_registration", "Homecoming: registration", "2026120301", "English (en)",
-                 "concat(${given_name}, ' ', ${family_name})"),
+                 "concat(${given_name}, ' ', ${family_name})", ""),
     "survey": [
         *group("child", "The child", "L'enfant", [
             q("text", "given_name", "Given name", "Prénom", required="yes"),
@@ -102,7 +106,7 @@ REGISTRATION = {
 
 VISIT = {
     "settings": ("homecoming_visit", "Homecoming: home visit", "2026120301", "English (en)",
-                 "concat('visit ', ${case_code})"),
+                 "concat('visit ', ${case_code})", ""),
     "survey": [
         PICK_CHILD,
         *group("followup", "The visit", "La visite", [
@@ -125,7 +129,7 @@ VISIT = {
 
 ASSESSMENT = {
     "settings": ("homecoming_assessment", "Homecoming: assessment", "2026120301", "English (en)",
-                 "concat('assessment ', ${case_code})"),
+                 "concat('assessment ', ${case_code})", ""),
     "survey": [
         PICK_CHILD,
         *group("assessment", "The assessment", "L'évaluation", [
@@ -141,7 +145,7 @@ ASSESSMENT = {
 
 SERVICE = {
     "settings": ("homecoming_service", "Homecoming: service", "2026120301", "English (en)",
-                 "concat('service ', ${case_code})"),
+                 "concat('service ', ${case_code})", ""),
     "survey": [
         PICK_CHILD,
         *group("service", "The service", "Le service", [
@@ -158,7 +162,7 @@ SERVICE = {
 
 STAGE = {
     "settings": ("homecoming_stage", "Homecoming: stage move", "2026120301", "English (en)",
-                 "concat('stage ', ${case_code})"),
+                 "concat('stage ', ${case_code})", ""),
     "survey": [
         PICK_CHILD,
         *group("stage_transition", "The move", "Le changement d'étape", [
@@ -170,8 +174,27 @@ STAGE = {
     "choices": _choices("stage", STAGES),
 }
 
+RESTRICTED_PROFILE = {
+    "settings": ("homecoming_restricted_profile", "Homecoming: restricted profile (encrypted)", "2026120301",
+                 "English (en)", "concat('profile ', ${case_code})", SERVER_KEY),
+    "survey": [
+        PICK_CHILD,
+        *group("child", "Association with the armed group", "Association avec le groupe armé", [
+            q("text", "armed_group", "Armed group", "Groupe armé"),
+            q("text", "role_in_group", "Role in the group", "Rôle dans le groupe"),
+            q("text", "recruitment", "How the child was recruited", "Comment l'enfant a été recruté"),
+            q("date", "date_joined", "Joined on", "Entré le", constraint=". <= today()"),
+            q("date", "date_left", "Left on", "Sorti le", constraint=". <= today()"),
+            q("select_one how_left", "how_left", "How the child left", "Comment l'enfant est sorti"),
+            q("text", "sexual_violence", "Sexual violence (only if the child chose to tell)",
+              "Violences sexuelles (seulement si l'enfant a choisi d'en parler)"),
+        ]),
+    ],
+    "choices": _choices("how_left", vocab.HOW_LEFT),
+}
+
 SHIPPED = {"registration": REGISTRATION, "visit": VISIT, "assessment": ASSESSMENT, "service": SERVICE,
-           "stage": STAGE}
+           "stage": STAGE, "restricted_profile": RESTRICTED_PROFILE}
 
 
 def sheets(form: dict) -> dict:

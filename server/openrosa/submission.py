@@ -10,13 +10,17 @@ told why, and the log row says ``rejected`` until the phone sends a corrected fo
 import hashlib
 from dataclasses import dataclass
 
+from flask import current_app
+
 from models.base import db, utcnow
 from models.errors import Problem
 from models.openrosa import OpenRosaSubmission
 from server.errors import status_of
 from server.openrosa.catalogue import Form, forms
+from server.openrosa.encrypted import decrypt_submission
 from server.openrosa.errors import OpenRosaError
 from server.openrosa.mapping import answers, derived_id, plan
+from server.openrosa.media import describe_part
 from server.openrosa.xml import BadXML, child, parse, text_at
 from sync.envelope import load_envelope
 from sync.push import ingest
@@ -47,8 +51,17 @@ def read_submission(xml: bytes) -> tuple[Form, object, str, str | None]:
     return form, data, instance_id, deprecated
 
 
-def receive(xml: bytes, media: list[dict], device, *, today, rules) -> Received:
+def receive(xml: bytes, parts: list, device, *, today, rules) -> Received:
+    """Log and apply one post; ``parts`` are its files other than the XML (media, or the encrypted XML)."""
     form, data, instance_id, deprecated_id = read_submission(xml)
+    if data.get("encrypted") == "yes":
+        xml = _decrypted(form, data, parts)
+        form, data, instance_id, deprecated_id = read_submission(xml)
+        media = []
+    elif form.encrypted:
+        raise OpenRosaError(400, "This form must arrive encrypted. Get blank forms again, fill it and send it.")
+    else:
+        media = [describe_part(part) for part in parts]
     sha = hashlib.sha256(xml).hexdigest()
     row = db.session.get(OpenRosaSubmission, instance_id)
     if row is not None and row.device_id != device.id:
@@ -98,6 +111,13 @@ def receive(xml: bytes, media: list[dict], device, *, today, rules) -> Received:
     message = ("Received. Some answers differ from changes made on the web meanwhile: a manager will "
                "choose which to keep." if conflicts else "Received.")
     return Received(message, outcome.child_ids, instance_id)
+
+
+def _decrypted(form: Form, manifest, parts: list) -> bytes:
+    private_key = current_app.extensions.get("odk_private_key")
+    if not form.encrypted or private_key is None:
+        raise OpenRosaError(400, "This server does not take encrypted copies of this form.")
+    return decrypt_submission(manifest, {part.filename: part.read() for part in parts}, private_key)
 
 
 def _replaced(deprecated_id: str, form: Form, device) -> OpenRosaSubmission:

@@ -11,8 +11,8 @@ from models.base import db, utcnow
 from server.openrosa.caseload import caseload_csv, fields_problems
 from server.openrosa.catalogue import CASELOAD_FILE, forms
 from server.openrosa.credentials import authenticate_odk
+from server.openrosa.encrypted import load_private_key, public_key_b64
 from server.openrosa.errors import OpenRosaError
-from server.openrosa.media import describe_part
 from server.openrosa.submission import receive
 from server.openrosa.xml import element, openrosa_response
 from server.sync_endpoint import plan_follow_ups
@@ -28,6 +28,10 @@ def register(app) -> None:
     problems = fields_problems(app.config["ODK_CASELOAD_FIELDS"])
     if problems:
         raise ValueError("Invalid settings: " + "; ".join(problems))
+    if app.config.get("ODK_PRIVATE_KEY"):
+        private_key = load_private_key(app.config["ODK_PRIVATE_KEY"])
+        app.extensions["odk_private_key"] = private_key
+        app.extensions["odk_public_key"] = public_key_b64(private_key)
     app.register_blueprint(bp)
 
 
@@ -118,10 +122,10 @@ def submission():
     xml_part = request.files.get(SUBMISSION_FILE)
     if xml_part is None:
         raise OpenRosaError(400, f"Send the form as multipart/form-data with a part named '{SUBMISSION_FILE}'.")
-    media = [describe_part(part) for key, part in request.files.items(multi=True) if key != SUBMISSION_FILE]
+    parts = [part for key, part in request.files.items(multi=True) if key != SUBMISSION_FILE]
     today = utcnow().date()
     rules = current_app.config["RULES"]
-    received = receive(xml_part.read(), media, device, today=today, rules=rules)
+    received = receive(xml_part.read(), parts, device, today=today, rules=rules)
     plan_follow_ups(received.child_ids, today=today, rules=rules,
                     after=f"OpenRosa submission {received.instance_id}")
     return _xml(openrosa_response(received.message), 201)
