@@ -81,7 +81,7 @@ def _consent(purpose: str) -> list[tuple]:
 
 REGISTRATION = {
     "settings": ("homecoming_registration", "Homecoming: registration", "2026120301", "English (en)",
-                 "concat(${given_name}, ' ', ${family_name})", ""),
+                 "concat('registration ', ${given_name})", ""),
     "survey": [
         *group("child", "The child", "L'enfant", [
             q("text", "given_name", "Given name", "Prénom", required="yes"),
