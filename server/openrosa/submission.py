@@ -11,11 +11,12 @@ import hashlib
 from dataclasses import dataclass
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from models.base import db, utcnow
 from models.errors import Problem
 from models.openrosa import OpenRosaSubmission
-from server.errors import status_of
+from server.errors import PROBLEM_STATUS, status_of
 from server.openrosa.catalogue import Form, forms
 from server.openrosa.encrypted import decrypt_submission
 from server.openrosa.errors import OpenRosaError
@@ -82,7 +83,12 @@ def receive(xml: bytes, parts: list, device, *, today, rules) -> Received:
         deprecated_id, root_id
     row.xml, row.xml_sha256, row.media, row.status = xml.decode(), sha, _merged(row.media or [], media), "received"
     row.received_at, row.outcome = utcnow(), None
-    db.session.commit()  # logged before it is applied
+    try:
+        db.session.commit()  # logged before it is applied
+    except IntegrityError:  # the same form, sent twice at once: the other post is applying it
+        db.session.rollback()
+        raise OpenRosaError(503, "This form is being received right now. Send it again in a minute.",
+                            {"Retry-After": "30"}) from None
 
     try:
         planned = plan(form, data, device, instance_id=instance_id, root_id=root_id,
@@ -97,7 +103,7 @@ def receive(xml: bytes, parts: list, device, *, today, rules) -> Received:
     refused = [r for r in outcome.results if r["status"] == "rejected"]
     if refused:
         _refuse(instance_id, {"results": outcome.results})
-        raise OpenRosaError(status_of(Problem(refused[0]["code"], "")), _words(refused[0]))
+        raise OpenRosaError(PROBLEM_STATUS.get(refused[0]["code"], 422), _words(refused[0]))
     row = db.session.get(OpenRosaSubmission, instance_id)
     row.status = "applied"
     row.outcome = {"results": outcome.results,
