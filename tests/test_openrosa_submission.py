@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import text
 
-from models import Actor, Child, Consent, Followup, MutationLog, StageTransition, db, utcnow
+from models import Actor, Alert, Child, Consent, Followup, MutationLog, StageTransition, db, utcnow
 from models.openrosa import OpenRosaSubmission
 from models.records import create_record
 from sync.devices import revoke_device
@@ -193,6 +193,17 @@ def test_a_home_visit_completes_the_scheduled_visit_of_a_child_in_the_caseload(a
         next_visit = db.session.execute(db.select(Followup.due_on).where(
             Followup.child_id == child_id, Followup.kind == "visit", Followup.status == "scheduled")).scalar_one()
         assert next_visit == date.today() + timedelta(days=app.config["RULES"]["VISIT_DAYS_LOW"])
+
+
+def test_a_visit_finding_the_child_abducted_raises_the_urgent_alert_at_once(app, client):
+    phone = odk_phone(app, client)
+    child_id, code, visit_id = _caseload_child(app)
+    xml, _ = phone.fill("homecoming_visit", {
+        "case_code": code, "followup/kind": "visit", "followup/status": "done", "followup/completed_on": TODAY,
+        "followup/seen": "no", "followup/not_seen_reason": "abducted", "followup/risk_level": "high"})
+    assert phone.submit(xml).status_code == 201
+    with app.app_context():
+        assert count(Alert, Alert.child_id == child_id, Alert.severity == "urgent") >= 1
 
 
 def test_a_visit_to_a_child_outside_the_caseload_is_refused_and_writes_nothing(app, client):
