@@ -9,7 +9,8 @@ from sqlalchemy import text
 
 from models import Actor, Alert, Child, Consent, Followup, MutationLog, StageTransition, db, utcnow
 from models.openrosa import OpenRosaSubmission
-from models.records import create_record
+from models.records import create_record, update_record
+from models.syncstate import Conflict
 from sync.devices import revoke_device
 from tests.factories import make_child, make_user, walk
 from tests.odk_phone import JPEG, PNG, basic, odk_phone
@@ -22,13 +23,13 @@ def count(model, *where):
     return db.session.execute(db.select(db.func.count()).select_from(model).where(*where)).scalar_one()
 
 
-def registration(phone, **extra):
+def registration(phone, instance_id=None, deprecated_id=None, **extra):
     answers = {"child/given_name": "Akello Grace", "child/family_name": "Fictional", "child/sex": "female",
                "child/birth_year": "2011", "child/village": "Fictional village", "consents": "services tracing",
                "consent__services/purpose": "services", "consent__services/given_by": "child",
                "consent__services/given_on": TODAY, "consent__tracing/purpose": "tracing",
                "consent__tracing/given_by": "caregiver", "consent__tracing/given_on": TODAY, **extra}
-    return phone.fill("homecoming_registration", answers)
+    return phone.fill("homecoming_registration", answers, instance_id=instance_id, deprecated_id=deprecated_id)
 
 
 def message(response) -> str:
@@ -122,10 +123,7 @@ def test_a_retry_is_accepted_without_a_duplicate_and_other_xml_under_the_same_id
     assert phone.submit(xml).status_code == 201
     again = phone.submit(xml)
     assert again.status_code == 201, message(again)
-    other, _ = registration(phone, **{"child/given_name": "Someone else"})
-    other = other.replace(b"uuid:", b"uuid:", 1)
-    changed = phone.fill("homecoming_registration", {"child/given_name": "Someone else", "child/sex": "male"},
-                         instance_id=instance_id)[0]
+    changed, _ = registration(phone, instance_id=instance_id, **{"child/given_name": "Someone else"})
     refused = phone.submit(changed)
     assert refused.status_code == 409 and "same instanceID" in message(refused)
     with app.app_context():
@@ -137,9 +135,7 @@ def test_an_edit_in_collect_changes_the_records_the_first_submission_made(app, c
     phone = odk_phone(app, client)
     xml, first_id = registration(phone)
     assert phone.submit(xml).status_code == 201
-    edit, _ = registration(phone, **{"child/village": "Another fictional village"})
-    edit = phone.fill("homecoming_registration", {
-        **{p: n.text for p, n in _answers(edit).items()}}, deprecated_id=first_id)[0]
+    edit, _ = registration(phone, deprecated_id=first_id, **{"child/village": "Another fictional village"})
     response = phone.submit(edit)
     assert response.status_code == 201, message(response)
     with app.app_context():
@@ -151,19 +147,21 @@ def test_an_edit_in_collect_changes_the_records_the_first_submission_made(app, c
     assert phone.submit(unknown).status_code == 409
 
 
-def _answers(xml: bytes) -> dict:
-    from xml.etree import ElementTree as ET
-
-    root = ET.fromstring(xml)
-    out = {}
-    for group in root:
-        if group.tag == "meta":
-            continue
-        if len(group):
-            out.update({f"{group.tag}/{leaf.tag}": leaf for leaf in group if leaf.text})
-        elif group.text:
-            out[group.tag] = group
-    return out
+def test_an_edit_of_a_field_changed_on_the_web_meanwhile_is_kept_as_a_conflict(app, client):
+    phone = odk_phone(app, client)
+    xml, first_id = registration(phone)
+    assert phone.submit(xml).status_code == 201
+    with app.app_context():
+        child = db.session.execute(db.select(Child)).scalar_one()
+        update_record(child, {"village": "Changed on the web"}, Actor(user=make_user("manager"), source="web"))
+        db.session.commit()
+    edit, _ = registration(phone, deprecated_id=first_id, **{"child/village": "Changed on the phone"})
+    response = phone.submit(edit)
+    assert response.status_code == 201 and "a manager will choose" in message(response)
+    with app.app_context():
+        assert db.session.execute(db.select(Child.village)).scalar_one() == "Changed on the web"
+        conflict = db.session.execute(db.select(Conflict)).scalar_one()
+        assert conflict.fields == ["village"] and conflict.device_values == {"village": "Changed on the phone"}
 
 
 def _caseload_child(app, username="cw.odk", stages=("registered", "assessed", "reunified", "follow_up")):
@@ -250,9 +248,7 @@ def test_a_registration_with_one_bad_record_writes_none_and_can_be_sent_again_co
     with app.app_context():
         assert count(Child) == 0 and count(Consent) == 0
         assert db.session.get(OpenRosaSubmission, instance_id).status == "rejected"
-    fixed = registration(phone)[0].replace(b"uuid:", b"uuid:")
-    fixed = phone.fill("homecoming_registration", {p: n.text for p, n in _answers(fixed).items()},
-                       instance_id=instance_id)[0]
+    fixed, _ = registration(phone, instance_id=instance_id)
     assert phone.submit(fixed).status_code == 201
     with app.app_context():
         assert count(Child) == 1 and count(Consent) == 2
