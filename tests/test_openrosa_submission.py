@@ -278,6 +278,7 @@ def test_bad_input_gets_a_clear_openrosa_error_and_writes_nothing(app, client):
     cases = [
         (phone.submit(bomb), 400, "DTD"),
         (phone.submit(b"<data id='homecoming_registration'><child>"), 400, "well formed"),
+        (phone.submit(b"<?xml version='1.0' encoding='latin-1'?><data id='x'>\xe9</data>"), 400, "UTF-8"),
         (phone.submit(xml.replace(b'id="homecoming_registration"', b'id="nonesuch"')), 404, "nonesuch"),
         (phone.submit(xml, media=[("photo.jpg", b"MZ\x90\x00 not a photo", "image/jpeg")]), 415, "photo.jpg"),
         (phone.submit(xml, media=[("photo.jpg", PNG, "image/jpeg")]), 415, "image/png"),

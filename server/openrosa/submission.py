@@ -37,7 +37,10 @@ class Received:
 def read_submission(xml: bytes) -> tuple[Form, object, str, str | None]:
     """The form, the instance's root, its instanceID and deprecatedID; OpenRosaError if unusable."""
     try:
+        xml.decode()
         data = parse(xml)
+    except UnicodeDecodeError:
+        raise OpenRosaError(400, "Send the form as UTF-8.") from None
     except BadXML as exc:
         raise OpenRosaError(400, str(exc)) from None
     form_id = data.get("id")
@@ -75,23 +78,33 @@ def receive(xml: bytes, parts: list, device, *, today, rules) -> Received:
         db.session.commit()
         return Received("Received.", set(), instance_id)
     previous = _replaced(deprecated_id, form, device) if deprecated_id else None
-    root_id = previous.root_id if previous else instance_id
+    _log(row, xml, sha, media, form, data, device, instance_id, deprecated_id, previous)
+    return _apply(form, data, device, instance_id, sha, previous, today=today, rules=rules)
+
+
+def _log(row, xml: bytes, sha: str, media: list, form: Form, data, device, instance_id: str, deprecated_id,
+         previous) -> None:
+    """Commit the submission as it came, before anything of it is applied."""
     if row is None:
         row = OpenRosaSubmission(instance_id=instance_id, device_id=device.id)
         db.session.add(row)
-    row.form_id, row.form_version, row.deprecated_id, row.root_id = form.form_id, data.get("version"), \
-        deprecated_id, root_id
-    row.xml, row.xml_sha256, row.media, row.status = xml.decode(), sha, _merged(row.media or [], media), "received"
-    row.received_at, row.outcome = utcnow(), None
+    row.form_id, row.form_version, row.deprecated_id = form.form_id, data.get("version"), deprecated_id
+    row.root_id = previous.root_id if previous else instance_id
+    row.xml, row.xml_sha256, row.media = xml.decode(), sha, _merged(row.media or [], media)
+    row.status, row.received_at, row.outcome = "received", utcnow(), None
     try:
-        db.session.commit()  # logged before it is applied
+        db.session.commit()
     except IntegrityError:  # the same form, sent twice at once: the other post is applying it
         db.session.rollback()
         raise OpenRosaError(503, "This form is being received right now. Send it again in a minute.",
                             {"Retry-After": "30"}) from None
 
+
+def _apply(form: Form, data, device, instance_id: str, sha: str, previous, *, today, rules) -> Received:
+    """Its records through sync push, all or none of them."""
     try:
-        planned = plan(form, data, device, instance_id=instance_id, root_id=root_id,
+        planned = plan(form, data, device, instance_id=instance_id,
+                       root_id=previous.root_id if previous else instance_id,
                        previous=_previous_state(previous, form) if previous else None)
         mutations = [p.mutation for p in planned]
         envelope = load_envelope({"protocol": 1, "batch_id": str(derived_id(instance_id, "batch", sha)),
@@ -104,14 +117,12 @@ def receive(xml: bytes, parts: list, device, *, today, rules) -> Received:
     if refused:
         _refuse(instance_id, {"results": outcome.results})
         raise OpenRosaError(PROBLEM_STATUS.get(refused[0]["code"], 422), _words(refused[0]))
-    row = db.session.get(OpenRosaSubmission, instance_id)
-    row.status = "applied"
-    row.outcome = {"results": outcome.results,
-                   "records": {p.group: {"entity": p.mutation["entity"], "id": p.mutation["id"],
-                                         "version": r.get("version")}
-                               for p, r in zip(planned, outcome.results, strict=True)}}
+    records = {p.group: {"entity": p.mutation["entity"], "id": p.mutation["id"], "version": r.get("version")}
+               for p, r in zip(planned, outcome.results, strict=True)}
     if previous is not None:  # the records of groups the edit did not change are still those records
-        row.outcome["records"] = {**previous.outcome["records"], **row.outcome["records"]}
+        records = {**previous.outcome["records"], **records}
+    row = db.session.get(OpenRosaSubmission, instance_id)
+    row.status, row.outcome = "applied", {"results": outcome.results, "records": records}
     db.session.commit()
     conflicts = sum(1 for r in outcome.results if r["status"] == "conflict")
     message = ("Received. Some answers differ from changes made on the web meanwhile: a manager will "
