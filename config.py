@@ -146,6 +146,14 @@ class Config:
         # Proxies in front that set X-Forwarded-For/-Proto (nginx: 1). The client's address feeds the
         # login throttle and the audit trail: behind nginx without this, every client is 127.0.0.1.
         self.PROXY_HOPS = _env_int("PROXY_HOPS", 0)
+        # OpenRosa devices (docs/odk.md). What the caseload file on an ODK phone shows of each child
+        # besides the case code (comma-separated child fields; restricted ones are refused): whoever
+        # holds a lost phone can read it. Default: the first given name, so a caseworker knows whom
+        # the code means and a finder learns a first name and an opaque code, not a family or a village.
+        self.ODK_CASELOAD_FIELDS = tuple(n.strip() for n in _env("ODK_CASELOAD_FIELDS", "given_name").split(",")
+                                         if n.strip())
+        # A folder of the programme's own XLSForms, served beside the shipped ones.
+        self.ODK_FORMS_DIR = _env("ODK_FORMS_DIR")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
@@ -332,6 +340,8 @@ def read_keys(config) -> None:
     config.SEARCH_KEY = _key_setting("SEARCH_KEY", db_dir)
     # The bearer token /metrics asks for (server/metrics.py); no token, no metrics.
     config.METRICS_TOKEN = _key_setting("METRICS_TOKEN", db_dir)
+    # The RSA private key (PEM) that opens encrypted OpenRosa forms (the restricted profile, docs/odk.md).
+    config.ODK_PRIVATE_KEY = _key_setting("ODK_PRIVATE_KEY", db_dir)
     config.DATA_KEY, config.DATA_KEY_VERSION, config.DATA_KEYS_OLD = None, 1, {}
     data = _key_setting("DATA_KEY", db_dir)
     if data:

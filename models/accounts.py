@@ -89,6 +89,10 @@ class Device(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"))
     wipe: Mapped[bool] = mapped_column(default=False)
+    # An OpenRosa device (ODK Collect, KoboCollect, Enketo) signs in with HTTP Basic: a username and a
+    # generated password, hashed like a user's. Its bearer token is never shown, so it cannot sync.
+    odk_username: Mapped[str | None] = mapped_column(String(64), unique=True)
+    odk_password_hash: Mapped[str | None] = mapped_column(String(256))
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
 
@@ -102,6 +106,9 @@ class Device(db.Model):
 
     def token_matches(self, secret: str) -> bool:
         return hmac.compare_digest(self.token_hash, self.hash_secret(secret))
+
+    def odk_password_matches(self, password: str) -> bool:
+        return bool(self.odk_password_hash) and check_password_hash(self.odk_password_hash, password)
 
 
 def check_role(role: str) -> str:

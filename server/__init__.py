@@ -103,6 +103,9 @@ def register_blueprints(app: Flask) -> None:
     from server.field_app import bp as field_app
 
     app.register_blueprint(field_app)
+    from server.openrosa.views import register as register_openrosa
+
+    register_openrosa(app)
 
 
 def register_security_headers(app: Flask) -> None:

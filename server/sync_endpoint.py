@@ -91,18 +91,25 @@ def push():
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
     db.session.commit()
     metrics.count_push(outcome.results, outcome.replayed)
-    if outcome.child_ids:
-        # Planning reads committed state and is idempotent; it is not part of the batch's answer. The
-        # batch is committed: a planning failure is logged (ids only) and left to the scheduler's next
-        # scan, not turned into an error that would make the device retry a batch that went in.
-        try:
-            after_changes(outcome.child_ids, today=today, rules=rules)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("follow-up planning failed after sync batch %s", envelope["batch_id"])
+    plan_follow_ups(outcome.child_ids, today=today, rules=rules, after=f"sync batch {envelope['batch_id']}")
     return {"batch_id": str(envelope["batch_id"]), "server_time": utcnow().isoformat(),
             "results": outcome.results}
+
+
+def plan_follow_ups(child_ids, *, today, rules, after: str) -> None:
+    """Plan the follow-ups of the children a committed write changed (push, an OpenRosa submission).
+
+    Planning reads committed state and is idempotent; it is not part of the write's answer. The write
+    is committed: a planning failure is logged (ids only) and left to the scheduler's next scan, not
+    turned into an error that would make the device retry a write that went in."""
+    if not child_ids:
+        return
+    try:
+        after_changes(child_ids, today=today, rules=rules)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("follow-up planning failed after %s", after)
 
 
 def _limit() -> int:

@@ -108,6 +108,11 @@ def authenticate_device(token: str | None, now: datetime) -> Device:
         raise DeviceAuthError("Send 'Authorization: Bearer <device token>' as issued at enrolment.")
     if not device.token_matches(secret):
         raise DeviceAuthError("The device token is not valid.")
+    return admit_device(device, now)
+
+
+def admit_device(device: Device, now: datetime) -> Device:
+    """A device whose credentials matched, if it may still be used (the sync token or OpenRosa's Basic)."""
     if device.revoked_at is not None:
         raise DeviceAuthError("This device was revoked. Ask your manager to enrol it again.", device)
     if not device.user.active or device.user.role not in DEVICE_ROLES:

@@ -97,6 +97,14 @@ MATRIX = {
     ("GET", "/field/<path:asset>"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/field/sw.js"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/field/vocab.json"): (200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/devices/odk/new"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/devices/odk"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    # OpenRosa (ODK Collect) takes only an OpenRosa device's Basic credentials: tests/test_openrosa_*.py.
+    ("GET", "/odk/formList"): (401, 401, 401, 401, 401, 401, 401, 401),
+    ("GET", "/odk/forms/<form_id>.xml"): (401, 401, 401, 401, 401, 401, 401, 401),
+    ("GET", "/odk/forms/<form_id>/manifest"): (401, 401, 401, 401, 401, 401, 401, 401),
+    ("GET", "/odk/forms/<form_id>/media/<filename>"): (401, 401, 401, 401, 401, 401, 401, 401),
+    ("POST", "/odk/submission"): (401, 401, 401, 401, 401, 401, 401, 401),
     ("GET", "/followups"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/followups/<followup_id>/outcome"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("GET", "/grants"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
@@ -120,7 +128,7 @@ MATRIX = {
 PARAMS = {
     "child_id": "mine", "record_id": None, "alert_id": "alert", "conflict_id": "conflict",
     "device_id": "spare_device", "user_id": "spare_user", "grant_id": "grant", "followup_id": "visit",
-    "filename": "style.css", "asset": "index.html", "action": "enable", "decision": "refuse",
+    "filename": "style.css", "form_id": "homecoming_visit", "asset": "index.html", "action": "enable", "decision": "refuse",
 }
 ACTION_OF = {"/alerts/<alert_id>/<action>": "acknowledge"}
 # Form fields that keep a permitted web action from changing what later requests see.

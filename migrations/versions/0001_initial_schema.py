@@ -111,10 +111,13 @@ def upgrade():
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('revoked_by_id', sa.Uuid(), nullable=True),
     sa.Column('wipe', sa.Boolean(), nullable=False),
+    sa.Column('odk_username', sa.String(length=64), nullable=True),
+    sa.Column('odk_password_hash', sa.String(length=256), nullable=True),
     sa.ForeignKeyConstraint(['enrolled_by_id'], ['user.id'], name=op.f('fk_device_enrolled_by_id_user')),
     sa.ForeignKeyConstraint(['revoked_by_id'], ['user.id'], name=op.f('fk_device_revoked_by_id_user')),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_device_user_id_user')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_device'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_device')),
+    sa.UniqueConstraint('odk_username', name=op.f('uq_device_odk_username'))
     )
     with op.batch_alter_table('device', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_device_user_id'), ['user_id'], unique=False)
@@ -264,6 +267,25 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_followup_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id', 'completed_on'], unique=False)
+
+    op.create_table('openrosa_submission',
+    sa.Column('instance_id', sa.String(length=80), nullable=False),
+    sa.Column('device_id', sa.Uuid(), nullable=False),
+    sa.Column('form_id', sa.String(length=64), nullable=False),
+    sa.Column('form_version', sa.String(length=32), nullable=True),
+    sa.Column('deprecated_id', sa.String(length=80), nullable=True),
+    sa.Column('root_id', sa.String(length=80), nullable=False),
+    sa.Column('xml_sha256', sa.String(length=64), nullable=False),
+    sa.Column('xml', sa.Text(), nullable=False),
+    sa.Column('media', sa.JSON(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('outcome', sa.JSON(), nullable=True),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_openrosa_submission_device_id_device')),
+    sa.PrimaryKeyConstraint('instance_id', name=op.f('pk_openrosa_submission'))
+    )
+    with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_openrosa_submission_device_id'), ['device_id'], unique=False)
 
     op.create_table('record_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -498,6 +520,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_record_history_child_id'))
 
     op.drop_table('record_history')
+    with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_openrosa_submission_device_id'))
+
+    op.drop_table('openrosa_submission')
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.drop_index('ix_followup_status_due_on')
         batch_op.drop_index(batch_op.f('ix_followup_seq'))

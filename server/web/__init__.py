@@ -25,6 +25,7 @@ def register_web(app) -> None:
         followup_pages,
         forms,
         grant_pages,
+        odk_device_pages,
         rendering,
         session,
         user_pages,

@@ -1,0 +1,70 @@
+"""A new OpenRosa device (ODK Collect, KoboCollect): pick the caseworker, then scan one QR code.
+
+The QR code is ODK Collect's own settings format (base64 of zlib-compressed JSON): the server URL, the
+device's username and its password, shown in this one response and never stored in clear. It also
+asks Collect to delete each form once sent and to keep its blank forms (and so the caseload file)
+matching the server's, so a lost phone holds as little as it can.
+"""
+
+import base64
+import json
+import zlib
+
+import segno
+from flask import current_app, g, request
+from markupsafe import Markup
+
+from models import User, db
+from models.errors import Problem
+from server.openrosa.credentials import enroll_odk_device
+from server.web import bp
+from server.web.device_pages import caseworkers
+from server.web.forms import errors_of
+from server.web.rendering import render
+from server.web.session import login_required
+from sync.devices import DEVICE_ROLES
+
+
+def collect_settings(username: str, password: str) -> str:
+    settings = {"general": {"server_url": current_app.config["BASE_URL"].rstrip("/") + "/odk",
+                            "username": username, "password": password, "form_update_mode": "match_exactly",
+                            "autosend": "wifi_and_cellular", "delete_send": True},
+                "admin": {}, "project": {"name": "Homecoming"}}
+    return base64.b64encode(zlib.compress(json.dumps(settings).encode())).decode()
+
+
+def settings_qr(payload: str) -> Markup:
+    svg = segno.make(payload, error="m").svg_inline(scale=4, title="ODK Collect settings")
+    return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code with the ODK Collect settings" ', 1))
+
+
+def page(status=200, **extra):
+    return render("odk_device.html", status, title="New ODK Collect device", caseworkers=caseworkers(), **extra)
+
+
+@bp.get("/devices/odk/new")
+@login_required("manager")  # like any device: its caseload file holds names (DESIGN §7)
+def odk_device_new():
+    return page()
+
+
+@bp.post("/devices/odk")
+@login_required("manager")
+def odk_device_enrol():
+    username = request.form.get("caseworker", "")
+    caseworker = db.session.execute(
+        db.select(User).where(User.username == username, User.role.in_(DEVICE_ROLES), User.active.is_(True))
+    ).scalar_one_or_none()
+    if caseworker is None:
+        return page(422, errors={"caseworker": ["Choose an active caseworker."]}, form=request.form)
+    try:
+        device, login, password = enroll_odk_device(caseworker, request.form.get("label", ""), by=g.user)
+    except Problem as exc:
+        db.session.rollback()
+        errors = {"caseworker" if k == "user" else k: v for k, v in errors_of(exc).items()}
+        return page(422, errors=errors, form=request.form)
+    db.session.commit()
+    # Rendered, not redirected: the password is in this one response only.
+    return page(201, enrolled=device, enrolled_for=caseworker.username, login=login, password=password,
+                server_url=current_app.config["BASE_URL"].rstrip("/") + "/odk",
+                qr=settings_qr(collect_settings(login, password)))

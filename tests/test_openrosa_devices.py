@@ -1,0 +1,63 @@
+"""Setting up an ODK Collect phone on the web (issue 11): a manager picks the caseworker, the page shows
+ODK Collect's settings QR code and the credentials once, and the phone then signs in with them."""
+
+import base64
+import json
+import re
+import zlib
+
+from models import Device, db
+from server.web.odk_device_pages import collect_settings
+from tests.factories import make_user
+from tests.odk_phone import OdkPhone
+from tests.web_client import post, sign_in, text
+
+
+def manager_and_caseworker(app):
+    with app.app_context():
+        make_user("manager", username="boss")
+        make_user("caseworker", username="cw.kitgum")
+        db.session.commit()
+
+
+def test_a_manager_sets_up_a_phone_and_it_signs_in_with_what_the_page_showed(app, client):
+    manager_and_caseworker(app)
+    assert sign_in(client, "boss").status_code == 302
+    assert "ODK Collect" in text(client.get("/devices"))
+    assert client.get("/devices/odk/new").status_code == 200
+    page = post(client, "/devices/odk", {"caseworker": "cw.kitgum", "label": "Tecno phone 3"})
+    assert page.status_code == 201
+    body = text(page)
+    login = re.search(r"<dt>Username</dt><dd><code>([^<]+)</code>", body).group(1)
+    password = re.search(r'<code class="token">([^<]+)</code>', body).group(1)
+    assert "<svg" in body and "ODK Collect settings" in body
+    phone = OdkPhone(app.test_client(), login, password)
+    assert phone.get("/odk/formList").status_code == 200
+    with app.app_context():
+        device = db.session.execute(db.select(Device).where(Device.odk_username == login)).scalar_one()
+        assert device.user.username == "cw.kitgum" and password not in device.odk_password_hash
+        assert device.odk_password_hash.startswith("scrypt:")
+        device_id = device.id
+    # The Devices page revokes it like any device, and the phone is refused at once.
+    assert post(client, f"/devices/{device_id}/revoke", {}).status_code == 302
+    assert phone.get("/odk/formList").status_code == 403
+
+
+def test_the_settings_code_is_what_odk_collect_reads(app):
+    with app.app_context():
+        settings = json.loads(zlib.decompress(base64.b64decode(collect_settings("odk-abcd1234", "pw"))))
+    assert settings["general"]["server_url"] == "http://homecoming.test/odk"
+    assert (settings["general"]["username"], settings["general"]["password"]) == ("odk-abcd1234", "pw")
+    assert settings["general"]["delete_send"] is True  # sent forms do not stay on the phone
+
+
+def test_a_form_without_a_caseworker_keeps_what_was_typed_and_says_what_is_missing(app, client):
+    manager_and_caseworker(app)
+    sign_in(client, "boss")
+    page = post(client, "/devices/odk", {"caseworker": "", "label": "Tecno phone 3"})
+    assert page.status_code == 422
+    assert "Choose an active caseworker." in text(page) and 'value="Tecno phone 3"' in text(page)
+    nameless = post(client, "/devices/odk", {"caseworker": "cw.kitgum", "label": ""})
+    assert nameless.status_code == 422 and "label of 1 to 120 characters" in text(nameless)
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count()).select_from(Device)).scalar_one() == 0
