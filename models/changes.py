@@ -50,6 +50,15 @@ def allocate_seq(session: Session, count: int) -> int:
     return last - count + 1
 
 
+def stamp(session: Session, items: list, assign=setattr) -> None:
+    """Give each item the next number, in list order: the one place a change sequence is stamped, for
+    the ORM's flush (below) and the write step of ``models.change_set`` alike."""
+    if items:
+        first = allocate_seq(session, len(items))
+        for offset, item in enumerate(items):
+            assign(item, "seq", first + offset)
+
+
 def current_seq(session: Session) -> int:
     return session.execute(db.select(ChangeCounter.value).where(ChangeCounter.id == 1)).scalar_one()
 
@@ -79,9 +88,5 @@ def _stamp_sequence(session, flush_context, instances):
         obj for obj in session.dirty if isinstance(obj, SyncedRecord) and session.is_modified(obj)
     ]
     scope = _scope_changes(session)
-    if not changed and not scope:
-        return
-    first = allocate_seq(session, len(changed) + len(scope))
-    for offset, obj in enumerate([*changed, *scope]):
-        obj.seq = first + offset
+    stamp(session, [*changed, *scope])
     session.add_all(scope)
