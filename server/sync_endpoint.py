@@ -1,18 +1,17 @@
 """The sync endpoint for field devices (DESIGN §5): ``POST /api/v1/sync/push``, ``GET /api/v1/sync/pull``.
 
 Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes capped), call
-``sync.push.ingest`` / ``sync.pull.pull``, commit once, then run follow-up planning on committed state.
+``sync.push.ingest`` / ``sync.pull.pull``, then commit and plan (models.unit_of_work).
 """
 
 import gzip
 import json
-import logging
 import zlib
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from models import audit, db, utcnow
-from models.planning import after_changes
+from models.unit_of_work import commit_and_plan
 from server.auth import bearer_token
 from server.errors import ApiError
 from server.whole_numbers import whole_number
@@ -22,7 +21,6 @@ from sync.pull import decode_cursor, encode_changes, encode_cursor, noting_child
 from sync.push import ingest
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
-log = logging.getLogger(__name__)
 
 DEFAULT_PULL_LIMIT = 500
 # Responses smaller than this are not worth compressing.
@@ -87,17 +85,7 @@ def push():
     today = utcnow().date()
     rules = current_app.config["RULES"]
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
-    db.session.commit()
-    if outcome.child_ids:
-        # Planning reads committed state and is idempotent; it is not part of the batch's answer. The
-        # batch is committed: a planning failure is logged (ids only) and left to the scheduler's next
-        # scan, not turned into an error that would make the device retry a batch that went in.
-        try:
-            after_changes(outcome.child_ids, today=today, rules=rules)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("follow-up planning failed after sync batch %s", envelope["batch_id"])
+    commit_and_plan(outcome.child_ids, today=today, rules=rules)
     return {"batch_id": str(envelope["batch_id"]), "server_time": utcnow().isoformat(),
             "results": outcome.results}
 

@@ -350,14 +350,14 @@ def test_database_unreachable_answers_503_with_retry_after(app, client, monkeypa
 
 
 def test_a_planning_failure_after_commit_does_not_fail_the_batch(app, client, monkeypatch):
-    import server.sync_endpoint
+    import models.unit_of_work
 
     cw1 = people_and_phones(app, client)["cw1"]
 
     def broken(*args, **kwargs):
         raise RuntimeError("planning bug")
 
-    monkeypatch.setattr(server.sync_endpoint, "after_changes", broken)
+    monkeypatch.setattr(models.unit_of_work, "after_changes", broken)
     child_id = new_id()
     (result,) = cw1.push_ok(mutation("child", child_id, fields=child_fields()))
     assert result["status"] == "applied"
