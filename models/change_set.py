@@ -9,8 +9,9 @@ and search tokens. A sync batch writes hundreds of changes through one ``ChangeS
 the CLI and the scheduler write one change through one (``written``).
 
 Records the session already holds are changed with ``set_committed_value``, so the ORM never sees them
-dirty and never writes them a second time; new records are attached to the session after their INSERT,
-so callers go on using them as loaded records.
+dirty and never writes them a second time. A one-change operation attaches its new record to the
+session after the INSERT, so its caller goes on using it as a loaded record; a sync batch has no use
+for its hundreds of new records once written and leaves them out of the session.
 """
 
 import functools
@@ -33,28 +34,49 @@ def _columns(model) -> tuple:
     return tuple((attr.key, attr.columns[0]) for attr in inspect(model).column_attrs)
 
 
+@functools.cache
+def _template(model) -> tuple[dict, tuple]:
+    """Every column's value before anything is set: its scalar default or None; and the callable defaults."""
+    values, made = {}, []
+    for key, column in _columns(model):
+        default = column.default
+        if default is not None and default.is_callable:
+            made.append((key, default.arg))
+        values[key] = None if default is None or default.is_callable else default.arg
+    return values, tuple(made)
+
+
+def new(model, **values):
+    """A new, unsaved record with every column set, a column's Python default where nothing was given:
+    what later decisions read is what is written, and the attached record has nothing left to load.
+    Values go straight into the instance: the ORM tracks nothing on it until ``write`` attaches it."""
+    record = inspect(model).class_manager.new_instance()
+    template, made = _template(model)
+    record.__dict__.update(template)
+    for key, make in made:
+        if key not in values:
+            record.__dict__[key] = make(None)
+    record.__dict__.update(values)
+    return record
+
+
 def assign(record, key: str, value) -> None:
     """Set a value the write step writes: a record the session holds must not look dirty to the ORM."""
     if inspect(record).persistent:
         set_committed_value(record, key, value)
     else:
-        setattr(record, key, value)
+        record.__dict__[key] = value
 
 
-def _filled(record):
-    """A new object with every column set, a column's Python default where nothing was: what later
-    decisions read is what is written, and the attached object has nothing left to load."""
-    for key, column in _columns(type(record)):
-        if key not in record.__dict__:
-            default = column.default
-            value = None if default is None else default.arg(None) if default.is_callable else default.arg
-            setattr(record, key, value)
-    return record
+@functools.cache
+def _row_columns(model) -> tuple:
+    return tuple((key, column.name, column.primary_key) for key, column in _columns(model))
 
 
 def _row(record) -> dict:
-    return {column.name: record.__dict__[key] for key, column in _columns(type(record))
-            if not (column.primary_key and record.__dict__[key] is None)}  # None: the database numbers it
+    values = record.__dict__
+    # A primary key left None is numbered by the database.
+    return {name: values[key] for key, name, pk in _row_columns(type(record)) if not (pk and values[key] is None)}
 
 
 class ChangeSet:
@@ -71,7 +93,7 @@ class ChangeSet:
         self.reindex: dict = {}  # child id -> child whose searched fields are new or changed
 
     def add(self, record) -> None:
-        self.new[id(record)] = _filled(record)
+        self.new[id(record)] = record
         self.synced[id(record)] = record
 
     def change(self, record, values: dict) -> None:
@@ -90,12 +112,12 @@ class ChangeSet:
     def moved(self, child: Child, old_caseworker, new_caseworker) -> None:
         """A reassignment: the old caseworker's devices drop the child, the new one's receive it."""
         if old_caseworker is not None:
-            self.scope.append(_filled(ScopeChange(user_id=old_caseworker, child_id=child.id, kind="remove")))
+            self.scope.append(new(ScopeChange, user_id=old_caseworker, child_id=child.id, kind="remove"))
         if new_caseworker is not None:
-            self.scope.append(_filled(ScopeChange(user_id=new_caseworker, child_id=child.id, kind="add")))
+            self.scope.append(new(ScopeChange, user_id=new_caseworker, child_id=child.id, kind="add"))
 
     def add_conflict(self, conflict) -> None:
-        self.conflicts.append(_filled(conflict))
+        self.conflicts.append(conflict)
 
     def write(self) -> None:
         """Write everything decided; flushes nothing of the ORM's, never commits."""
@@ -126,9 +148,12 @@ class ChangeSet:
             if rows:
                 connection.execute(insert(type(rows[0]).__table__), [_row(r) for r in rows])
         self._write_tokens()
+
+    def attach(self) -> None:
+        """Put the new records into the session as if loaded, for a caller that goes on using them."""
         for record in self.new.values():
             make_transient_to_detached(record)
-            session.add(record)
+            db.session.add(record)
 
     def _write_tokens(self) -> None:
         if not self.reindex:
@@ -152,3 +177,4 @@ def written():
     changes = ChangeSet()
     yield changes
     changes.write()
+    changes.attach()

@@ -18,7 +18,7 @@ from sqlalchemy import func, inspect
 from models.accounts import Device, User
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
-from models.change_set import ChangeSet, written
+from models.change_set import ChangeSet, new, written
 from models.children import Child, case_code_for
 from models.errors import FieldErrors, Problem, RecordDeidentified, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
@@ -181,11 +181,11 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     fields = _derive_child_fields(_resolve_caseworker(fields))
     identified_on = fields.get("identified_on") or today or utcnow().date()
     fields = {**fields, "identified_on": identified_on}
-    child = Child(id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE, stage_since=identified_on,
+    child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE, stage_since=identified_on,
                   version=1, recorded_at=recorded_at, **fields)
     changes.add(child)
     _history(changes, child, {**fields, "stage": INITIAL_STAGE}, actor)
-    changes.add(StageTransition(id=uuid.uuid4(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
+    changes.add(new(StageTransition, id=uuid.uuid4(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
                                 occurred_on=identified_on, actor_id=actor.user.id if actor.user else None, version=1))
     changes.reindex[child.id] = child
     return child
@@ -194,7 +194,7 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
 def add_record(changes: ChangeSet, entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID,
                recorded_at: datetime | None = None):
     """A new consent, assessment, service, follow-up or alert, at version 1."""
-    record = ENTITIES[entity](id=record_id, version=1, recorded_at=recorded_at, **fields)
+    record = new(ENTITIES[entity], id=record_id, version=1, recorded_at=recorded_at, **fields)
     changes.add(record)
     _history(changes, record, fields, actor)
     return record
@@ -219,8 +219,8 @@ def change_record(changes: ChangeSet, record, fields: dict, actor: Actor, *,
 def add_move(changes: ChangeSet, child: Child, move: Move, actor: Actor, *, record_id: uuid.UUID,
              recorded_at: datetime | None = None) -> StageTransition:
     """Record a checked stage transition and derive the child's stage from it."""
-    record = StageTransition(
-        id=record_id, version=1, child_id=child.id, from_stage=child.stage, to_stage=move.to_stage,
+    record = new(
+        StageTransition, id=record_id, version=1, child_id=child.id, from_stage=child.stage, to_stage=move.to_stage,
         occurred_on=move.occurred_on, reason=move.reason, closure_reason=move.closure_reason, details=move.details,
         actor_id=actor.user.id if actor.user else None, recorded_at=recorded_at,
     )

@@ -28,7 +28,7 @@ from sqlalchemy import JSON, String, bindparam, insert, update
 from models import audit
 from models.accounts import Device
 from models.base import db
-from models.change_set import ChangeSet
+from models.change_set import ChangeSet, new
 from models.changes import ChangeCounter
 from models.children import Child, case_code_for
 from models.errors import Problem
@@ -494,8 +494,8 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
         [(record, apply), (child, {"needs_review": True})]
     for target, fields in writes:
         check_update(target, fields)
-    conflict = Conflict(
-        id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
+    conflict = new(
+        Conflict, id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
         device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
         fields=names, base_values={k: base_values.get(k) for k in names},
         server_values={k: json_value(getattr(record, k)) for k in names},
