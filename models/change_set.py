@@ -1,17 +1,11 @@
-"""The rows a unit of record changes decided, written at once: the one write step of every writer.
+"""The one write step of every writer: the rows a unit of work decided, written at once.
 
-The operations of ``models.records`` decide a change in memory (checks first, then the new values on
-the record object, a history row, a new child's first transition) and hand the result to a
-``ChangeSet``. ``write`` then stamps the change sequence (``models.changes.stamp``) and writes the
-decided rows with one statement per table: an INSERT executemany for the new rows of each table, an
-UPDATE executemany for each table and set of changed columns, then history, conflicts, scope changes
-and search tokens. A sync batch writes hundreds of changes through one ``ChangeSet``; the API, the web,
-the CLI and the scheduler write one change through one (``written``).
-
-Records the session already holds are changed with ``set_committed_value``, so the ORM never sees them
-dirty and never writes them a second time. A one-change operation attaches its new record to the
-session after the INSERT, so its caller goes on using it as a loaded record; a sync batch has no use
-for its hundreds of new records once written and leaves them out of the session.
+The operations of ``models.records`` decide changes in memory and hand them to a ``ChangeSet``;
+``write`` stamps the change sequence (``models.changes.stamp``) and writes with one statement per
+table (per table and set of changed columns for updates), then history, conflicts, scope changes and
+search tokens. A sync batch writes hundreds of changes through one; a one-change operation one
+(``written``), attaching its new record so its caller goes on using it. Records the session holds are
+changed with ``set_committed_value``: the ORM never sees them dirty, so never writes them again.
 """
 
 import functools
@@ -30,7 +24,6 @@ from models.search import SEARCHED_FIELDS, delete_tokens, insert_tokens
 
 @functools.cache
 def _columns(model) -> tuple:
-    """(attribute key, column) of each column of ``model``."""
     return tuple((attr.key, attr.columns[0]) for attr in inspect(model).column_attrs)
 
 
@@ -47,9 +40,8 @@ def _template(model) -> tuple[dict, tuple]:
 
 
 def new(model, **values):
-    """A new, unsaved record with every column set, a column's Python default where nothing was given:
-    what later decisions read is what is written, and the attached record has nothing left to load.
-    Values go straight into the instance: the ORM tracks nothing on it until ``write`` attaches it."""
+    """A new record with every column set (a Python default where nothing was given), straight into the
+    instance: what later decisions read is what is written, and an attached record has nothing to load."""
     record = inspect(model).class_manager.new_instance()
     template, made = _template(model)
     record.__dict__.update(template)
@@ -68,15 +60,9 @@ def assign(record, key: str, value) -> None:
         record.__dict__[key] = value
 
 
-@functools.cache
-def _row_columns(model) -> tuple:
-    return tuple((key, column.name, column.primary_key) for key, column in _columns(model))
-
-
 def _row(record) -> dict:
-    values = record.__dict__
-    # A primary key left None is numbered by the database.
-    return {name: values[key] for key, name, pk in _row_columns(type(record)) if not (pk and values[key] is None)}
+    values = record.__dict__  # a primary key left None is numbered by the database
+    return {c.name: values[key] for key, c in _columns(type(record)) if not (c.primary_key and values[key] is None)}
 
 
 class ChangeSet:
@@ -88,8 +74,7 @@ class ChangeSet:
         self.synced: dict[int, object] = {}  # every record that takes a seq, in decision order
         self.history: list[dict] = []
         self.history_of: dict = {}  # record id -> its history rows decided here, in version order
-        self.conflicts: list = []
-        self.scope: list[ScopeChange] = []
+        self.rows: list = []  # conflicts and scope changes
         self.reindex: dict = {}  # child id -> child whose searched fields are new or changed
 
     def add(self, record) -> None:
@@ -112,30 +97,26 @@ class ChangeSet:
     def moved(self, child: Child, old_caseworker, new_caseworker) -> None:
         """A reassignment: the old caseworker's devices drop the child, the new one's receive it."""
         if old_caseworker is not None:
-            self.scope.append(new(ScopeChange, user_id=old_caseworker, child_id=child.id, kind="remove"))
+            self.rows.append(new(ScopeChange, user_id=old_caseworker, child_id=child.id, kind="remove"))
         if new_caseworker is not None:
-            self.scope.append(new(ScopeChange, user_id=new_caseworker, child_id=child.id, kind="add"))
-
-    def add_conflict(self, conflict) -> None:
-        self.conflicts.append(conflict)
+            self.rows.append(new(ScopeChange, user_id=new_caseworker, child_id=child.id, kind="add"))
 
     def write(self) -> None:
         """Write everything decided; flushes nothing of the ORM's, never commits."""
-        if not (self.synced or self.history or self.conflicts):
+        if not (self.synced or self.rows):
             return
         session = db.session
         now = utcnow()
         for record, _ in self.changed.values():
             assign(record, "updated_at", now)
-        stamp(session, [*self.synced.values(), *self.scope], assign)
+        stamp(session, [*self.synced.values(), *(r for r in self.rows if isinstance(r, ScopeChange))], assign)
         connection = session.connection()
         inserts: dict = {}
         for record in self.new.values():
             # Children first: every other record references one.
             inserts.setdefault((type(record) is not Child, type(record).__tablename__), []).append(record)
         for key in sorted(inserts):
-            records = inserts[key]
-            connection.execute(insert(type(records[0]).__table__), [_row(r) for r in records])
+            connection.execute(insert(type(inserts[key][0]).__table__), [_row(r) for r in inserts[key]])
         updates: dict = {}
         for record, keys in self.changed.values():
             names = frozenset(keys | {"version", "seq", "updated_at"})
@@ -144,13 +125,15 @@ class ChangeSet:
             connection.execute(*_update(model, names, records))
         if self.history:
             connection.execute(insert(RecordHistory.__table__), self.history)
-        for rows in (self.conflicts, self.scope):
-            if rows:
-                connection.execute(insert(type(rows[0]).__table__), [_row(r) for r in rows])
+        rows: dict = {}
+        for row in self.rows:
+            rows.setdefault(type(row), []).append(_row(row))
+        for model, values in rows.items():
+            connection.execute(insert(model.__table__), values)
         self._write_tokens()
 
     def attach(self) -> None:
-        """Put the new records into the session as if loaded, for a caller that goes on using them."""
+        """Put the new records into the session as if loaded."""
         for record in self.new.values():
             make_transient_to_detached(record)
             db.session.add(record)

@@ -153,7 +153,7 @@ def check_update(record, fields: dict) -> dict:
 
 def check_move(child: Child, move: Move, actor: Actor, *, today: date, min_follow_up_days: int,
                follow_up_since: date | None) -> None:
-    """``follow_up_since``: when the child was first reunified (``follow_up_since``), for the closure minimum."""
+    """``follow_up_since``: when the child was first reunified, for the closure minimum."""
     if child.deleted_at is not None:
         raise RecordDeleted("This child was deleted; it can no longer change stage.")
     _refuse_deidentified(child)
@@ -181,12 +181,12 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     fields = _derive_child_fields(_resolve_caseworker(fields))
     identified_on = fields.get("identified_on") or today or utcnow().date()
     fields = {**fields, "identified_on": identified_on}
-    child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE, stage_since=identified_on,
-                  version=1, recorded_at=recorded_at, **fields)
+    child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
+                stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)
     changes.add(child)
     _history(changes, child, {**fields, "stage": INITIAL_STAGE}, actor)
     changes.add(new(StageTransition, id=uuid.uuid4(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
-                                occurred_on=identified_on, actor_id=actor.user.id if actor.user else None, version=1))
+                    occurred_on=identified_on, actor_id=actor.user.id if actor.user else None, version=1))
     changes.reindex[child.id] = child
     return child
 

@@ -1,19 +1,16 @@
-"""Ingesting a device's push batch (DESIGN §5): log, then load, decide and write.
+"""Ingesting a device's push batch (DESIGN §5). ``ingest`` reads top to bottom as its steps:
 
-``ingest`` reads top to bottom as the contract's steps:
+1. **Log** every new mutation verbatim as "received", before anything is applied.
+2. **Load** what the batch touches in a few set-based queries: the records it names and their
+   children, mutation ids seen, case codes taken, ids with history, the history a stale update merges
+   against, when each moved child was first reunified.
+3. **Decide** each mutation in order, in memory, with plain functions: validation, scope, lifecycle,
+   merge and conflicts, duplicates, ``parent_rejected``. A refusal is a ``Problem`` raised before the
+   mutation changed anything, so it leaves no trace but its result; an applied mutation changes the
+   in-memory records, which later ones read.
+4. **Write** the decided rows, one statement per table (models.change_set), and each outcome.
 
-1. **Log.** Every new mutation is stored verbatim as "received" before anything is applied.
-2. **Load** what the batch touches, in a few set-based queries: the records it names and their
-   children, mutation ids already seen, case codes already taken, ids that already have history, the
-   history of records a stale update merges into, when each moved child was first reunified.
-3. **Decide** each mutation's outcome in order, in memory, with plain functions: validation, scope,
-   lifecycle, merge and conflicts, duplicates, ``parent_rejected``. A refusal is a ``Problem`` raised
-   before the mutation changed anything, so a rejected mutation leaves no trace but its result; an
-   applied one changes the in-memory records, which later mutations of the batch read.
-4. **Write** what was decided, one statement per table (models.change_set), and each mutation's outcome.
-
-``ingest`` never commits: the endpoint commits once per batch, then plans the children the batch
-touched (models.unit_of_work).
+It never commits: the endpoint commits, then plans the touched children (models.unit_of_work).
 """
 
 import functools
@@ -300,44 +297,32 @@ def _decide(mutation: dict, state: _Batch) -> dict:
                       "fix the child first, then send this record again.")
     if op == "update" and existing is None and (entity, mutation["id"]) in state.rejected_creates:
         raise Problem("parent_rejected", "The create of this record was rejected in this batch.")
-    try:
-        data = _schema_for(entity, op == "update", mutation["changes"]).load(mutation["changes"])
-    except ValidationError as exc:
-        raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
+    data = _loaded(entity, op == "update", mutation["changes"])
     if op == "create":
         return _create(mutation, entity, data, existing, state)
     return _update(mutation, entity, data, existing, state)
 
 
-_SCHEMAS: dict = {}
-
-
-def _schema(entity: str, partial: bool):
-    """One schema instance per entity and mode: building one copies every field, loading does not."""
-    key = (entity, partial)
-    if key not in _SCHEMAS:
-        _SCHEMAS[key] = FIELD_SCHEMAS[entity](partial=partial)
-    return _SCHEMAS[key]
-
-
-def _schema_for(entity: str, partial: bool, changes: dict):
-    """The entity's schema narrowed to the fields sent (plus the required ones and those with a
-    default): marshmallow visits every declared field on each load, 29 for a child, which was most
-    of the cost of validating a mutation. Same fields, validators and schema checks, so the same
-    result and errors; a name the schema does not know goes to the whole schema, which words it."""
-    declared = FIELD_SCHEMAS[entity]._declared_fields
-    if not changes.keys() <= declared.keys():
-        return _schema(entity, partial)
-    return _narrowed_schema(entity, partial, frozenset(changes))
+def _loaded(entity: str, partial: bool, changes: dict) -> dict:
+    try:
+        return _schema(entity, partial, frozenset(changes)).load(changes)
+    except ValidationError as exc:
+        raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
 
 
 @functools.lru_cache(maxsize=256)
-def _narrowed_schema(entity: str, partial: bool, names: frozenset):
+def _schema(entity: str, partial: bool, names: frozenset | None = None):
+    """The entity's schema narrowed to the fields sent (plus the required ones and those with a
+    default), one instance per set: building one copies every field, loading does not, and
+    marshmallow visits every declared field on each load (29 for a child). Same fields, validators and
+    schema checks, so the same result and errors; a name the schema does not know gets the whole
+    schema, which words it."""
     cls = FIELD_SCHEMAS[entity]
+    if names is None or not names <= cls._declared_fields.keys():
+        return cls(partial=partial)
     # Declaration order, so the loaded dict lists its keys as the whole schema's does.
-    only = [name for name, f in cls._declared_fields.items()
-            if name in names or f.required or f.load_default is not missing]
-    return cls(partial=partial, only=only)
+    return cls(partial=partial, only=[name for name, f in cls._declared_fields.items()
+                                      if name in names or f.required or f.load_default is not missing])
 
 
 def _child_id_of(mutation, existing):
@@ -501,7 +486,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
         server_values={k: json_value(getattr(record, k)) for k in names},
         device_values={k: json_value(clashing[k]) for k in names},
     )
-    state.changes.add_conflict(conflict)
+    state.changes.rows.append(conflict)
     for target, fields in writes:
         # The child's own edit is the device's, at recorded_at; its needs_review flag alone is the server's.
         change_record(state.changes, target, fields, state.actor,
@@ -518,10 +503,7 @@ def _acknowledge(mutation, state: _Batch) -> dict:
     alert = state.known.get(("alert", mutation["id"]))
     if alert is None or alert.recipient_id != state.user.id:
         raise Problem("out_of_scope", "No alert with this id addressed to you.")
-    try:
-        _schema("alert", False).load(mutation["changes"])
-    except ValidationError as exc:
-        raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
+    _loaded("alert", False, mutation["changes"])
     if alert.deleted_at is not None:
         raise Problem("record_deleted", "This alert was withdrawn.")
     # Acknowledging twice, or after a manager resolved it, changes nothing: the device's wish holds.

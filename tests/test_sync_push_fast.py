@@ -185,4 +185,4 @@ def test_the_narrowed_schema_loads_and_refuses_as_the_whole_schema(entity, parti
         except ValidationError as exc:
             return "refused", exc.normalized_messages()
 
-    assert outcome(sync.push._schema_for(entity, partial, changes)) == outcome(sync.push._schema(entity, partial))
+    assert outcome(sync.push._schema(entity, partial, frozenset(changes))) == outcome(sync.push._schema(entity, partial))
