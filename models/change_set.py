@@ -112,11 +112,10 @@ class ChangeSet:
         stamp(session, [*self.synced.values(), *(r for r in self.rows if isinstance(r, ScopeChange))], assign)
         connection = session.connection()
         inserts: dict = {}
-        for record in self.new.values():
-            # Children first: every other record references one.
-            inserts.setdefault((type(record) is not Child, type(record).__tablename__), []).append(record)
-        for key in sorted(inserts):
-            connection.execute(insert(type(inserts[key][0]).__table__), [_row(r) for r in inserts[key]])
+        for record in [*self.new.values(), *self.rows]:
+            inserts.setdefault(type(record), []).append(_row(record))
+        for model in sorted(inserts, key=lambda m: m is not Child):  # children first: the rest reference one
+            connection.execute(insert(model.__table__), inserts[model])
         updates: dict = {}
         for record, keys in self.changed.values():
             names = frozenset(keys | {"version", "seq", "updated_at"})
@@ -125,25 +124,15 @@ class ChangeSet:
             connection.execute(*_update(model, names, records))
         if self.history:
             connection.execute(insert(RecordHistory.__table__), self.history)
-        rows: dict = {}
-        for row in self.rows:
-            rows.setdefault(type(row), []).append(_row(row))
-        for model, values in rows.items():
-            connection.execute(insert(model.__table__), values)
-        self._write_tokens()
+        if self.reindex:
+            delete_tokens([cid for cid, child in self.reindex.items() if id(child) not in self.new])
+            insert_tokens({cid: {name: getattr(c, name) for name in SEARCHED_FIELDS} for cid, c in self.reindex.items()})
 
     def attach(self) -> None:
         """Put the new records into the session as if loaded."""
         for record in self.new.values():
             make_transient_to_detached(record)
             db.session.add(record)
-
-    def _write_tokens(self) -> None:
-        if not self.reindex:
-            return
-        old = [cid for cid, child in self.reindex.items() if id(child) not in self.new]
-        delete_tokens(old)
-        insert_tokens({cid: {name: getattr(c, name) for name in SEARCHED_FIELDS} for cid, c in self.reindex.items()})
 
 
 def _update(model, names: frozenset, records: list) -> tuple:

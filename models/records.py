@@ -1,12 +1,9 @@
-"""Creating, changing and moving records: the one path every writer (sync, API, web, CLI, scheduler) takes.
+"""Creating, changing and moving records: the one path of every writer (sync, API, web, CLI, scheduler).
 
-Two layers, one set of rules. ``check_*`` functions raise a ``Problem`` for what a change may not do,
-before anything is changed; ``add_*`` / ``change_record`` / ``remove_record`` then decide the change in
-memory on a ``ChangeSet`` (the record's new values, its version, its history row), which writes the
-rows in one step (models.change_set). A sync batch decides hundreds of changes on one ``ChangeSet``;
-the public operations ``create_child``, ``create_record``, ``update_record``, ``delete_record`` and
-``transition`` are the same checks and decisions for one change, written at once. None commits: the
-caller commits once at its boundary (models.unit_of_work).
+``check_*`` raise a ``Problem`` for what a change may not do, before anything is changed; ``add_*``,
+``change_record`` and ``remove_record`` decide the change in memory on a ``ChangeSet``, which writes it
+(models.change_set). A sync batch decides hundreds on one; ``create_child``, ``create_record``,
+``update_record``, ``delete_record`` and ``transition`` check, decide and write one. None commits.
 """
 
 import uuid
@@ -90,8 +87,7 @@ def _column_values(record) -> dict:
 
 
 def _check_outcome(data: dict) -> None:
-    errors = outcome_problems(data)
-    if errors:
+    if errors := outcome_problems(data):
         raise FieldErrors(errors)
 
 

@@ -186,9 +186,13 @@ def _load(mutations: list, device: Device, today: date, rules: dict) -> _Batch:
     compared = {m["id"] for m in creates if (m["entity"], m["id"]) in known}
     moved = {cid for m in creates if m["entity"] == "stage_transition"
              if (cid := _uuid_or_none(m["changes"].get("child_id"))) is not None}
+    # Ids with history under any entity: history is keyed by record id and version, so a create of such
+    # an id would clash with the other record.
+    used = _present(RecordHistory.record_id, {m["id"] for m in creates}, RecordHistory.version == 1)
+    taken = _present(Child.case_code, {case_code_for(m["id"]) for m in creates if m["entity"] == "child"})
     return _Batch(device=device, actor=Actor(user=device.user, source="device", device=device), today=today,
-                  rules=rules, known=known, taken_codes=_taken_codes(creates), used_ids=_used_ids(creates),
-                  history=_history(merged | compared), follow_up=follow_up_since(moved))
+                  rules=rules, known=known, taken_codes=taken, used_ids=used, history=_history(merged | compared),
+                  follow_up=follow_up_since(moved))
 
 
 def _records_named(mutations: list) -> dict:
@@ -215,23 +219,11 @@ def _records_named(mutations: list) -> dict:
     return known
 
 
-def _used_ids(creates: list) -> set:
-    """Ids of the batch's creates that already have history, under any entity: history is keyed by
-    record id and version, so such a create would clash with the other record."""
-    ids = {m["id"] for m in creates}
-    if not ids:
+def _present(column, values: set, *where) -> set:
+    """Which of ``values`` the column holds (one query)."""
+    if not values:
         return set()
-    return set(db.session.execute(
-        db.select(RecordHistory.record_id).where(RecordHistory.record_id.in_(ids), RecordHistory.version == 1)
-    ).scalars())
-
-
-def _taken_codes(creates: list) -> set:
-    """Case codes that new children of this batch would take but are in use."""
-    codes = {case_code_for(m["id"]) for m in creates if m["entity"] == "child"}
-    if not codes:
-        return set()
-    return set(db.session.execute(db.select(Child.case_code).where(Child.case_code.in_(codes))).scalars())
+    return set(db.session.execute(db.select(column).where(column.in_(values), *where)).scalars())
 
 
 def _history(record_ids: set) -> dict:
@@ -267,11 +259,8 @@ def _decide_all(mutations: list, seen: dict, state: _Batch) -> tuple[list, dict]
 
 
 def _duplicate(mutation_id, first: dict) -> dict:
-    result = {"mutation_id": str(mutation_id), "status": "duplicate", "version": first.get("version"),
-              "original_status": first["status"]}
-    if first.get("code"):
-        result["code"] = first["code"]
-    return result
+    return {"mutation_id": str(mutation_id), "status": "duplicate", "version": first.get("version"),
+            "original_status": first["status"], **({"code": first["code"]} if first.get("code") else {})}
 
 
 def _rejection(mutation: dict, state: _Batch, problem: Problem) -> dict:
