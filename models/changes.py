@@ -6,13 +6,13 @@ second writer waits, and numbers are handed out in commit order on PostgreSQL as
 therefore never see seq N+1 committed while seq N is still invisible, and a cursor never skips a late
 commit.
 
-Reassigning a child writes ``ScopeChange`` rows so the old caseworker's devices remove the child and the
-new caseworker's devices receive all its records, whose own seq did not move.
+Reassigning a child writes ``ScopeChange`` rows (models.change_set) so the old caseworker's devices
+remove the child and the new caseworker's devices receive all its records, whose own seq did not move.
 """
 
 import uuid
 
-from sqlalchemy import BigInteger, ForeignKey, String, event, inspect, update
+from sqlalchemy import BigInteger, ForeignKey, String, event, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from models.base import BigIntKey, SyncedRecord, db
@@ -50,38 +50,24 @@ def allocate_seq(session: Session, count: int) -> int:
     return last - count + 1
 
 
+def stamp(session: Session, items: list, assign) -> None:
+    """Give each item the next number, in list order: the one place a change sequence is stamped (the
+    write step of models.change_set, and the hook below; retention and the alert scan allocate their
+    own ranges)."""
+    if items:
+        first = allocate_seq(session, len(items))
+        for offset, item in enumerate(items):
+            assign(item, "seq", first + offset)
+
+
 def current_seq(session: Session) -> int:
     return session.execute(db.select(ChangeCounter.value).where(ChangeCounter.id == 1)).scalar_one()
 
 
-def _scope_changes(session: Session) -> list[ScopeChange]:
-    from models.children import Child
-
-    changes = []
-    for obj in session.dirty:
-        if isinstance(obj, Child):
-            hist = inspect(obj).attrs.caseworker_id.history
-            if hist.has_changes():
-                old = hist.deleted[0] if hist.deleted else None
-                new = obj.caseworker_id
-                if old is not None and old != new:
-                    changes.append(ScopeChange(user_id=old, child_id=obj.id, kind="remove"))
-                if new is not None and old != new:
-                    changes.append(ScopeChange(user_id=new, child_id=obj.id, kind="add"))
-    return changes
-
-
 @event.listens_for(Session, "before_flush")
-def _stamp_sequence(session, flush_context, instances):
-    changed = [
-        obj for obj in session.new if isinstance(obj, SyncedRecord)
-    ] + [
-        obj for obj in session.dirty if isinstance(obj, SyncedRecord) and session.is_modified(obj)
-    ]
-    scope = _scope_changes(session)
-    if not changed and not scope:
-        return
-    first = allocate_seq(session, len(changed) + len(scope))
-    for offset, obj in enumerate([*changed, *scope]):
-        obj.seq = first + offset
-    session.add_all(scope)
+def _stamp_orm_writes(session, flush_context, instances):
+    """A synced record changed through the ORM instead of models.records (a test's fixture, a one-off
+    fix) still takes its seq, so devices receive it. Reassignments go through models.records, which
+    writes their scope changes."""
+    stamp(session, [obj for obj in session.new if isinstance(obj, SyncedRecord)]
+          + [obj for obj in session.dirty if isinstance(obj, SyncedRecord) and session.is_modified(obj)], setattr)

@@ -1,26 +1,26 @@
-"""Creating, changing and moving records: the one path every writer (API, sync, web, CLI) takes.
+"""Creating, changing and moving records: the one path of every writer (sync, API, web, CLI, scheduler).
 
-Each function takes validated data, keeps the invariants (version steps by one, history row per
-change, derived stage), flushes, and never commits: the caller commits once at its boundary.
+``check_*`` raise a ``Problem`` for what a change may not do, before anything is changed; ``add_*``,
+``change_record`` and ``remove_record`` decide the change in memory on a ``ChangeSet``, which writes it
+(models.change_set). A sync batch decides hundreds on one; ``create_child``, ``create_record``,
+``update_record``, ``delete_record`` and ``transition`` check, decide and write one. None commits.
 """
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, insert, inspect
+from sqlalchemy import func, inspect
 
 from models.accounts import Device, User
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
-from models.changes import allocate_seq
+from models.change_set import ChangeSet, new, written
 from models.children import Child, case_code_for
 from models.errors import FieldErrors, Problem, RecordDeidentified, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
-from models.history import RecordHistory
 from models.lifecycle import INITIAL_STAGE, StageTransition, check_transition
-from models.search import SEARCHED_FIELDS, insert_tokens, mark_for_reindex
+from models.search import SEARCHED_FIELDS
 
 ENTITIES = {
     "child": Child,
@@ -47,6 +47,17 @@ class Actor:
         return self.user.role if self.user else "system"
 
 
+@dataclass(frozen=True)
+class Move:
+    """A stage transition asked for: where to, when, and what the person said about it."""
+
+    to_stage: str
+    occurred_on: date
+    reason: str | None = None
+    closure_reason: str | None = None
+    details: dict | None = None
+
+
 def json_value(value):
     if isinstance(value, (date, datetime)):
         return value.isoformat()
@@ -55,24 +66,20 @@ def json_value(value):
     return value
 
 
-def _history_values(entity: str, record_id, version: int, child_id, fields: dict, actor: Actor) -> dict:
-    return {
-        "entity": entity,
-        "record_id": record_id,
-        "version": version,
-        "child_id": child_id,
+def _history(changes: ChangeSet, record, fields: dict, actor: Actor) -> None:
+    """The history row of the record's current version, naming the fields that version set."""
+    changes.add_history({
+        "entity": ENTITY_OF[type(record)],
+        "record_id": record.id,
+        "version": record.version,
+        "child_id": record.id if isinstance(record, Child) else getattr(record, "child_id", None),
         "fields": sorted(fields),
         "values": {k: json_value(v) for k, v in fields.items()},
         "actor_id": actor.user.id if actor.user else None,
         "device_id": actor.device.id if actor.device else None,
         "source": actor.source,
-    }
-
-
-def _history(record, fields: dict, actor: Actor) -> None:
-    child_id = record.id if isinstance(record, Child) else getattr(record, "child_id", None)
-    db.session.add(RecordHistory(**_history_values(ENTITY_OF[type(record)], record.id, record.version, child_id,
-                                                   fields, actor)))
+        "at": utcnow(),
+    })
 
 
 def _column_values(record) -> dict:
@@ -80,8 +87,7 @@ def _column_values(record) -> dict:
 
 
 def _check_outcome(data: dict) -> None:
-    errors = outcome_problems(data)
-    if errors:
+    if errors := outcome_problems(data):
         raise FieldErrors(errors)
 
 
@@ -107,132 +113,29 @@ def _derive_child_fields(fields: dict) -> dict:
     return fields
 
 
-@dataclass
-class NewRecord:
-    """A create checked and worked out but not written yet: the rows ``create_many`` inserts. The same
-    values ``create_child`` and ``create_record`` give the ORM, so both ways write the same rows."""
-
-    model: type
-    values: dict  # the record's columns, version 1
-    history: dict  # the fields its version-1 history row names
-    first_stage: dict | None = None  # a new child's first stage transition
+def _refuse_deidentified(record) -> None:
+    if isinstance(record, Child) and record.deidentified_at is not None:
+        raise RecordDeidentified("This case was de-identified under the retention policy; it can no longer "
+                                 "be changed or reopened. Register a returning child as a new case.")
 
 
-def _new_child(fields: dict, actor: Actor, record_id, recorded_at, today) -> NewRecord:
-    fields = _derive_child_fields(_resolve_caseworker(fields))
-    child_id = record_id or uuid.uuid4()
-    identified_on = fields.get("identified_on") or today or utcnow().date()
-    values = {"id": child_id, "case_code": case_code_for(child_id), "stage": INITIAL_STAGE,
-              "stage_since": identified_on, "version": 1, "recorded_at": recorded_at,
-              **{**fields, "identified_on": identified_on}}
-    # The first transition, so the timeline starts where the case starts.
-    first_stage = {"child_id": child_id, "from_stage": None, "to_stage": INITIAL_STAGE, "occurred_on": identified_on,
-                   "actor_id": actor.user.id if actor.user else None, "version": 1}
-    return NewRecord(Child, values, {**fields, "identified_on": identified_on, "stage": INITIAL_STAGE}, first_stage)
+# The checks: each raises what its change may not do, before anything is changed.
 
-
-def _new_record(entity: str, fields: dict, record_id, recorded_at) -> NewRecord:
-    model = ENTITIES[entity]
-    values = {"id": record_id or uuid.uuid4(), "version": 1, "recorded_at": recorded_at, **fields}
-    return NewRecord(model, values, fields)
-
-
-def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
-                 recorded_at: datetime | None = None, today: date | None = None, flush: bool = True,
-                 code_checked: bool = False) -> Child:
-    """``code_checked``: the caller already looked for the case code (sync does it for a whole batch)."""
-    new = _new_child(fields, actor, record_id, recorded_at, today)
-    code = new.values["case_code"]
-    if not code_checked and db.session.execute(db.select(Child.id).where(Child.case_code == code)).first():
-        raise Problem("id_conflict", f"The case code {code} derived from this id is taken; create the child "
-                      "with a new id.", {"id": str(new.values["id"])})
-    child = Child(**new.values)
-    db.session.add(child)
-    _history(child, new.history, actor)
-    db.session.add(StageTransition(**new.first_stage))
-    mark_for_reindex(child)
-    if flush:  # a sync batch flushes once for many records
-        db.session.flush()
-    return child
-
-
-def create_record(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
-                  recorded_at: datetime | None = None, flush: bool = True):
-    """Create a consent, assessment, service, follow-up or alert under an existing child."""
-    new = _new_record(entity, fields, record_id, recorded_at)
-    if new.model is not Alert:
-        check_record_create(entity, fields, db.session.get(Child, new.values.get("child_id")))
-    record = new.model(**new.values)
-    db.session.add(record)
-    _history(record, new.history, actor)
-    if flush:  # a sync batch flushes once for many records
-        db.session.flush()
-    return record
+def check_case_code(child_id: uuid.UUID, taken: bool) -> None:
+    if taken:
+        raise Problem("id_conflict", f"The case code {case_code_for(child_id)} derived from this id is taken; "
+                      "create the child with a new id.", {"id": str(child_id)})
 
 
 def check_record_create(entity: str, fields: dict, child: Child | None) -> None:
-    """Raise what ``create_record`` refuses, before anything is written (sync decides, then writes)."""
     if ENTITIES[entity] is Followup:
         _check_outcome(fields)
     if child is not None:
         _refuse_deidentified(child)  # no new notes under a case whose identity retention erased
 
 
-def prepare_create(entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID,
-                   recorded_at: datetime | None = None, today: date | None = None) -> NewRecord:
-    """What ``create_child`` / ``create_record`` would write, checked the same way (and raising the same
-    errors), for ``create_many``. The case code must have been checked by the caller."""
-    if entity == "child":
-        return _new_child(fields, actor, record_id, recorded_at, today)
-    check_record_create(entity, fields, None)
-    return _new_record(entity, fields, record_id, recorded_at)
-
-
-@functools.cache
-def _column_names(model) -> dict:
-    return {attr.key: attr.columns[0].name for attr in inspect(model).column_attrs}
-
-
-def create_many(news: list[NewRecord], actor: Actor) -> None:
-    """Write prepared creates with one executemany per table (a sync batch of new records).
-
-    The rows are those the ORM path writes: each record at version 1, its version-1 history row, a
-    child's first stage transition. ``seq`` is stamped here, in list order (a child, then its first
-    transition), from ``allocate_seq``: the before_flush hook only sees ORM objects. Flushes, never commits.
-    """
-    if not news:
-        return
-    session = db.session
-    session.flush()  # pending ORM writes take their seq first, as they would in one flush
-    synced, history, searched = [], [], {}
-    for new in news:
-        synced.append((new.model, new.values))
-        if new.first_stage is not None:
-            synced.append((StageTransition, new.first_stage))
-        record_id = new.values["id"]
-        child_id = record_id if new.model is Child else new.values.get("child_id")
-        history.append(_history_values(ENTITY_OF[new.model], record_id, 1, child_id, new.history, actor))
-        if new.model is Child:
-            searched[record_id] = new.values
-    first = allocate_seq(session, len(synced))
-    # One executemany per table and set of columns (a row leaves out the columns it does not set, so
-    # their defaults apply as in the ORM); children first, their records reference them.
-    groups: dict = {}
-    for offset, (model, values) in enumerate(synced):
-        names = _column_names(model)
-        row = {names[k]: v for k, v in values.items()}
-        row["seq"] = first + offset
-        groups.setdefault((model is not Child, model.__tablename__, frozenset(row)), (model, []))[1].append(row)
-    connection = session.connection()
-    for key in sorted(groups, key=lambda k: k[:2]):
-        model, rows = groups[key]
-        connection.execute(insert(model.__table__), rows)
-    connection.execute(insert(RecordHistory.__table__), history)
-    insert_tokens(searched, connection)  # new children: one executemany, nothing to delete
-
-
 def check_update(record, fields: dict) -> dict:
-    """Raise what ``update_record`` refuses, before anything is written; return the fields that change."""
+    """Raise what ``change_record`` refuses; return the fields that change."""
     if record.deleted_at is not None:
         raise RecordDeleted(f"This {ENTITY_OF[type(record)]} was deleted; it can no longer be changed.")
     _refuse_deidentified(record)
@@ -244,75 +147,130 @@ def check_update(record, fields: dict) -> dict:
     return changed
 
 
-def update_record(record, fields: dict, actor: Actor, *, recorded_at: datetime | None = None,
-                  flush: bool = True) -> list[str]:
+def check_move(child: Child, move: Move, actor: Actor, *, today: date, min_follow_up_days: int,
+               follow_up_since: date | None) -> None:
+    """``follow_up_since``: when the child was first reunified, for the closure minimum."""
+    if child.deleted_at is not None:
+        raise RecordDeleted("This child was deleted; it can no longer change stage.")
+    _refuse_deidentified(child)
+    check_transition(child, move.to_stage, occurred_on=move.occurred_on, reason=move.reason,
+                     closure_reason=move.closure_reason, actor_role=actor.role, today=today,
+                     follow_up_since=follow_up_since, min_follow_up_days=min_follow_up_days)
+
+
+def follow_up_since(child_ids) -> dict:
+    """When each child was first reunified: the start of follow-up for the closure minimum (one query)."""
+    if not child_ids:
+        return {}
+    return dict(db.session.execute(
+        db.select(StageTransition.child_id, func.min(StageTransition.occurred_on))
+        .where(StageTransition.child_id.in_(set(child_ids)), StageTransition.to_stage == "reunified")
+        .group_by(StageTransition.child_id)
+    ).all())
+
+
+# The decisions: each changes the records in memory and hands the rows to ``changes``. Checked first.
+
+def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid.UUID,
+              recorded_at: datetime | None = None, today: date | None = None) -> Child:
+    """A new child, at version 1, with the first transition so the timeline starts where the case starts."""
+    fields = _derive_child_fields(_resolve_caseworker(fields))
+    identified_on = fields.get("identified_on") or today or utcnow().date()
+    fields = {**fields, "identified_on": identified_on}
+    child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
+                stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)
+    changes.add(child)
+    _history(changes, child, {**fields, "stage": INITIAL_STAGE}, actor)
+    changes.add(new(StageTransition, id=uuid.uuid4(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
+                    occurred_on=identified_on, actor_id=actor.user.id if actor.user else None, version=1))
+    changes.reindex[child.id] = child
+    return child
+
+
+def add_record(changes: ChangeSet, entity: str, fields: dict, actor: Actor, *, record_id: uuid.UUID,
+               recorded_at: datetime | None = None):
+    """A new consent, assessment, service, follow-up or alert, at version 1."""
+    record = new(ENTITIES[entity], id=record_id, version=1, recorded_at=recorded_at, **fields)
+    changes.add(record)
+    _history(changes, record, fields, actor)
+    return record
+
+
+def change_record(changes: ChangeSet, record, fields: dict, actor: Actor, *,
+                  recorded_at: datetime | None = None) -> list[str]:
     """Apply the fields that differ; step the version once. Returns the names that changed."""
     changed = check_update(record, fields)
     if not changed:
         return []
-    for key, value in changed.items():
-        setattr(record, key, value)
-    record.version += 1
-    if recorded_at is not None:
-        record.recorded_at = recorded_at
-    _history(record, changed, actor)
+    if isinstance(record, Child) and "caseworker_id" in changed:
+        changes.moved(record, record.caseworker_id, changed["caseworker_id"])
+    changes.change(record, {**changed, "version": record.version + 1,
+                            **({"recorded_at": recorded_at} if recorded_at is not None else {})})
+    _history(changes, record, changed, actor)
     if isinstance(record, Child) and not changed.keys().isdisjoint(SEARCHED_FIELDS):
-        mark_for_reindex(record)
-    if flush:  # a sync batch flushes once for many records
-        db.session.flush()
+        changes.reindex[record.id] = record
     return sorted(changed)
 
 
-def _refuse_deidentified(record) -> None:
-    if isinstance(record, Child) and record.deidentified_at is not None:
-        raise RecordDeidentified("This case was de-identified under the retention policy; it can no longer "
-                                 "be changed or reopened. Register a returning child as a new case.")
+def add_move(changes: ChangeSet, child: Child, move: Move, actor: Actor, *, record_id: uuid.UUID,
+             recorded_at: datetime | None = None) -> StageTransition:
+    """Record a checked stage transition and derive the child's stage from it."""
+    record = new(
+        StageTransition, id=record_id, version=1, child_id=child.id, from_stage=child.stage, to_stage=move.to_stage,
+        occurred_on=move.occurred_on, reason=move.reason, closure_reason=move.closure_reason, details=move.details,
+        actor_id=actor.user.id if actor.user else None, recorded_at=recorded_at,
+    )
+    changes.add(record)
+    _history(changes, record, {"from_stage": child.stage, "to_stage": move.to_stage,
+                               "occurred_on": move.occurred_on}, actor)
+    change_record(changes, child, {"stage": move.to_stage, "stage_since": move.occurred_on}, actor)
+    return record
+
+
+def remove_record(changes: ChangeSet, record, actor: Actor) -> None:
+    if record.deleted_at is not None:
+        raise RecordDeleted(f"This {ENTITY_OF[type(record)]} is already deleted.")
+    deleted_at = utcnow()
+    changes.change(record, {"deleted_at": deleted_at, "version": record.version + 1})
+    _history(changes, record, {"deleted_at": deleted_at}, actor)
+
+
+# One change at a time: the API, the web pages, the CLI and the scheduler.
+
+def create_child(fields: dict, actor: Actor, *, record_id: uuid.UUID | None = None,
+                 today: date | None = None) -> Child:
+    record_id = record_id or uuid.uuid4()
+    code = case_code_for(record_id)
+    check_case_code(record_id, db.session.execute(db.select(Child.id).where(Child.case_code == code)).first() is not None)
+    with written() as changes:
+        return add_child(changes, fields, actor, record_id=record_id, today=today)
+
+
+def create_record(entity: str, fields: dict, actor: Actor):
+    """Create a consent, assessment, service, follow-up or alert under an existing child."""
+    if entity != "alert":
+        check_record_create(entity, fields, db.session.get(Child, fields.get("child_id")))
+    with written() as changes:
+        return add_record(changes, entity, fields, actor, record_id=uuid.uuid4())
+
+
+def update_record(record, fields: dict, actor: Actor) -> list[str]:
+    with written() as changes:
+        return change_record(changes, record, fields, actor)
 
 
 def delete_record(record, actor: Actor) -> None:
-    if record.deleted_at is not None:
-        raise RecordDeleted(f"This {ENTITY_OF[type(record)]} is already deleted.")
-    record.deleted_at = utcnow()
-    record.version += 1
-    _history(record, {"deleted_at": record.deleted_at}, actor)
-    db.session.flush()
+    with written() as changes:
+        remove_record(changes, record, actor)
 
 
-def follow_up_since(child: Child) -> date | None:
-    """When the child was first reunified: the start of follow-up for the closure minimum."""
-    return db.session.execute(
-        db.select(func.min(StageTransition.occurred_on))
-        .where(StageTransition.child_id == child.id, StageTransition.to_stage == "reunified")
-    ).scalar_one()
-
-
-def check_move(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
-               closure_reason: str | None = None, today: date | None = None, min_follow_up_days: int = 365) -> None:
-    """Raise what ``transition`` refuses, before anything is written (sync decides, then writes)."""
-    if child.deleted_at is not None:
-        raise RecordDeleted("This child was deleted; it can no longer change stage.")
-    _refuse_deidentified(child)
-    check_transition(
-        child, to_stage, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,
-        actor_role=actor.role, today=today or utcnow().date(),
-        follow_up_since=follow_up_since(child) if to_stage == "closure_pending" else None,
-        min_follow_up_days=min_follow_up_days,
-    )
-
-
-def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,
-               closure_reason: str | None = None, details: dict | None = None,
-               record_id: uuid.UUID | None = None, recorded_at: datetime | None = None,
-               today: date | None = None, min_follow_up_days: int = 365, flush: bool = True) -> StageTransition:
-    """Validate and record one stage transition, and derive the child's stage from it."""
-    check_move(child, to_stage, actor, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,
-               today=today, min_follow_up_days=min_follow_up_days)
-    record = StageTransition(
-        id=record_id or uuid.uuid4(), version=1, child_id=child.id, from_stage=child.stage,
-        to_stage=to_stage, occurred_on=occurred_on, reason=reason, closure_reason=closure_reason,
-        details=details, actor_id=actor.user.id if actor.user else None, recorded_at=recorded_at,
-    )
-    db.session.add(record)
-    _history(record, {"from_stage": child.stage, "to_stage": to_stage, "occurred_on": occurred_on}, actor)
-    update_record(child, {"stage": to_stage, "stage_since": occurred_on}, actor, flush=flush)
-    return record
+def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, today: date | None = None,
+               min_follow_up_days: int = 365, **said) -> StageTransition:
+    """Validate and record one stage transition. ``said``: the ``reason``, ``closure_reason`` and
+    ``details`` of a ``Move``."""
+    move = Move(to_stage, occurred_on, **said)
+    since = follow_up_since([child.id]).get(child.id) if to_stage == "closure_pending" else None
+    check_move(child, move, actor, today=today or utcnow().date(), min_follow_up_days=min_follow_up_days,
+               follow_up_since=since)
+    with written() as changes:
+        return add_move(changes, child, move, actor, record_id=uuid.uuid4())

@@ -7,10 +7,9 @@ normalises the words typed the same way and looks their digests up in the index.
 not the data key: one leaking does not give the other. What the index still reveals is written in
 docs/architecture.md ("Name search").
 
-Tokens are written by the one write path, models.records: ``create_child`` and ``update_record`` mark
-the child (``mark_for_reindex``) and one hook per flush rewrites the tokens of every marked child with
-one DELETE and one INSERT of many rows; ``create_many`` (the sync push bulk path) inserts its tokens
-with one INSERT. Nothing here is queried per row.
+Tokens are written by the one write step, models.change_set: the children whose searched fields a unit
+of work created or changed get their tokens rewritten with one DELETE and one INSERT of many rows.
+Nothing here is queried per row.
 """
 
 import base64
@@ -20,8 +19,8 @@ import re
 import unicodedata
 import uuid
 
-from sqlalchemy import ForeignKey, Index, String, and_, delete, event, false, func, insert, inspect, or_
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import ForeignKey, Index, String, and_, delete, false, func, insert, or_
+from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db
 from models.children import CASE_CODE_ALPHABET, Child
@@ -31,7 +30,6 @@ SEARCHED_FIELDS = ("given_name", "family_name", "other_names", "village")
 DIGEST_BYTES = 16  # 128 bits: collisions between different words are out of reach
 MIN_CODE_FRAGMENT = 4  # fewer characters of a case code would match thousands of children
 VOWELS = set("aeiou")
-_PENDING = "search_reindex"
 
 _key: bytes | None = None
 
@@ -139,32 +137,6 @@ def reindex_page(after_id=None, size: int = 500):
     delete_tokens(children)
     insert_tokens(children)
     return rows[-1][0]
-
-
-def mark_for_reindex(child: Child) -> None:
-    """Rewrite this child's tokens at the next flush (with every other child marked before it)."""
-    db.session.info.setdefault(_PENDING, {})[id(child)] = child
-
-
-@event.listens_for(Session, "after_flush_postexec")
-def _reindex(session, _flush_context):
-    pending = session.info.pop(_PENDING, None)
-    if not pending:
-        return
-    children = {c.id: {name: getattr(c, name) for name in SEARCHED_FIELDS}
-                for c in pending.values() if inspect(c).persistent}
-    if not children:
-        return
-    # Inside the flush: Core statements on the flush's own connection, one DELETE and one INSERT.
-    connection = session.connection()
-    connection.execute(delete(ChildSearchToken).where(ChildSearchToken.child_id.in_(list(children))))
-    insert_tokens(children, connection)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_pending(session, _previous_transaction):
-    # A mark made in work that was rolled back names rows that may no longer exist.
-    session.info.pop(_PENDING, None)
 
 
 def case_code_fragment(text: str) -> str | None:

@@ -1,19 +1,18 @@
 """The sync endpoint for field devices (DESIGN §5): ``POST /api/v1/sync/push``, ``GET /api/v1/sync/pull``.
 
 Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes capped), call
-``sync.push.ingest`` / ``sync.pull.pull``, commit once, then run follow-up planning on committed state.
+``sync.push.ingest`` / ``sync.pull.pull``, then commit and plan (models.unit_of_work).
 """
 
 import gzip
 import itertools
 import json
-import logging
 import zlib
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from models import audit, db, utcnow
-from models.planning import after_changes
+from models.unit_of_work import commit_and_plan
 from server import metrics
 from server.auth import bearer_token
 from server.errors import ApiError
@@ -24,7 +23,6 @@ from sync.pull import decode_cursor, encode_changes, encode_cursor, noting_child
 from sync.push import ingest
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
-log = logging.getLogger(__name__)
 
 DEFAULT_PULL_LIMIT = 500
 # Responses smaller than this are not worth compressing.
@@ -89,27 +87,10 @@ def push():
     today = utcnow().date()
     rules = current_app.config["RULES"]
     outcome = ingest(envelope, body["mutations"], device, today=today, rules=rules)
-    db.session.commit()
+    commit_and_plan(outcome.child_ids, today=today, rules=rules)
     metrics.count_push(outcome.results, outcome.replayed)
-    plan_follow_ups(outcome.child_ids, today=today, rules=rules, after=f"sync batch {envelope['batch_id']}")
     return {"batch_id": str(envelope["batch_id"]), "server_time": utcnow().isoformat(),
             "results": outcome.results}
-
-
-def plan_follow_ups(child_ids, *, today, rules, after: str) -> None:
-    """Plan the follow-ups of the children a committed write changed (push, an OpenRosa submission).
-
-    Planning reads committed state and is idempotent; it is not part of the write's answer. The write
-    is committed: a planning failure is logged (ids only) and left to the scheduler's next scan, not
-    turned into an error that would make the device retry a write that went in."""
-    if not child_ids:
-        return
-    try:
-        after_changes(child_ids, today=today, rules=rules)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        log.exception("follow-up planning failed after %s", after)
 
 
 def _limit() -> int:

@@ -6,7 +6,7 @@ from datetime import date
 from config import RULE_DEFAULTS
 from models import Actor, Alert, alerting, db
 from models.planning import after_changes
-from models.records import create_record
+from models.records import create_record, update_record
 from tests.factories import make_child, make_user, walk
 
 
@@ -42,7 +42,7 @@ def test_turning_18_raises_one_alert_to_the_caseworker(ctx):
     # next year it is the turn of the child born in 2009.
     again = alerting.scan(date(2026, 3, 2), RULE_DEFAULTS)
     assert "consent_adult" not in again.summary()
-    alert.status = "resolved"
+    update_record(alert, {"status": "resolved"}, Actor(user=None, source="system"))
     db.session.commit()
     next_scan = alerting.scan(date(2027, 1, 5), RULE_DEFAULTS)
     assert [(a.child_id, a.due_on) for a in next_scan.created if a.rule == "consent_adult"] == [

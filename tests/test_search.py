@@ -140,7 +140,7 @@ def test_sync_push_creates_and_edits_are_indexed_with_one_insert_per_batch(app, 
     ids = [new_id() for _ in range(3)]
     names = ["Ochen", "Akello", "Opiyo"]
     writes = count_token_writes(app)
-    # A batch of creates only: the bulk path (models.records.create_many).
+    # A batch of creates only: the tokens of every new child, written with the batch.
     results = phones["cw1"].push_ok(*(mutation("child", i, fields=child_fields(given_name=n, village="Fictional Pajule"))
                                       for i, n in zip(ids, names, strict=True)))
     assert [r["status"] for r in results] == ["applied"] * 3

@@ -4,8 +4,8 @@ import base64
 import gzip
 import json
 
-from models import Actor, Alert, Child, db
-from models.records import delete_record, update_record
+from models import Actor, Child, db
+from models.records import create_record, delete_record, update_record
 from tests.sync_server_helpers import (
     Phone,
     child_fields,
@@ -182,11 +182,12 @@ def test_open_alerts_of_the_caseworker_are_pulled_and_leave_when_closed(app, cli
     cw1 = phones["cw1"]
     child_id = register_with_records(cw1, 1, visits=0)[0]
     with app.app_context():
-        alert = Alert(key=f"{child_id}:test:1", rule="test", severity="urgent", child_id=get(Child, child_id).id,
-                      recipient_id=user_named("cw1").id)
-        done = Alert(key=f"{child_id}:test:2", rule="test", severity="info", child_id=get(Child, child_id).id,
-                     recipient_id=user_named("cw1").id, status="resolved")
-        db.session.add_all([alert, done])
+        system = Actor(user=None, source="system")
+        alert = create_record("alert", {"key": f"{child_id}:test:1", "rule": "test", "severity": "urgent",
+                                        "child_id": get(Child, child_id).id, "recipient_id": user_named("cw1").id}, system)
+        done = create_record("alert", {"key": f"{child_id}:test:2", "rule": "test", "severity": "info",
+                                       "child_id": get(Child, child_id).id, "recipient_id": user_named("cw1").id,
+                                       "status": "resolved"}, system)
         db.session.commit()
         alert_id, done_id = str(alert.id), str(done.id)
     full = cw1.pull_all()

@@ -4,8 +4,8 @@ selected."""
 
 from sqlalchemy import inspect
 
-from models import Actor, Alert, Child, db
-from models.records import ENTITIES, update_record
+from models import Actor, Child, db
+from models.records import ENTITIES, create_record, update_record
 from models.schemas import dump_record
 from models.sensitivity import RESTRICTED
 from sync.pull_rows import shape_of
@@ -42,8 +42,9 @@ def every_entity(phone, app) -> str:
     results = phone.push_ok(*muts)
     assert all(r["status"] == "applied" for r in results), results
     with app.app_context():
-        db.session.add(Alert(key=f"{child_id}:rows:1", rule="rows", severity="urgent",
-                             child_id=get(Child, child_id).id, recipient_id=user_named("cw1").id))
+        create_record("alert", {"key": f"{child_id}:rows:1", "rule": "rows", "severity": "urgent",
+                                "child_id": get(Child, child_id).id, "recipient_id": user_named("cw1").id},
+                      Actor(user=None, source="system"))
         db.session.commit()
     return child_id
 

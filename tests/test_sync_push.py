@@ -4,7 +4,7 @@ import uuid
 from datetime import date
 
 from models import Actor, Alert, Assessment, AuditEvent, Child, Followup, RecordHistory, db
-from models.records import delete_record, update_record
+from models.records import create_record, delete_record, update_record
 from models.syncstate import Conflict, MutationLog, SyncBatch
 from sync.devices import enroll_device
 from tests.factories import token_for
@@ -293,9 +293,9 @@ def test_alerts_can_only_be_acknowledged_by_their_recipient(app, client):
     phones = people_and_phones(app, client)
     child_id = register(phones["cw1"])
     with app.app_context():
-        alert = Alert(key=f"{child_id}:test:2026-11-27", rule="test", severity="urgent", child_id=get(Child, child_id).id,
-                      recipient_id=user_named("cw1").id, due_on=date(2026, 11, 27))
-        db.session.add(alert)
+        alert = create_record("alert", {"key": f"{child_id}:test:2026-11-27", "rule": "test", "severity": "urgent",
+                                        "child_id": get(Child, child_id).id, "recipient_id": user_named("cw1").id,
+                                        "due_on": date(2026, 11, 27)}, Actor(user=None, source="system"))
         db.session.commit()
         alert_id = str(alert.id)
     ack = mutation("alert", alert_id, op="update", base_version=1, fields={"status": "acknowledged"})
@@ -350,14 +350,14 @@ def test_database_unreachable_answers_503_with_retry_after(app, client, monkeypa
 
 
 def test_a_planning_failure_after_commit_does_not_fail_the_batch(app, client, monkeypatch):
-    import server.sync_endpoint
+    import models.unit_of_work
 
     cw1 = people_and_phones(app, client)["cw1"]
 
     def broken(*args, **kwargs):
         raise RuntimeError("planning bug")
 
-    monkeypatch.setattr(server.sync_endpoint, "after_changes", broken)
+    monkeypatch.setattr(models.unit_of_work, "after_changes", broken)
     child_id = new_id()
     (result,) = cw1.push_ok(mutation("child", child_id, fields=child_fields()))
     assert result["status"] == "applied"

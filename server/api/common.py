@@ -56,13 +56,10 @@ def with_etag(body: dict, status=200):
 
 
 def commit_and_plan(*child_ids) -> None:
-    """Commit the request's work once, then derive follow-ups and alerts from the committed state
-    (DESIGN §5: side effects come from committed state) and commit those."""
-    from models.planning import after_changes
+    """Commit the request's work, then plan the children it touched (models.unit_of_work)."""
+    from models import unit_of_work
 
-    db.session.commit()
-    after_changes(set(child_ids), today=today(), rules=rules())
-    db.session.commit()
+    unit_of_work.commit_and_plan(child_ids, today=today(), rules=rules())
 
 
 def rules() -> dict:

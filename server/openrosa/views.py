@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date
 
 from models.base import db, utcnow
+from models.unit_of_work import commit_and_plan
 from server.openrosa.caseload import caseload_csv, fields_problems
 from server.openrosa.catalogue import CASELOAD_FILE, forms
 from server.openrosa.credentials import authenticate_odk
@@ -15,7 +16,6 @@ from server.openrosa.encrypted import load_private_key, public_key_b64
 from server.openrosa.errors import OpenRosaError
 from server.openrosa.submission import receive
 from server.openrosa.xml import element, openrosa_response
-from server.sync_endpoint import plan_follow_ups
 from sync.devices import DeviceAuthError
 
 bp = Blueprint("openrosa", __name__, url_prefix="/odk")
@@ -126,8 +126,7 @@ def submission():
     today = utcnow().date()
     rules = current_app.config["RULES"]
     received = receive(xml_part.read(), parts, device, today=today, rules=rules)
-    plan_follow_ups(received.child_ids, today=today, rules=rules,
-                    after=f"OpenRosa submission {received.instance_id}")
+    commit_and_plan(received.child_ids, today=today, rules=rules)
     return _xml(openrosa_response(received.message), 201)
 
 
