@@ -298,6 +298,11 @@ def check_move(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, 
         follow_up_since=follow_up_since(child) if to_stage == "closure_pending" else None,
         min_follow_up_days=min_follow_up_days,
     )
+    from models.tracing import reunification_problem  # issue 14: tracing -> reunified needs a verified family
+
+    problem = reunification_problem(child, to_stage, actor.role, reason)
+    if problem is not None:
+        raise problem
 
 
 def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, reason: str | None = None,

@@ -63,6 +63,15 @@ def commit_and_plan(*child_ids) -> None:
     db.session.commit()
     after_changes(set(child_ids), today=today(), rules=rules())
     db.session.commit()
+    match_after_commit(child_ids=set(child_ids))
+
+
+def match_after_commit(*, child_ids=(), request_ids=()) -> None:
+    """Matching (issue 14) runs on committed state, like follow-up planning, and commits its queue."""
+    from models.matching import match_records
+
+    match_records(child_ids=child_ids, request_ids=request_ids, threshold=current_app.config["MATCH_THRESHOLD"])
+    db.session.commit()
 
 
 def rules() -> dict:
