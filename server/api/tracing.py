@@ -212,12 +212,12 @@ def read_match(match_id):
     return body
 
 
-@blp.post("/matches/<uuid:match_id>/<any(confirm, dismiss):decision>")
+@blp.post("/matches/<uuid:match_id>/<any(confirm, dismiss):choice>")
 @require_user("manager")
-def decide_match(match_id, decision):
+def decide_match(match_id, choice):
     candidate = load_match(match_id)
-    decide(candidate, decision, g.user)
-    audit(f"match.{decision}", actor=g.user, target=candidate.id, children=_children_of([candidate]))
+    decide(candidate, choice, g.user)
+    audit(f"match.{choice}", actor=g.user, target=candidate.id, children=_children_of([candidate]))
     body = match_body(candidate)
     db.session.commit()
     return body

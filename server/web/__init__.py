@@ -27,6 +27,7 @@ def register_web(app) -> None:
         grant_pages,
         rendering,
         session,
+        tracing_pages,
         user_pages,
     )
     from server.web.errors import html_error
