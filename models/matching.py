@@ -52,8 +52,10 @@ NEUTRAL = 0.5  # a signal one side does not know: neither for nor against
 SEX_CONTRADICTION = 0.7  # the total is multiplied by this when both sexes are known and differ
 NAME_FIELDS = ("given_name", "family_name", "other_names")
 COMPARED = (*NAME_FIELDS, "sex", "birth_year", "district", "sub_county", "parish", "village", "armed_group")
-CHILD_EXTRA = ("date_joined", "exit_place", "stage", "deleted_at")
-REQUEST_EXTRA = ("separation_date", "separation_place", "status")
+INDEXED = (*NAME_FIELDS, "sex", "district")  # what the blocking keys are made of
+LIVE = {"c": "deleted_at", "r": "status"}  # what says whether a record is still matched (is_live)
+# A record's side of the separation signal: a request's own, a child's recruitment date and exit place.
+SEPARATION = {"c": ("date_joined", "exit_place"), "r": ("separation_date", "separation_place")}
 
 
 class MatchToken(db.Model):
@@ -160,16 +162,12 @@ def tokens_of(values: dict, memo: dict | None = None) -> dict[str, str]:
 # --- the index -------------------------------------------------------------------------------------
 
 
-def _columns(owner: str):
+def read_records(owner: str, ids, fields=None) -> dict:
+    """``{id: {field: value}}`` for these records, decrypted (in memory only), in chunks of ids.
+    ``fields``: the columns to read (default: all that scoring compares)."""
     model = Child if owner == CHILD else TracingRequest
-    extra = CHILD_EXTRA if owner == CHILD else REQUEST_EXTRA
-    return model, [model.id, model.version, *(getattr(model, name) for name in (*COMPARED, *extra))]
-
-
-def read_records(owner: str, ids) -> dict:
-    """``{id: {field: value}}`` for these records, decrypted (in memory only), in chunks of ids."""
-    model, columns = _columns(owner)
-    names = ["id", "version", *COMPARED, *(CHILD_EXTRA if owner == CHILD else REQUEST_EXTRA)]
+    names = ["id", "version", LIVE[owner], *(fields or (*COMPARED, *SEPARATION[owner]))]
+    columns = [getattr(model, name) for name in names]
     ids, out = list(ids), {}
     for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
         rows = db.session.execute(select(*columns).where(model.id.in_(ids[start:start + 900]))).all()
@@ -420,8 +418,8 @@ def save_candidates(rows: list[dict]) -> int:
 
 
 def refresh(owner: str, ids) -> dict:
-    """Re-index these records and return their values (for matching them next)."""
-    records = read_records(owner, ids)
+    """Re-index these records (reading only what their keys need) and return those values."""
+    records = read_records(owner, ids, INDEXED)
     reindex(owner, records)
     return records
 
