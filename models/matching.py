@@ -36,7 +36,7 @@ STATUSES = ("pending", "confirmed", "dismissed")
 DEFAULT_THRESHOLD = 0.8
 # At most this many best-blocked candidates are scored for one record.
 MAX_CANDIDATES = 50
-# A key held by more records than this is too common to pair records on in the sweep by itself.
+# A sweep key held by more records than this is too common to tell anyone apart: the sweep skips it.
 MAX_BLOCK = 300
 
 # Names given for the circumstances of birth, normalised (models.search.normalise_word): Opio/Apio and
@@ -44,8 +44,8 @@ MAX_BLOCK = 300
 # Many children share them, so they are compared apart from the other names. A programme extends it.
 BIRTH_NAMES = frozenset({"pio", "piyo", "cen", "kelo", "can", "doc"})
 # Acholi clan (chiefdom) names a child may give as a name; compared apart, like birth names.
-CLAN_NAMES = frozenset({"payira", "pajule", "patiko", "puranga", "pabo", "atiak", "lamogi", "pader",
-                        "koc", "alero", "parabongo", "paimol", "lira", "palaro", "pawel"})
+CLAN_NAMES = frozenset({"payira", "pajule", "patiko", "puranga", "pabo", "atiak", "lamogi",
+                        "koc", "alero", "parabongo", "paimol", "palaro", "pawel"})
 WEIGHTS = {"names": 0.42, "birth_names": 0.05, "clan": 0.04, "sex": 0.12, "age": 0.12, "origin": 0.15,
            "separation": 0.04, "armed_group": 0.06}
 NEUTRAL = 0.5  # a signal one side does not know: neither for nor against

@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 
 from marshmallow import ValidationError, fields, validate, validates_schema
-from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, func, true
+from sqlalchemy import Date, ForeignKey, String, UniqueConstraint, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models import vocab
@@ -110,7 +110,7 @@ def request_scope(user):
         return true()
     if user.role == "caseworker":
         return TracingRequest.caseworker_id == user.id
-    return TracingRequest.id.is_(None)
+    return false()
 
 
 def can_see_request(user, tracing_request: TracingRequest) -> bool:
