@@ -1,6 +1,8 @@
 """Tracing requests, their traces, the match review queue and reunification over the JSON API.
 Every name here is fictional."""
 
+import uuid
+
 import pytest
 
 from models import AuditEvent, User, db
@@ -170,3 +172,20 @@ def test_two_registrations_of_one_child_are_proposed_and_dismissed_pairs_stay_di
         assert rows == ["dismissed"]
         assert db.session.execute(db.select(db.func.count()).select_from(TracingRequest)).scalar_one() == 0
         assert db.session.execute(db.select(User).where(User.username == "cw")).scalar_one()
+
+
+def test_a_matching_failure_after_the_commit_keeps_the_change_and_leaves_it_to_the_sweep(client, heads, app,
+                                                                                        monkeypatch, caplog):
+    import models.matching
+
+    def broken(**kwargs):
+        raise RuntimeError("fictional failure")
+
+    monkeypatch.setattr(models.matching, "match_records", broken)
+    made = client.post("/api/v1/tracing-requests", json=REQUEST, headers=heads["cw"])
+    assert made.status_code == 201
+    assert "the sweep will match them" in caplog.text and "Akello" not in caplog.text
+    with app.app_context():
+        request_id = uuid.UUID(made.get_json()["id"])
+        assert db.session.get(TracingRequest, request_id) is not None
+        assert models.matching.stale_ids("r") == [request_id]  # the sweep's to index and match
