@@ -46,7 +46,7 @@ BIRTH_NAMES = frozenset({"pio", "piyo", "cen", "kelo", "can", "doc"})
 # Acholi clan (chiefdom) names a child may give as a name; compared apart, like birth names.
 CLAN_NAMES = frozenset({"payira", "pajule", "patiko", "puranga", "pabo", "atiak", "lamogi",
                         "koc", "alero", "parabongo", "paimol", "palaro", "pawel"})
-WEIGHTS = {"names": 0.42, "birth_names": 0.05, "clan": 0.04, "sex": 0.12, "age": 0.12, "origin": 0.15,
+WEIGHTS = {"names": 0.36, "birth_names": 0.04, "clan": 0.03, "sex": 0.10, "age": 0.12, "origin": 0.25,
            "separation": 0.04, "armed_group": 0.06}
 NEUTRAL = 0.5  # a signal one side does not know: neither for nor against
 SEX_CONTRADICTION = 0.7  # the total is multiplied by this when both sexes are known and differ
@@ -281,11 +281,11 @@ def _set_signal(a, b) -> float:
 def origin_score(a: Profile, b: Profile) -> float:
     parts = []
     if a.district and b.district:
-        parts.append((0.4, 1.0 if a.district == b.district else 0.0))
+        parts.append((0.25, 1.0 if a.district == b.district else 0.0))
     for place_a, place_b in zip(a.places, b.places, strict=True):
         similar = words_score(place_a, place_b)
         if similar is not None:
-            parts.append((0.2, similar))
+            parts.append((0.25, similar))
     if not parts:
         return NEUTRAL
     return sum(w * s for w, s in parts) / sum(w for w, _ in parts)
@@ -367,23 +367,28 @@ def _decided_keys(keys) -> set[str]:
     return out
 
 
-def score_pairs(pairs, left_owner: str, threshold: float) -> list[dict]:
+def _profiles(owner: str, ids, cache: dict) -> dict:
+    """Profiles of these records (None for one no longer matched), read and decrypted once per ``cache``:
+    a sweep keeps one cache for all its batches, one record's matching one for its call."""
+    missing = [i for i in ids if (owner, i) not in cache]
+    memo: dict = {}
+    for record_id, values in read_records(owner, missing).items():
+        cache[(owner, record_id)] = profile(values, memo) if is_live(owner, values) else None
+    return {i: cache.get((owner, i)) for i in ids}
+
+
+def score_pairs(pairs, left_owner: str, threshold: float, cache: dict | None = None) -> list[dict]:
     """Rows of ``match_candidate`` for the pairs scoring at or above ``threshold``."""
     pairs = [(a, b) for a, b in pairs if a != b]
     if not pairs:
         return []
+    cache = {} if cache is None else cache
     kind = "child_child" if left_owner == CHILD else "request_child"
-    lefts = read_records(left_owner, {a for a, _ in pairs})
-    children = lefts if left_owner == CHILD else {}
-    children.update(read_records(CHILD, {b for _, b in pairs} - set(children)))
-    memo: dict = {}
-    left_profiles = {i: profile(v, memo) for i, v in lefts.items() if is_live(left_owner, v)}
-    child_profiles = dict(left_profiles) if left_owner == CHILD else {}
-    child_profiles.update({i: profile(v, memo) for i, v in children.items()
-                           if i not in child_profiles and is_live(CHILD, v)})
+    lefts = _profiles(left_owner, {a for a, _ in pairs}, cache)
+    children = _profiles(CHILD, {b for _, b in pairs}, cache)
     rows = []
     for a, b in pairs:
-        left_profile, child_profile = left_profiles.get(a), child_profiles.get(b)
+        left_profile, child_profile = lefts[a], children[b]
         if left_profile is None or child_profile is None:
             continue
         scored = score_profiles(left_profile, child_profile)
@@ -468,21 +473,24 @@ class SweepResult:
     queued: int
 
 
-def sweep(threshold: float = DEFAULT_THRESHOLD) -> SweepResult:
-    """The scheduled sweep: re-index what changed since its tokens were made, then block and score every
-    request against the children and the children against each other. Flushes, never commits."""
-    reindexed = 0
+def sweep(threshold: float = DEFAULT_THRESHOLD, *, full: bool = False) -> SweepResult:
+    """The scheduled sweep: re-index what changed since its tokens were made (children written by sync
+    or the CLI, which are not matched on the spot), then block and score the pairs that involve a
+    changed record; ``full`` scores every pair (after lowering the threshold). Flushes, never commits."""
+    changed = set()
     for owner in (CHILD, REQUEST):
         stale = stale_ids(owner)
         for start in range(0, len(stale), 2000):
-            reindexed += len(refresh(owner, stale[start:start + 2000]))
+            changed |= set(refresh(owner, stale[start:start + 2000]))
     queued = pairs = 0
+    cache: dict = {}
     for owner in (REQUEST, CHILD):
-        blocked = blocked_pairs(owner)
+        blocked = [p for p in blocked_pairs(owner) if full or p[0] in changed or p[1] in changed]
+        blocked.sort()  # batches of neighbouring ids reuse the records already read
         pairs += len(blocked)
         for start in range(0, len(blocked), 20000):
-            queued += save_candidates(score_pairs(blocked[start:start + 20000], owner, threshold))
-    return SweepResult(reindexed, pairs, queued)
+            queued += save_candidates(score_pairs(blocked[start:start + 20000], owner, threshold, cache))
+    return SweepResult(len(changed), pairs, queued)
 
 
 # --- the review queue ------------------------------------------------------------------------------
