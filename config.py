@@ -153,7 +153,7 @@ class Config:
         # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
         self.DISTRICTS = _env("DISTRICTS")
         # Matching (models/matching.py, docs/tracing.md): pairs scoring at least this go to the review queue.
-        self.MATCH_THRESHOLD = _env_float("MATCH_THRESHOLD", 0.8)  # models.matching.DEFAULT_THRESHOLD
+        self.MATCH_THRESHOLD = _env_float("MATCH_THRESHOLD", 0.85)  # models.matching.DEFAULT_THRESHOLD
         self.MATCH_SWEEP_HOURS = _env_int("MATCH_SWEEP_HOURS", 6)
 
     def default_database_url(self):

@@ -33,7 +33,7 @@ from models.tracing import TracingRequest
 CHILD, REQUEST = "c", "r"
 KINDS = {"request_child": "tracing request ↔ child", "child_child": "possible duplicate registration"}
 STATUSES = ("pending", "confirmed", "dismissed")
-DEFAULT_THRESHOLD = 0.8
+DEFAULT_THRESHOLD = 0.85
 # At most this many best-blocked candidates are scored for one record.
 MAX_CANDIDATES = 50
 # A sweep key held by more records than this is too common to tell anyone apart: the sweep skips it.
@@ -69,8 +69,9 @@ class MatchToken(db.Model):
     # k: one name key, p: a pair of keys (matching one record), s: a pair with sex and district (the sweep).
     kind: Mapped[str] = mapped_column(String(1))
 
-    __table_args__ = (Index("ix_match_token_token", "token", "owner", "record_id"),
-                      Index("ix_match_token_kind", "kind", "owner", "token", "record_id"))
+    # The one secondary index: who holds a token. A second (by kind) made every re-index a third slower
+    # for queries that read a record's own tokens by primary key or scan the table once per sweep.
+    __table_args__ = (Index("ix_match_token_token", "token", "owner", "record_id"),)
 
 
 class MatchIndexed(db.Model):
@@ -249,14 +250,21 @@ def profile(values: dict, memo: dict | None = None) -> Profile:
         separation_place=cached_words(sep_place, memo), armed_group=cached_words(values.get("armed_group"), memo))
 
 
+# Word pairs already compared in the batch being scored: names repeat a lot. ``score_pairs`` empties it
+# when its batch is done, so no plaintext outlives the batch (threads sharing it only lose entries).
+_similar_memo: dict = {}
+
+
 def _similar(a: str, b: str) -> float:
     """1 for one word, 0.95 for one key (Atim/Atimo), else rapidfuzz's ratio rescaled so that the
     half-similarity of two unrelated names counts for nothing."""
     if a == b:
         return 1.0
-    if name_key(a) == name_key(b):
-        return 0.95
-    return max(0.0, (fuzz.ratio(a, b) / 100 - 0.5) * 2)
+    found = _similar_memo.get((a, b))
+    if found is None:
+        found = 0.95 if name_key(a) == name_key(b) else max(0.0, (fuzz.ratio(a, b) / 100 - 0.5) * 2)
+        _similar_memo[(a, b)] = found
+    return found
 
 
 def _best_mean(words_a, words_b) -> float:
@@ -387,11 +395,12 @@ def score_pairs(pairs, left_owner: str, threshold: float, cache: dict | None = N
     lefts = _profiles(left_owner, {a for a, _ in pairs}, cache)
     children = _profiles(CHILD, {b for _, b in pairs}, cache)
     rows = []
-    for a, b in pairs:
-        left_profile, child_profile = lefts[a], children[b]
-        if left_profile is None or child_profile is None:
-            continue
-        scored = score_profiles(left_profile, child_profile)
+    try:
+        scores = [(a, b, score_profiles(lefts[a], children[b])) for a, b in pairs
+                  if lefts[a] is not None and children[b] is not None]
+    finally:
+        _similar_memo.clear()
+    for a, b, scored in scores:
         if scored.score < threshold:
             continue
         first, second = (sorted((a, b), key=str) if kind == "child_child" else (a, b))

@@ -45,7 +45,6 @@ def upgrade():
     sa.PrimaryKeyConstraint('owner', 'record_id', 'token', name=op.f('pk_match_token'))
     )
     with op.batch_alter_table('match_token', schema=None) as batch_op:
-        batch_op.create_index('ix_match_token_kind', ['kind', 'owner', 'token', 'record_id'], unique=False)
         batch_op.create_index('ix_match_token_token', ['token', 'owner', 'record_id'], unique=False)
 
     op.create_table('user',
@@ -683,7 +682,6 @@ def downgrade():
     op.drop_table('user')
     with op.batch_alter_table('match_token', schema=None) as batch_op:
         batch_op.drop_index('ix_match_token_token')
-        batch_op.drop_index('ix_match_token_kind')
 
     op.drop_table('match_token')
     op.drop_table('match_indexed')
