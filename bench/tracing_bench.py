@@ -202,7 +202,8 @@ def main():
             sweep(DEFAULT_THRESHOLD)
             db.session.commit()
             print(f"second sweep, nothing changed: {time.perf_counter() - started:.1f} s wall")
-            for threshold in sorted({DEFAULT_THRESHOLD, 0.75, 0.8, 0.85}):
+            # Only pairs at or above the default are queued: higher thresholds can be read off the queue.
+            for threshold in sorted({DEFAULT_THRESHOLD, 0.9, 0.95}):
                 precision, recall, n = quality(truth, threshold)
                 mark = "  <- default" if threshold == DEFAULT_THRESHOLD else ""
                 print(f"threshold {threshold:.2f}: precision {precision:.3f}, recall {recall:.3f} "
