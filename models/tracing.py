@@ -21,6 +21,7 @@ from models.children import Child
 from models.crypto import EncryptedDate, EncryptedText
 from models.districts import District
 from models.errors import FieldErrors, Problem
+from models.records import _resolve_caseworker  # one rule for who may hold a caseload
 from models.schemas import Strict, no_future, text
 from models.sensitivity import aggregate, personal, restricted
 
@@ -115,12 +116,6 @@ def request_scope(user):
 
 def can_see_request(user, tracing_request: TracingRequest) -> bool:
     return user.role == "manager" or (user.role == "caseworker" and tracing_request.caseworker_id == user.id)
-
-
-def _resolve_caseworker(fields: dict) -> dict:
-    from models.records import _resolve_caseworker as resolve  # one rule for who may hold a caseload
-
-    return resolve(fields)
 
 
 def create_request(fields: dict) -> TracingRequest:
