@@ -52,7 +52,7 @@ def rule_problems(rules: dict) -> list[str]:
 def scheduler_problems(config) -> list[str]:
     names = ("SCAN_INTERVAL_MINUTES", "DISPATCH_INTERVAL_SECONDS", "LEADER_POLL_SECONDS",
              "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS", "RETENTION_DAYS",
-             "RETENTION_BATCH_SIZE")
+             "RETENTION_BATCH_SIZE", "MATCH_SWEEP_HOURS")
     problems = [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
                 for name in names if getattr(config, name) < 1]
     if config.WEBHOOK_URL and not config.WEBHOOK_SECRET:
@@ -87,6 +87,19 @@ def _env_int(name, default):
         return int(raw)
     except ValueError:
         raise ValueError(f"HOMECOMING_{name} must be a whole number, got {raw!r}") from None
+
+
+def _env_float(name, default):
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise ValueError(f"HOMECOMING_{name} must be a number above 0 and at most 1, got {raw!r}")
+    return value
 
 
 class Config:
@@ -154,6 +167,9 @@ class Config:
                                          if n.strip())
         # A folder of the programme's own XLSForms, served beside the shipped ones.
         self.ODK_FORMS_DIR = _env("ODK_FORMS_DIR")
+        # Matching (models/matching.py, docs/tracing.md): pairs scoring at least this go to the review queue.
+        self.MATCH_THRESHOLD = _env_float("MATCH_THRESHOLD", 0.85)  # models.matching.DEFAULT_THRESHOLD
+        self.MATCH_SWEEP_HOURS = _env_int("MATCH_SWEEP_HOURS", 6)
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"

@@ -16,11 +16,13 @@ from models.grants import ManagerGrant  # noqa: F401  (registers the two-person 
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
 from models.login_throttle import LoginThrottle  # noqa: F401  (registers the sign-in counters)
+from models.matching import MatchCandidate  # noqa: F401  (registers the matching tables)
 from models.notifications import Notification  # noqa: F401  (registers the outbox table)
 from models.openrosa import OpenRosaSubmission  # noqa: F401  (registers the OpenRosa submission log)
 from models.records import ENTITIES, Actor
 from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
+from models.tracing import TracingRequest  # noqa: F401  (registers the tracing tables)
 
 __all__ = [
     "Actor", "Alert", "Assessment", "AuditEvent", "AuditEventChild", "ChangeCounter", "Child", "ChildSearchToken", "Consent", "Device", "ENTITIES",

@@ -156,6 +156,11 @@ def check_move(child: Child, move: Move, actor: Actor, *, today: date, min_follo
     check_transition(child, move.to_stage, occurred_on=move.occurred_on, reason=move.reason,
                      closure_reason=move.closure_reason, actor_role=actor.role, today=today,
                      follow_up_since=follow_up_since, min_follow_up_days=min_follow_up_days)
+    from models.tracing import reunification_problem  # issue 14; models.tracing imports this module
+
+    problem = reunification_problem(child, move.to_stage, actor.role, move.reason)
+    if problem is not None:
+        raise problem
 
 
 def follow_up_since(child_ids) -> dict:

@@ -61,6 +61,16 @@ def retention_job(app: Flask) -> None:
         log.info("retention: %d cases de-identified", result.counts.children)
 
 
+def matching_job(app: Flask) -> None:
+    """Re-index records changed outside the API and the web (sync, CLI), then block and score them all
+    into the match review queue (models/matching.py)."""
+    from models.matching import sweep
+
+    result = sweep(app.config["MATCH_THRESHOLD"])
+    log.info("matching sweep: %d re-indexed, %d pairs scored, %d queued", result.reindexed, result.pairs,
+             result.queued)
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -73,6 +83,7 @@ JOBS = (
     Job("alerts_scan", scan_job, lambda config: config["SCAN_INTERVAL_MINUTES"] * 60),
     Job("notifications_dispatch", dispatch_job, lambda config: config["DISPATCH_INTERVAL_SECONDS"]),
     Job("retention", retention_job, lambda config: 24 * 60 * 60),
+    Job("matching_sweep", matching_job, lambda config: config["MATCH_SWEEP_HOURS"] * 60 * 60),
 )
 
 

@@ -230,6 +230,8 @@ def _transition_refusal(stage: str, fields: dict) -> str | None:
         return "invalid_transition"
     if (stage, to_stage) in MANAGER_ONLY:  # a device acts for a caseworker, never a manager
         return "manager_only"
+    if (stage, to_stage) == ("tracing", "reunified"):  # no verified family link here (models/tracing.py)
+        return "family_not_verified"
     # The test sends a reason and no closure reason: only a move to "closed" lacks a field.
     if to_stage == "closed":
         return "validation_error"

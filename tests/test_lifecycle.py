@@ -43,7 +43,8 @@ def extras(from_stage, to_stage):
     kw = {}
     if to_stage == "closed":
         kw["closure_reason"] = "reintegrated"
-    if to_stage in ("missing", "closure_pending") or (from_stage == "closed" and to_stage == "assessed"):
+    if to_stage in ("missing", "closure_pending") or (from_stage, to_stage) in (("closed", "assessed"),
+                                                                              ("tracing", "reunified")):
         kw["reason"] = "Fictional reason."
     return kw
 

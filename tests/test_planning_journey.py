@@ -61,7 +61,7 @@ def journey(cw, manager):
         D("2025-05-20"): [move("registered")],
         D("2025-06-02"): [assess],
         D("2025-06-10"): [move("tracing")],
-        D("2025-07-01"): [move("reunified")],
+        D("2025-07-01"): [move("reunified", boss, reason="Fictional: family came without a tracing request.")],
         D("2025-07-03"): [move("follow_up")],
         D("2025-07-15"): [visit(risk_level="high")],
         D("2025-07-22"): [visit(risk_level="medium")],

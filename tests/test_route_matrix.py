@@ -19,8 +19,10 @@ import pytest
 
 from models import Actor, User, db, utcnow
 from models.grants import request_grant
+from models.matching import MatchCandidate
 from models.records import create_record
 from models.syncstate import Conflict
+from models.tracing import create_request, link
 from sync.devices import disable_user, enroll_device
 from tests.factories import make_child, make_user, token_for, walk
 from tests.web_client import TOKEN, sign_in
@@ -122,6 +124,27 @@ MATRIX = {
     ("GET", "/users"): (LOGIN, 200, 403, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/users"): (LOGIN, 422, 403, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/users/<user_id>/<action>"): (LOGIN, 302, 403, 403, 403, 403, LOGIN, LOGIN),
+    # Family tracing and matching (issue 14): matches and links are for managers only.
+    ("GET", "/api/v1/matches"): (401, 403, 200, 403, 403, 403, 401, 401),
+    ("GET", "/api/v1/matches/<uuid:match_id>"): (401, 403, 200, 403, 403, 403, 401, 401),
+    ("POST", "/api/v1/matches/<uuid:match_id>/<any(confirm, dismiss):choice>"): (401, 403, 200, 403, 403, 403, 401, 401),
+    ("POST", "/api/v1/tracing-links/<uuid:link_id>/verify"): (401, 403, 422, 403, 403, 403, 401, 401),
+    ("GET", "/api/v1/tracing-requests"): (401, 403, 200, 200, 200, 403, 401, 401),
+    ("POST", "/api/v1/tracing-requests"): (401, 403, 422, 422, 422, 403, 401, 401),
+    ("GET", "/api/v1/tracing-requests/<uuid:request_id>"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("PATCH", "/api/v1/tracing-requests/<uuid:request_id>"): (401, 403, 428, 428, 404, 403, 401, 401),
+    ("GET", "/api/v1/tracing-requests/<uuid:request_id>/traces"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("POST", "/api/v1/tracing-requests/<uuid:request_id>/traces"): (401, 403, 422, 422, 422, 403, 401, 401),
+    ("GET", "/matches"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/matches/<match_id>"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/matches/<match_id>/<any(confirm, dismiss):choice>"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/tracing"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
+    ("GET", "/tracing/new"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
+    ("POST", "/tracing/new"): (LOGIN, 403, 422, 422, 422, 403, LOGIN, LOGIN),
+    ("GET", "/tracing/<request_id>"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
+    ("POST", "/tracing/<request_id>/edit"): (LOGIN, 403, 409, 409, 404, 403, LOGIN, LOGIN),
+    ("POST", "/tracing/<request_id>/traces"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
+    ("POST", "/tracing/links/<link_id>/verify"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
 }
 
 # The values each path parameter takes (the own caseworker's child and its records, spare objects).
@@ -129,6 +152,7 @@ PARAMS = {
     "child_id": "mine", "record_id": None, "alert_id": "alert", "conflict_id": "conflict",
     "device_id": "spare_device", "user_id": "spare_user", "grant_id": "grant", "followup_id": "visit",
     "filename": "style.css", "form_id": "homecoming_visit", "asset": "index.html", "action": "enable", "decision": "refuse",
+    "request_id": "tracing_request", "match_id": "match", "link_id": "link", "choice": "dismiss",
 }
 ACTION_OF = {"/alerts/<alert_id>/<action>": "acknowledge"}
 # Form fields that keep a permitted web action from changing what later requests see.
@@ -168,6 +192,15 @@ def build_world() -> dict:
                         server_values={"risk_level": "high"}, device_values={"risk_level": "low"})
     db.session.add(conflict)
     db.session.flush()
+    tracing_request = create_request({"inquirer_name": "Fictional", "inquirer_relationship": "mother",
+                                      "given_name": "Fictional", "sex": "female", "caseworker": "m.own"})
+    ids["tracing_request"] = tracing_request.id
+    ids["link"] = link(tracing_request.id, mine.id, people["manager"]).id
+    match = MatchCandidate(kind="request_child", pair_key=f"r:{tracing_request.id}:{mine.id}", score=0.9,
+                           signals={}, request_id=tracing_request.id, child_id=mine.id)
+    db.session.add(match)
+    db.session.flush()
+    ids["match"] = match.id
     ids["grant"] = request_grant(people["spare_user"], "role", by=people["admin"], via="test").id
     ids.update(conflict=conflict.id, spare_device=spare.id, spare_user=people["spare_user"].id,
                device_token=device_token)

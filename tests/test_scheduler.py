@@ -34,7 +34,8 @@ def test_jobs_are_listed_once_with_ids_coalesce_and_one_instance(app):
         jobs = {job.id: job for job in built.get_jobs()}
     finally:
         built.shutdown(wait=False)
-    assert list(jobs) == ["alerts_scan", "notifications_dispatch", "retention"] == [job.id for job in scheduler.JOBS]
+    assert list(jobs) == ["alerts_scan", "notifications_dispatch", "retention", "matching_sweep"] == [
+        job.id for job in scheduler.JOBS]
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
     assert jobs["alerts_scan"].trigger.interval == timedelta(minutes=app.config["SCAN_INTERVAL_MINUTES"])

@@ -31,6 +31,22 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_login_throttle'))
     )
+    op.create_table('match_indexed',
+    sa.Column('owner', sa.String(length=1), nullable=False),
+    sa.Column('record_id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('owner', 'record_id', name=op.f('pk_match_indexed'))
+    )
+    op.create_table('match_token',
+    sa.Column('owner', sa.String(length=1), nullable=False),
+    sa.Column('record_id', sa.Uuid(), nullable=False),
+    sa.Column('token', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=1), nullable=False),
+    sa.PrimaryKeyConstraint('owner', 'record_id', 'token', name=op.f('pk_match_token'))
+    )
+    with op.batch_alter_table('match_token', schema=None) as batch_op:
+        batch_op.create_index('ix_match_token_token', ['token', 'owner', 'record_id'], unique=False)
+
     op.create_table('user',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),
@@ -140,6 +156,37 @@ def upgrade():
     with op.batch_alter_table('manager_grant', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_manager_grant_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_manager_grant_user_id'), ['user_id'], unique=False)
+
+    op.create_table('tracing_request',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('caseworker_id', sa.Uuid(), nullable=True),
+    sa.Column('inquirer_name', sa.Text(), nullable=True),
+    sa.Column('inquirer_relationship', sa.String(length=16), nullable=False),
+    sa.Column('inquirer_contact', sa.Text(), nullable=True),
+    sa.Column('given_name', sa.Text(), nullable=True),
+    sa.Column('family_name', sa.Text(), nullable=True),
+    sa.Column('other_names', sa.Text(), nullable=True),
+    sa.Column('sex', sa.String(length=8), nullable=False),
+    sa.Column('birth_year', sa.Integer(), nullable=True),
+    sa.Column('separation_date', sa.Text(), nullable=True),
+    sa.Column('separation_place', sa.Text(), nullable=True),
+    sa.Column('district', sa.String(length=64), nullable=True),
+    sa.Column('sub_county', sa.Text(), nullable=True),
+    sa.Column('parish', sa.Text(), nullable=True),
+    sa.Column('village', sa.Text(), nullable=True),
+    sa.Column('armed_group', sa.Text(), nullable=True),
+    sa.Column('notes', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['caseworker_id'], ['user.id'], name=op.f('fk_tracing_request_caseworker_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracing_request'))
+    )
+    with op.batch_alter_table('tracing_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tracing_request_caseworker_id'), ['caseworker_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tracing_request_district'), ['district'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tracing_request_status'), ['status'], unique=False)
 
     op.create_table('assessment',
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -268,6 +315,33 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id', 'completed_on'], unique=False)
 
+    op.create_table('match_candidate',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('pair_key', sa.String(length=80), nullable=False),
+    sa.Column('request_id', sa.Uuid(), nullable=True),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('other_child_id', sa.Uuid(), nullable=True),
+    sa.Column('score', sa.Float(), nullable=False),
+    sa.Column('signals', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('decided_by_id', sa.Uuid(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_match_candidate_child_id_child')),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user.id'], name=op.f('fk_match_candidate_decided_by_id_user')),
+    sa.ForeignKeyConstraint(['other_child_id'], ['child.id'], name=op.f('fk_match_candidate_other_child_id_child')),
+    sa.ForeignKeyConstraint(['request_id'], ['tracing_request.id'], name=op.f('fk_match_candidate_request_id_tracing_request'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_match_candidate')),
+    sa.UniqueConstraint('pair_key', name=op.f('uq_match_candidate_pair_key'))
+    )
+    with op.batch_alter_table('match_candidate', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_match_candidate_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_match_candidate_other_child_id'), ['other_child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_match_candidate_request_id'), ['request_id'], unique=False)
+        batch_op.create_index('ix_match_candidate_status_score', ['status', 'score'], unique=False)
+
     op.create_table('openrosa_submission',
     sa.Column('instance_id', sa.String(length=80), nullable=False),
     sa.Column('device_id', sa.Uuid(), nullable=False),
@@ -386,6 +460,41 @@ def upgrade():
     with op.batch_alter_table('sync_batch', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sync_batch_device_id'), ['device_id'], unique=False)
 
+    op.create_table('trace',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('request_id', sa.Uuid(), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('done_on', sa.Date(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.Column('actor_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_trace_actor_id_user')),
+    sa.ForeignKeyConstraint(['request_id'], ['tracing_request.id'], name=op.f('fk_trace_request_id_tracing_request'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_trace'))
+    )
+    with op.batch_alter_table('trace', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trace_request_id'), ['request_id'], unique=False)
+
+    op.create_table('tracing_link',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('request_id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('linked_by_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('verified_on', sa.Date(), nullable=True),
+    sa.Column('verified_by_id', sa.Uuid(), nullable=True),
+    sa.Column('verification_note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_tracing_link_child_id_child')),
+    sa.ForeignKeyConstraint(['linked_by_id'], ['user.id'], name=op.f('fk_tracing_link_linked_by_id_user')),
+    sa.ForeignKeyConstraint(['request_id'], ['tracing_request.id'], name=op.f('fk_tracing_link_request_id_tracing_request'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['verified_by_id'], ['user.id'], name=op.f('fk_tracing_link_verified_by_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tracing_link')),
+    sa.UniqueConstraint('request_id', 'child_id', name=op.f('uq_tracing_link_request_id'))
+    )
+    with op.batch_alter_table('tracing_link', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tracing_link_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tracing_link_request_id'), ['request_id'], unique=False)
+
     op.create_table('alert',
     sa.Column('key', sa.String(length=160), nullable=False),
     sa.Column('rule', sa.String(length=32), nullable=False),
@@ -495,6 +604,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_alert_child_id'))
 
     op.drop_table('alert')
+    with op.batch_alter_table('tracing_link', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tracing_link_request_id'))
+        batch_op.drop_index(batch_op.f('ix_tracing_link_child_id'))
+
+    op.drop_table('tracing_link')
+    with op.batch_alter_table('trace', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_trace_request_id'))
+
+    op.drop_table('trace')
     with op.batch_alter_table('sync_batch', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sync_batch_device_id'))
 
@@ -524,6 +642,13 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_openrosa_submission_device_id'))
 
     op.drop_table('openrosa_submission')
+    with op.batch_alter_table('match_candidate', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_candidate_status_score')
+        batch_op.drop_index(batch_op.f('ix_match_candidate_request_id'))
+        batch_op.drop_index(batch_op.f('ix_match_candidate_other_child_id'))
+        batch_op.drop_index(batch_op.f('ix_match_candidate_child_id'))
+
+    op.drop_table('match_candidate')
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.drop_index('ix_followup_status_due_on')
         batch_op.drop_index(batch_op.f('ix_followup_seq'))
@@ -556,6 +681,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_assessment_child_id'))
 
     op.drop_table('assessment')
+    with op.batch_alter_table('tracing_request', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tracing_request_status'))
+        batch_op.drop_index(batch_op.f('ix_tracing_request_district'))
+        batch_op.drop_index(batch_op.f('ix_tracing_request_caseworker_id'))
+
+    op.drop_table('tracing_request')
     with op.batch_alter_table('manager_grant', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_manager_grant_user_id'))
         batch_op.drop_index(batch_op.f('ix_manager_grant_status'))
@@ -575,6 +706,11 @@ def downgrade():
 
     op.drop_table('child')
     op.drop_table('user')
+    with op.batch_alter_table('match_token', schema=None) as batch_op:
+        batch_op.drop_index('ix_match_token_token')
+
+    op.drop_table('match_token')
+    op.drop_table('match_indexed')
     op.drop_table('login_throttle')
     op.drop_table('change_counter')
     # ### end Alembic commands ###

@@ -1,5 +1,7 @@
 """What the API views share: the acting user, scoped loading, and If-Match handling."""
 
+import logging
+
 from flask import current_app, g, request
 
 from models import Actor, Child, db
@@ -60,6 +62,23 @@ def commit_and_plan(*child_ids) -> None:
     from models import unit_of_work
 
     unit_of_work.commit_and_plan(child_ids, today=today(), rules=rules())
+    match_after_commit(child_ids=set(child_ids))
+
+
+def match_after_commit(*, child_ids=(), request_ids=()) -> None:
+    """Matching (issue 14) runs on committed state, like follow-up planning, and commits its queue. The
+    change it follows is already saved: should matching fail, it is logged (ids only) and the scheduled
+    sweep matches these records at its next run, rather than the request answering 500."""
+    from models.matching import match_records
+
+    try:
+        match_records(child_ids=child_ids, request_ids=request_ids,
+                      threshold=current_app.config["MATCH_THRESHOLD"])
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        logging.getLogger(__name__).exception("matching failed for %d children and %d requests; the sweep "
+                                              "will match them", len(child_ids), len(request_ids))
 
 
 def rules() -> dict:

@@ -71,8 +71,11 @@ def seed_child(rng: random.Random, caseworker: User, manager: User, today: date,
         if stop_at is None and to_stage == "tracing" and rng.random() < 0.3:
             continue
         day = min(today, day + timedelta(days=rng.randint(3, 60)))
-        actor = boss if to_stage == "closed" else system
+        out_of_tracing = (stage, to_stage) == ("tracing", "reunified")  # no demo tracing requests (issue 14)
+        actor = boss if to_stage == "closed" or out_of_tracing else system
         kwargs = {"closure_reason": "reintegrated"} if to_stage == "closed" else {}
+        if out_of_tracing:
+            kwargs["reason"] = "Demo: family verified at the reception centre."
         if to_stage == "closure_pending":
             kwargs["reason"] = "Demo: stable at home and in school."
         transition(child, to_stage, actor, occurred_on=day, today=today, **kwargs)

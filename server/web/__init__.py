@@ -28,6 +28,7 @@ def register_web(app) -> None:
         odk_device_pages,
         rendering,
         session,
+        tracing_pages,
         user_pages,
     )
     from server.web.errors import html_error

@@ -102,6 +102,7 @@ def timeline(child: Child) -> list[dict]:
         items.append({"on": a.due_on or a.created_at.date(), "at": a.created_at, "kind": "alert",
                       "text": f"{a.severity} alert: {a.rule.replace('_', ' ')} ({a.status})", "detail": None})
     items.extend(_conflict_items(child))
+    items.extend(_tracing_items(child))
     items.sort(key=lambda i: (i["on"], i["at"]), reverse=True)
     return items
 
@@ -117,6 +118,12 @@ def _conflict_items(child) -> list[dict]:
 
     rows = db.session.execute(db.select(Conflict).where(Conflict.child_id == child.id)).scalars().all()
     return [conflict_summary(c) for c in rows]
+
+
+def _tracing_items(child) -> list[dict]:
+    from server.web.tracing_pages import tracing_timeline
+
+    return tracing_timeline(child)
 
 
 def due_followups(child):

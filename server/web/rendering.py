@@ -18,6 +18,8 @@ NAV = (
     ("web.followups", "Follow-ups", ("manager", "caseworker")),
     ("web.alerts", "Alerts", ("manager", "caseworker")),
     ("web.conflicts", "Conflicts", ("manager", "caseworker")),
+    ("web.tracing_requests", "Tracing", ("manager", "caseworker")),
+    ("web.matches", "Matches", ("manager",)),
     ("web.approvals", "Approvals", ("manager",)),
     ("web.grants", "Manager grants", ("manager",)),
     ("web.devices", "Devices", ("manager", "admin")),
