@@ -61,3 +61,35 @@ def test_a_form_without_a_caseworker_keeps_what_was_typed_and_says_what_is_missi
     assert nameless.status_code == 422 and "label of 1 to 120 characters" in text(nameless)
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(Device)).scalar_one() == 0
+
+
+def test_wrong_passwords_cost_a_growing_wait_before_any_password_is_hashed(app, client, monkeypatch):
+    from models.accounts import Device as DeviceModel
+    from models.login_throttle import LoginThrottle
+    from tests.odk_phone import odk_phone
+
+    phone = odk_phone(app, client)
+    guesser = OdkPhone(client, phone.username, "not-the-password")
+    checked = []
+    real_check = DeviceModel.odk_password_matches
+    monkeypatch.setattr(DeviceModel, "odk_password_matches",
+                        lambda self, pw: checked.append(pw) or real_check(self, pw))
+    answers = [guesser.get("/odk/formList") for _ in range(5)]
+    assert [r.status_code for r in answers] == [401, 401, 401, 429, 429]  # the third failure sets a wait
+    refused = answers[3]
+    assert refused.status_code == 429 and refused.headers["X-OpenRosa-Version"] == "1.0"
+    assert int(refused.headers["Retry-After"]) >= 1
+    body = refused.get_data(as_text=True)
+    assert "Too many attempts" in body and "<OpenRosaResponse" in body
+    assert len(checked) == 3  # the throttled attempts hashed nothing
+    # The right password from the same address waits too; from another address it goes through.
+    assert phone.get("/odk/formList").status_code == 429
+    elsewhere = OdkPhone(app.test_client(), phone.username, phone.password)
+    assert elsewhere.client.get("/odk/formList", headers=elsewhere.headers,
+                                environ_base={"REMOTE_ADDR": "10.9.8.7"}).status_code == 200
+    # Once the wait is over, the right password is let in and clears this address's counter.
+    with app.app_context():
+        db.session.execute(db.update(LoginThrottle).values(retry_at=None))
+        db.session.commit()
+    assert phone.get("/odk/formList").status_code == 200
+    assert guesser.get("/odk/formList").status_code == 401  # counting from zero again
