@@ -7,7 +7,7 @@ import re
 import zlib
 
 from models import Device, db
-from server.web.odk_device_pages import collect_settings
+from server.openrosa.collect_settings import collect_settings
 from tests.factories import make_user
 from tests.odk_phone import OdkPhone
 from tests.web_client import post, sign_in, text
@@ -93,3 +93,23 @@ def test_wrong_passwords_cost_a_growing_wait_before_any_password_is_hashed(app, 
         db.session.commit()
     assert phone.get("/odk/formList").status_code == 200
     assert guesser.get("/odk/formList").status_code == 401  # counting from zero again
+
+
+def test_the_command_line_enrols_a_phone_and_prints_its_credentials_and_code_once(app, runner):
+    from server.openrosa.collect_settings import terminal_qr
+
+    manager_and_caseworker(app)
+    result = runner.invoke(args=["devices", "enroll-odk", "--user", "cw.kitgum", "--label", "Tecno phone 4"])
+    assert result.exit_code == 0, result.output
+    login = re.search(r"Username: +(odk-[a-z0-9]{8})", result.output).group(1)
+    password = re.search(r"Password: +(\S+)", result.output).group(1)
+    assert "Server URL: http://homecoming.test/odk" in result.output
+    with app.app_context():
+        assert terminal_qr(collect_settings(login, password)) in result.output  # the code Collect scans
+        device = db.session.execute(db.select(Device).where(Device.odk_username == login)).scalar_one()
+        assert device.label == "Tecno phone 4" and password not in device.odk_password_hash
+    assert OdkPhone(app.test_client(), login, password).get("/odk/formList").status_code == 200
+    unknown = runner.invoke(args=["devices", "enroll-odk", "--user", "nobody", "--label", "x"])
+    assert unknown.exit_code != 0 and "No user named 'nobody'" in unknown.output
+    unlabelled = runner.invoke(args=["devices", "enroll-odk", "--user", "cw.kitgum", "--label", " "])
+    assert unlabelled.exit_code != 0 and "label of 1 to 120 characters" in unlabelled.output
