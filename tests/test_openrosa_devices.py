@@ -113,3 +113,13 @@ def test_the_command_line_enrols_a_phone_and_prints_its_credentials_and_code_onc
     assert unknown.exit_code != 0 and "No user named 'nobody'" in unknown.output
     unlabelled = runner.invoke(args=["devices", "enroll-odk", "--user", "cw.kitgum", "--label", " "])
     assert unlabelled.exit_code != 0 and "label of 1 to 120 characters" in unlabelled.output
+
+
+def test_requests_without_credentials_are_challenged_and_not_counted(app, client):
+    from tests.odk_phone import odk_phone
+
+    phone = odk_phone(app, client)
+    for _ in range(6):  # Collect asks without credentials first, each time
+        challenged = client.get("/odk/formList")
+        assert challenged.status_code == 401 and challenged.headers["WWW-Authenticate"].startswith("Basic")
+    assert phone.get("/odk/formList").status_code == 200

@@ -51,9 +51,12 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 def authenticate_odk(header: str | None, now: datetime, address: str | None) -> Device:
     """The OpenRosa device these Basic credentials name. Raises OpenRosaError 429 while this address and
-    username must wait, DeviceAuthError for wrong credentials (counted; the caller commits) or a revoked
-    device."""
-    username, password = basic_credentials(header) or ("", "")
+    username must wait, DeviceAuthError for missing or wrong credentials (wrong ones counted; the caller
+    commits) or a revoked device."""
+    given = basic_credentials(header)
+    if given is None:  # Collect's first request of each exchange, answered by the Basic challenge
+        raise DeviceAuthError("Wrong username or password for this server.")
+    username, password = given
     # Prefixed: a web user named like a device keeps a counter of their own.
     keys = throttle_keys(f"odk:{username}", address, None)
     wait = wait_needed(keys, now)
