@@ -427,6 +427,20 @@ def upgrade():
     with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_event_child_child_id'), ['child_id'], unique=False)
 
+    op.create_table('child_extra_field',
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('form_id', sa.String(length=64), nullable=False),
+    sa.Column('field_name', sa.String(length=200), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('instance_id', sa.String(length=80), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_child_extra_field_child_id_child')),
+    sa.ForeignKeyConstraint(['instance_id'], ['openrosa_submission.instance_id'], name=op.f('fk_child_extra_field_instance_id_openrosa_submission')),
+    sa.PrimaryKeyConstraint('child_id', 'form_id', 'field_name', name=op.f('pk_child_extra_field'))
+    )
+    with op.batch_alter_table('child_extra_field', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_child_extra_field_instance_id'), ['instance_id'], unique=False)
+
     op.create_table('mutation_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('mutation_id', sa.Uuid(), nullable=False),
@@ -484,6 +498,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_mutation_log_batch_id'))
 
     op.drop_table('mutation_log')
+    with op.batch_alter_table('child_extra_field', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_child_extra_field_instance_id'))
+
+    op.drop_table('child_extra_field')
     with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_event_child_child_id'))
 
