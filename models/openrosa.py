@@ -39,6 +39,9 @@ class OpenRosaSubmission(db.Model):
     status: Mapped[str] = mapped_column(String(12), default="received")
     # What was answered: the mutation results or the refusal (codes and messages, no values).
     outcome: Mapped[dict | None] = mapped_column(JSON)
+    # The child it is about, once known (no foreign key: a refused registration's child never existed),
+    # so de-identification finds the XML that names the child.
+    child_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
 
 
 class ChildExtraField(db.Model):

@@ -45,12 +45,11 @@ def programme_forms(app, folder):
     app.config["ODK_FORMS_DIR"] = str(folder)
 
 
-def intake(phone, **answers):
-    return phone.fill("kitgum_intake", {"child/given_name": "Adong", "child/sex": "female",
-                                        "consent/purpose": "services", "consent/given_by": "child",
-                                        "consent/given_on": TODAY, "household/siblings": "4",
-                                        "household/guardian_phone": "+256 700 000 001", "school": "Fictional P7",
-                                        **answers})
+def intake(phone, deprecated_id=None, **answers):
+    given = {"child/given_name": "Adong", "child/sex": "female", "consent/purpose": "services",
+             "consent/given_by": "child", "consent/given_on": TODAY, "household/siblings": "4",
+             "household/guardian_phone": "+256 700 000 001", "school": "Fictional P7", **answers}
+    return phone.fill("kitgum_intake", given, deprecated_id=deprecated_id)
 
 
 def kept(child_id=None) -> dict:
@@ -118,7 +117,8 @@ def test_answers_about_a_child_outside_the_caseload_or_with_a_refused_record_kee
 def test_extra_answers_never_reach_a_device_and_de_identification_deletes_them(app, client, tmp_path):
     programme_forms(app, tmp_path)
     phone = odk_phone(app, client)
-    assert phone.submit(intake(phone)[0]).status_code == 201
+    xml, instance_id = intake(phone)
+    assert phone.submit(xml).status_code == 201
     with app.app_context():
         cw = db.session.execute(db.select(Child)).scalar_one().caseworker
         token = enrol_device(cw, "Field app phone")
@@ -128,9 +128,16 @@ def test_extra_answers_never_reach_a_device_and_de_identification_deletes_them(a
     assert "Fictional P7" not in pulled.get_data(as_text=True) and "+256" not in pulled.get_data(as_text=True)
     with app.app_context():
         child_id = db.session.execute(db.select(Child.id)).scalar_one()
+        assert db.session.get(OpenRosaSubmission, instance_id).child_id == child_id
         deidentify([child_id])
         db.session.commit()
         assert kept() == {}
+        logged = db.session.get(OpenRosaSubmission, instance_id)
+        assert logged.xml == "" and logged.status == "applied"  # the form that named the child is erased
+    assert phone.submit(xml).status_code == 201  # a late retry is still known as a retry
+    edit, _ = intake(phone, school="Fictional P8", deprecated_id=instance_id)
+    refused = phone.submit(edit)
+    assert refused.status_code == 409 and "no longer kept" in refused.get_data(as_text=True)
 
 
 def _user(username):

@@ -281,10 +281,12 @@ def upgrade():
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('outcome', sa.JSON(), nullable=True),
+    sa.Column('child_id', sa.Uuid(), nullable=True),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_openrosa_submission_device_id_device')),
     sa.PrimaryKeyConstraint('instance_id', name=op.f('pk_openrosa_submission'))
     )
     with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_openrosa_submission_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_openrosa_submission_device_id'), ['device_id'], unique=False)
 
     op.create_table('record_history',
@@ -540,6 +542,7 @@ def downgrade():
     op.drop_table('record_history')
     with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_openrosa_submission_device_id'))
+        batch_op.drop_index(batch_op.f('ix_openrosa_submission_child_id'))
 
     op.drop_table('openrosa_submission')
     with op.batch_alter_table('followup', schema=None) as batch_op:
