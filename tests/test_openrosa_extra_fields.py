@@ -142,3 +142,14 @@ def test_extra_answers_never_reach_a_device_and_de_identification_deletes_them(a
 
 def _user(username):
     return make_user("caseworker", username=username)
+
+
+def test_a_shipped_forms_helper_questions_are_not_kept(app, client):
+    phone = odk_phone(app, client)
+    xml, _ = phone.fill("homecoming_registration", {
+        "child/given_name": "Akello", "child/sex": "female", "consents": "services",
+        "consent__services/purpose": "services", "consent__services/given_by": "child",
+        "consent__services/given_on": TODAY})
+    assert phone.submit(xml).status_code == 201
+    with app.app_context():
+        assert db.session.execute(db.select(Child)).scalar_one() and kept() == {}

@@ -58,6 +58,8 @@ def _typed(entity: str, name: str, value: str):
 def extra_answers(form: Form, data) -> dict[str, str]:
     """The answers outside the record groups (the programme's own questions), by their path in the
     instance; a question answered in several repeats gets its number, ``members[2]/age``."""
+    if form.shipped:
+        return {}
     skip = {"meta", "case_code", *(group.name for group in form.groups)}
     out = {}
 
