@@ -18,7 +18,7 @@ from models.lifecycle import StageTransition
 from models.login_throttle import LoginThrottle  # noqa: F401  (registers the sign-in counters)
 from models.matching import MatchCandidate  # noqa: F401  (registers the matching tables)
 from models.notifications import Notification  # noqa: F401  (registers the outbox table)
-from models.openrosa import OpenRosaSubmission  # noqa: F401  (registers the OpenRosa submission log)
+from models.openrosa import ChildExtraField, OpenRosaSubmission  # noqa: F401  (the OpenRosa submission log)
 from models.records import ENTITIES, Actor
 from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)

@@ -3,7 +3,9 @@
 De-identifying a child erases, for that child only, every value the sensitivity metadata
 (``models.sensitivity``) marks ``personal`` or ``restricted`` on the child and on each of its records
 (names, aliases, date of birth, parish and village, contacts, the caseworker, notes, the CAAFAG
-profile), the values kept in its record history and in its conflicts, its name-search tokens, and the verbatim payloads of
+profile), the values kept in its record history and in its conflicts, its name-search tokens, the answers to a
+programme's own OpenRosa questions kept with it (``child_extra_field``, deleted) and the XML of the OpenRosa
+forms about it (``openrosa_submission``), and the verbatim payloads of
 the mutations devices sent about it (``mutation_log``) with the messages answered to them. Every
 ``aggregate`` column survives (sex, birth year, district, stage and stage dates, risk, flags,
 follow-up statuses and dates, services' types and dates), so the donor indicators
@@ -35,6 +37,7 @@ from models.children import Child
 from models.followups import Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
+from models.openrosa import ChildExtraField, OpenRosaSubmission
 from models.search import delete_tokens
 from models.sensitivity import PERSONAL, RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
@@ -135,6 +138,10 @@ def deidentify(child_ids: list, now: datetime | None = None) -> BatchCounts:
     H = RecordHistory.__table__
     counts.history = session.execute(update(H).where(H.c.child_id.in_(ids)).values(values={})).rowcount
     delete_tokens(ids)  # the blind index of its names, village and aliases
+    X = ChildExtraField.__table__
+    session.execute(X.delete().where(X.c.child_id.in_(ids)))
+    R = OpenRosaSubmission.__table__  # its hash stays: a phone's retry is still known as a retry
+    session.execute(update(R).where(R.c.child_id.in_(ids)).values(xml="", media=[]))
     K = Conflict.__table__
     counts.conflicts = session.execute(update(K).where(K.c.child_id.in_(ids)).values(
         base_values={}, server_values={}, device_values={}, resolution=None)).rowcount

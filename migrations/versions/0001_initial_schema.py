@@ -355,10 +355,12 @@ def upgrade():
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
     sa.Column('outcome', sa.JSON(), nullable=True),
+    sa.Column('child_id', sa.Uuid(), nullable=True),
     sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_openrosa_submission_device_id_device')),
     sa.PrimaryKeyConstraint('instance_id', name=op.f('pk_openrosa_submission'))
     )
     with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_openrosa_submission_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_openrosa_submission_device_id'), ['device_id'], unique=False)
 
     op.create_table('record_history',
@@ -536,6 +538,20 @@ def upgrade():
     with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audit_event_child_child_id'), ['child_id'], unique=False)
 
+    op.create_table('child_extra_field',
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('form_id', sa.String(length=64), nullable=False),
+    sa.Column('field_name', sa.String(length=200), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('instance_id', sa.String(length=80), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_child_extra_field_child_id_child')),
+    sa.ForeignKeyConstraint(['instance_id'], ['openrosa_submission.instance_id'], name=op.f('fk_child_extra_field_instance_id_openrosa_submission')),
+    sa.PrimaryKeyConstraint('child_id', 'form_id', 'field_name', name=op.f('pk_child_extra_field'))
+    )
+    with op.batch_alter_table('child_extra_field', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_child_extra_field_instance_id'), ['instance_id'], unique=False)
+
     op.create_table('mutation_log',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('mutation_id', sa.Uuid(), nullable=False),
@@ -593,6 +609,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_mutation_log_batch_id'))
 
     op.drop_table('mutation_log')
+    with op.batch_alter_table('child_extra_field', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_child_extra_field_instance_id'))
+
+    op.drop_table('child_extra_field')
     with op.batch_alter_table('audit_event_child', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_event_child_child_id'))
 
@@ -640,6 +660,7 @@ def downgrade():
     op.drop_table('record_history')
     with op.batch_alter_table('openrosa_submission', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_openrosa_submission_device_id'))
+        batch_op.drop_index(batch_op.f('ix_openrosa_submission_child_id'))
 
     op.drop_table('openrosa_submission')
     with op.batch_alter_table('match_candidate', schema=None) as batch_op:

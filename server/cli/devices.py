@@ -1,4 +1,4 @@
-"""``flask devices enroll|list|revoke``: field devices from the command line."""
+"""``flask devices enroll|enroll-odk|list|revoke``: field devices from the command line."""
 
 import json
 import uuid
@@ -8,6 +8,8 @@ from flask.cli import AppGroup
 
 from models import User, db
 from models.errors import FieldErrors
+from server.openrosa.collect_settings import collect_settings, odk_server_url, terminal_qr
+from server.openrosa.credentials import enroll_odk_device
 from sync.devices import enroll_device, find_device, list_devices, revoke_device
 
 devices = AppGroup("devices", help="Enrol, list and revoke field devices.")
@@ -19,19 +21,37 @@ devices = AppGroup("devices", help="Enrol, list and revoke field devices.")
 @click.option("--json", "as_json", is_flag=True, help="Print {device_id, token} as JSON, for scripts.")
 def enroll(username, label, as_json):
     """Enrol a device and print its token, once: it is not stored and cannot be shown again."""
-    user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
-    if user is None:
-        raise click.ClickException(f"No user named '{username}'.")
-    try:
-        device, token = enroll_device(user, label, by=None)
-    except FieldErrors as exc:
-        raise click.ClickException(" ".join(m for msgs in exc.errors.values() for m in msgs)) from None
-    db.session.commit()
+    device, token = _enrolled(enroll_device, username, label)
     if as_json:
         click.echo(json.dumps({"device_id": str(device.id), "token": token, "user": username, "label": label}))
     else:
         click.echo(f"Enrolled device {device.id} ('{label}') for {username}.")
         click.echo(f"Token (shown once, enter it on the device): {token}")
+
+
+@devices.command("enroll-odk")
+@click.option("--user", "username", required=True, help="The caseworker who will carry the phone.")
+@click.option("--label", required=True, help="A name for the phone, e.g. 'Tecno phone 3, Kitgum office'.")
+def enroll_odk(username, label):
+    """Enrol an ODK Collect or KoboCollect phone and print, once, its credentials and the settings QR
+    code to scan in Collect (Add project, Configure with QR code)."""
+    device, login, password = _enrolled(enroll_odk_device, username, label)
+    click.echo(f"Enrolled ODK phone {device.id} ('{device.label}') for {username}.")
+    click.echo("Shown once: nothing on the server can show this password again.")
+    click.echo(f"Server URL: {odk_server_url()}\nUsername:   {login}\nPassword:   {password}\n")
+    click.echo(terminal_qr(collect_settings(login, password)))
+
+
+def _enrolled(enrol, username: str, label: str):
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user named '{username}'.")
+    try:
+        enrolled = enrol(user, label, by=None)
+    except FieldErrors as exc:
+        raise click.ClickException(" ".join(m for msgs in exc.errors.values() for m in msgs)) from None
+    db.session.commit()
+    return enrolled
 
 
 @devices.command("list")

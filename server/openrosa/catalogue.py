@@ -9,7 +9,7 @@ programme learns of a typo from the server's log and the form list, not from ref
 import hashlib
 import logging
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
 
@@ -53,6 +53,9 @@ class Form:
     media: tuple[str, ...] = ()
     encrypted: bool = False
     restricted: frozenset = field(default_factory=frozenset)  # restricted fields it collects
+    # A programme's own form keeps its questions outside the groups with the child; a shipped form's
+    # are only its own helpers (the registration's checklist of consents).
+    shipped: bool = False
 
     @property
     def md5(self) -> str:
@@ -75,7 +78,7 @@ def forms() -> dict[str, Form]:
     for path in _form_files():
         form = _load(path, key)
         if isinstance(form, Form):
-            found[form.form_id] = form
+            found[form.form_id] = replace(form, shipped=path.parent == FORMS_DIR)
     return found
 
 

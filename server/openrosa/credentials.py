@@ -3,10 +3,15 @@
 The password is shown once, in the QR code of the settings page, and kept only as a scrypt hash like a
 user's password. The device has no bearer token anyone knows, so it can use ``/odk`` and nothing else.
 Revoking it (the Devices page, the API, disabling its caseworker) stops it at its next request.
+
+Wrong passwords count against the sign-in throttle (models/login_throttle.py) by address and typed
+username, like the web's: a flood of guesses is answered 429 before any password is hashed, so it costs
+the guesser a growing wait and the server no scrypt work.
 """
 
 import base64
 import binascii
+import math
 import re
 import secrets
 from datetime import datetime
@@ -15,6 +20,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.accounts import Device, User
 from models.base import db
+from models.login_throttle import TOO_MANY, record_failure, record_success, throttle_keys, wait_needed
+from server.openrosa.errors import OpenRosaError
 from sync.devices import DeviceAuthError, admit_device, enroll_device
 
 _DUMMY_HASH = generate_password_hash("no-such-odk-device")
@@ -42,15 +49,27 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-def authenticate_odk(header: str | None, now: datetime) -> Device:
-    """The OpenRosa device these Basic credentials name. Raises DeviceAuthError (revoked or not)."""
-    username, password = basic_credentials(header) or ("", "")
+def authenticate_odk(header: str | None, now: datetime, address: str | None) -> Device:
+    """The OpenRosa device these Basic credentials name. Raises OpenRosaError 429 while this address and
+    username must wait, DeviceAuthError for missing or wrong credentials (wrong ones counted; the caller
+    commits) or a revoked device."""
+    given = basic_credentials(header)
+    if given is None:  # Collect's first request of each exchange, answered by the Basic challenge
+        raise DeviceAuthError("Wrong username or password for this server.")
+    username, password = given
+    # Prefixed: a web user named like a device keeps a counter of their own.
+    keys = throttle_keys(f"odk:{username}", address, None)
+    wait = wait_needed(keys, now)
+    if wait:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        raise OpenRosaError(429, TOO_MANY.format(seconds=seconds), {"Retry-After": str(seconds)})
     device = None
     if USERNAME.match(username):
         device = db.session.execute(db.select(Device).where(Device.odk_username == username)).scalar_one_or_none()
     if device is None:
         check_password_hash(_DUMMY_HASH, password)  # the same work either way
+    if device is None or not device.odk_password_matches(password):
+        record_failure(keys, now)
         raise DeviceAuthError("Wrong username or password for this server.")
-    if not device.odk_password_matches(password):
-        raise DeviceAuthError("Wrong username or password for this server.")
+    record_success(keys)
     return admit_device(device, now)

@@ -8,6 +8,7 @@ web meanwhile is then a conflict for a person to resolve, not silently overwritt
 """
 
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from marshmallow import fields as ma
@@ -54,11 +55,40 @@ def _typed(entity: str, name: str, value: str):
     return value.split() if isinstance(FIELD_SCHEMAS[entity]._declared_fields.get(name), ma.List) else value
 
 
-def plan(form: Form, data, device, *, instance_id: str, root_id: str, previous: dict | None) -> list[Planned]:
-    """The mutations of one submission. ``previous``: for an edit, the replaced submission's answers and
-    records ({"answers": {group: values}, "records": {group: {entity, id, version}}})."""
+def extra_answers(form: Form, data) -> dict[str, str]:
+    """The answers outside the record groups (the programme's own questions), by their path in the
+    instance; a question answered in several repeats gets its number, ``members[2]/age``."""
+    if form.shipped:
+        return {}
+    skip = {"meta", "case_code", *(group.name for group in form.groups)}
+    out = {}
+
+    def walk(element, prefix: str, top: bool) -> None:
+        counts, seen = Counter(local(e.tag) for e in element), Counter()
+        for node in element:
+            name = local(node.tag)
+            if top and name in skip:
+                continue
+            seen[name] += 1
+            path = prefix + (f"{name}[{seen[name]}]" if counts[name] > 1 else name)
+            if len(node):
+                walk(node, path + "/", False)
+            elif (node.text or "").strip():
+                out[path] = node.text.strip()
+
+    walk(data, "", True)
+    too_long = [path for path in out if len(path) > 200]
+    if too_long:
+        raise Problem("validation_error", f"The question path '{too_long[0][:60]}…' is longer than 200 characters.")
+    return out
+
+
+def plan(form: Form, data, *, child_id: uuid.UUID, instance_id: str, root_id: str,
+         previous: dict | None) -> list[Planned]:
+    """The mutations of one submission about ``child_id`` (see ``child_of``); none when an edit changed
+    no record. ``previous``: for an edit, the replaced submission's answers and records
+    ({"answers": {group: values}, "records": {group: {entity, id, version}}})."""
     given = answers(form, data)
-    child_id = _child_of(form, data, root_id)
     planned = []
     for group in form.groups:
         values = given.get(group.name)
@@ -76,19 +106,21 @@ def plan(form: Form, data, device, *, instance_id: str, root_id: str, previous: 
             mutation = _new(form, group.entity, values, child_id, derived_id(root_id, group.name))
         mutation["mutation_id"] = str(derived_id(instance_id, group.name, "mutation"))
         planned.append(Planned(group.name, mutation))
-    if not planned:
-        raise Problem("validation_error", "The form holds no answer to record.")
     return planned
 
 
-def _child_of(form: Form, data, root_id: str) -> uuid.UUID:
+def child_of(form: Form, data, device, root_id: str) -> uuid.UUID:
+    """The child a submission is about: the one a registration creates, or the one of its ``case_code``,
+    which must be in the device's caseload (as push checks each record; the extra answers need it too)."""
     if not form.picks_child:
-        return derived_id(root_id, "child")  # a registration: the child it creates
+        return derived_id(root_id, "child")
     code = (text_at(data, "case_code") or "").upper()
-    found = db.session.execute(db.select(Child.id).where(Child.case_code == code)).scalar_one_or_none()
-    if found is None:
+    found = db.session.execute(db.select(Child).where(Child.case_code == code)).scalar_one_or_none()
+    if found is None or found.caseworker_id != device.user_id:
         raise Problem("out_of_scope", NOT_IN_CASELOAD)
-    return found
+    if found.deleted_at is not None:
+        raise Problem("record_deleted", f"Child {found.case_code} was deleted; it can no longer be changed.")
+    return found.id
 
 
 def _new(form: Form, entity: str, values: dict, child_id, record_id) -> dict:

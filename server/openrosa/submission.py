@@ -15,12 +15,12 @@ from sqlalchemy.exc import IntegrityError
 
 from models.base import db, utcnow
 from models.errors import Problem
-from models.openrosa import OpenRosaSubmission
+from models.openrosa import OpenRosaSubmission, keep_extra_fields
 from server.errors import PROBLEM_STATUS, status_of
 from server.openrosa.catalogue import Form, forms
 from server.openrosa.encrypted import decrypt_submission
 from server.openrosa.errors import OpenRosaError
-from server.openrosa.mapping import answers, derived_id, plan
+from server.openrosa.mapping import answers, child_of, derived_id, extra_answers, plan
 from server.openrosa.media import describe_part
 from server.openrosa.xml import BadXML, child, parse, text_at
 from sync.envelope import load_envelope
@@ -101,28 +101,37 @@ def _log(row, xml: bytes, sha: str, media: list, form: Form, data, device, insta
 
 
 def _apply(form: Form, data, device, instance_id: str, sha: str, previous, *, today, rules) -> Received:
-    """Its records through sync push, all or none of them."""
+    """Its records through sync push and its extra answers with the child, all or none of them."""
+    root_id = previous.root_id if previous else instance_id
+    child_id = None
     try:
-        planned = plan(form, data, device, instance_id=instance_id,
-                       root_id=previous.root_id if previous else instance_id,
+        child_id = child_of(form, data, device, root_id)
+        extras = extra_answers(form, data)
+        planned = plan(form, data, child_id=child_id, instance_id=instance_id, root_id=root_id,
                        previous=_previous_state(previous, form) if previous else None)
+        # A registration whose child group is empty has no child for extra answers to go with.
+        if not planned and not previous and not (extras and form.picks_child):
+            raise Problem("validation_error", "The form holds no answer to record.")
         mutations = [p.mutation for p in planned]
         envelope = load_envelope({"protocol": 1, "batch_id": str(derived_id(instance_id, "batch", sha)),
                                   "mutations": mutations}, len(mutations))
         outcome = ingest(envelope, mutations, device, today=today, rules=rules)
     except Problem as problem:
-        _refuse(instance_id, {"code": problem.code, "message": problem.message})
+        _refuse(instance_id, child_id, {"code": problem.code, "message": problem.message})
         raise OpenRosaError(status_of(problem), problem.message) from None
     refused = [r for r in outcome.results if r["status"] == "rejected"]
     if refused:
-        _refuse(instance_id, {"results": outcome.results})
+        _refuse(instance_id, child_id, {"results": outcome.results})
         raise OpenRosaError(PROBLEM_STATUS.get(refused[0]["code"], 422), _words(refused[0]))
     records = {p.group: {"entity": p.mutation["entity"], "id": p.mutation["id"], "version": r.get("version")}
                for p, r in zip(planned, outcome.results, strict=True)}
     if previous is not None:  # the records of groups the edit did not change are still those records
         records = {**previous.outcome["records"], **records}
+    db.session.flush()  # a registration's child exists before its extra answers point at it
+    keep_extra_fields(child_id, form.form_id, instance_id, extras, replaces=previous.instance_id if previous else None)
     row = db.session.get(OpenRosaSubmission, instance_id)
-    row.status, row.outcome = "applied", {"results": outcome.results, "records": records}
+    row.status, row.child_id = "applied", child_id
+    row.outcome = {"results": outcome.results, "records": records}
     db.session.commit()
     conflicts = sum(1 for r in outcome.results if r["status"] == "conflict")
     message = ("Received. Some answers differ from changes made on the web meanwhile: a manager will "
@@ -142,6 +151,8 @@ def _replaced(deprecated_id: str, form: Form, device) -> OpenRosaSubmission:
     if previous is None or previous.status != "applied" or previous.device_id != device.id:
         raise OpenRosaError(409, "This is an edit of a form this server did not record from this phone; "
                                  "send it as a new form.")
+    if not previous.xml:  # erased with the child's identity (models/retention.py)
+        raise OpenRosaError(409, "The form this edits is no longer kept; the case was closed and de-identified.")
     if previous.form_id != form.form_id:
         raise OpenRosaError(409, "An edit must be of the same form as the one it replaces.")
     return previous
@@ -151,10 +162,10 @@ def _previous_state(previous: OpenRosaSubmission, form: Form) -> dict:
     return {"answers": answers(form, parse(previous.xml.encode())), "records": previous.outcome["records"]}
 
 
-def _refuse(instance_id: str, outcome: dict) -> None:
+def _refuse(instance_id: str, child_id, outcome: dict) -> None:
     db.session.rollback()
     row = db.session.get(OpenRosaSubmission, instance_id)
-    row.status, row.outcome = "rejected", outcome
+    row.status, row.child_id, row.outcome = "rejected", child_id, outcome
     db.session.commit()
 
 

@@ -37,8 +37,9 @@ def register(app) -> None:
 
 def current_device():
     try:
-        device = authenticate_odk(request.headers.get("Authorization"), utcnow())
+        device = authenticate_odk(request.headers.get("Authorization"), utcnow(), request.remote_addr)
     except DeviceAuthError as exc:
+        db.session.commit()  # the throttle's count of this failure (the error handler rolls back)
         if exc.revoked:
             raise OpenRosaError(403, exc.message) from None
         raise OpenRosaError(401, exc.message, {"WWW-Authenticate": 'Basic realm="Homecoming", charset="UTF-8"'}) \

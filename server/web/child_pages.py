@@ -22,6 +22,7 @@ from models import (
 from models.access import sees_restricted
 from models.errors import Problem
 from models.lifecycle import MANAGER_ONLY, allowed_targets
+from models.openrosa import extra_fields_of
 from models.records import transition, update_record
 from models.schemas import ChildFields, VisitOutcome, api_schema
 from models.sensitivity import AGGREGATE, PERSONAL, RESTRICTED, fields_of
@@ -169,7 +170,7 @@ def child_page(child, status=200, *, show_restricted=False, errors=None, form=No
         dates=DATES,
         edit_fields=EDIT_FIELDS, booleans=BOOLEAN_FIELDS, restricted_fields=RESTRICTED_FIELDS,
         closure_reasons=CLOSURE_REASONS, not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING,
-        concerns=CONCERNS, risk_levels=RISK_LEVELS,
+        concerns=CONCERNS, risk_levels=RISK_LEVELS, extra_fields=extra_fields_of(child.id),
     )
 
 

@@ -1,21 +1,12 @@
-"""A new OpenRosa device (ODK Collect, KoboCollect): pick the caseworker, then scan one QR code.
+"""A new OpenRosa device (ODK Collect, KoboCollect): pick the caseworker, then scan one QR code
+(server/openrosa/collect_settings.py), shown in this one response."""
 
-The QR code is ODK Collect's own settings format (base64 of zlib-compressed JSON): the server URL, the
-device's username and its password, shown in this one response and never stored in clear. It also
-asks Collect to delete each form once sent and to keep its blank forms (and so the caseload file)
-matching the server's, so a lost phone holds as little as it can.
-"""
-
-import base64
-import json
-import zlib
-
-import segno
-from flask import current_app, g, request
+from flask import g, request
 from markupsafe import Markup
 
 from models import User, db
 from models.errors import Problem
+from server.openrosa.collect_settings import collect_settings, odk_server_url, settings_qr
 from server.openrosa.credentials import enroll_odk_device
 from server.web import bp
 from server.web.device_pages import caseworkers
@@ -25,16 +16,8 @@ from server.web.session import login_required
 from sync.devices import DEVICE_ROLES
 
 
-def collect_settings(username: str, password: str) -> str:
-    settings = {"general": {"server_url": current_app.config["BASE_URL"].rstrip("/") + "/odk",
-                            "username": username, "password": password, "form_update_mode": "match_exactly",
-                            "autosend": "wifi_and_cellular", "delete_send": True},
-                "admin": {}, "project": {"name": "Homecoming"}}
-    return base64.b64encode(zlib.compress(json.dumps(settings).encode())).decode()
-
-
-def settings_qr(payload: str) -> Markup:
-    svg = segno.make(payload, error="m").svg_inline(scale=4, title="ODK Collect settings")
+def settings_svg(payload: str) -> Markup:
+    svg = settings_qr(payload).svg_inline(scale=4, title="ODK Collect settings")
     return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code with the ODK Collect settings" ', 1))
 
 
@@ -66,5 +49,4 @@ def odk_device_enrol():
     db.session.commit()
     # Rendered, not redirected: the password is in this one response only.
     return page(201, enrolled=device, enrolled_for=caseworker.username, login=login, password=password,
-                server_url=current_app.config["BASE_URL"].rstrip("/") + "/odk",
-                qr=settings_qr(collect_settings(login, password)))
+                server_url=odk_server_url(), qr=settings_svg(collect_settings(login, password)))
