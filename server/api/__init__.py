@@ -75,7 +75,7 @@ def register_api(app):
 
     app.before_request(check_before_parsing)
 
-    from server.api import alerts, auth, children, conflicts, devices, records
+    from server.api import agencies, alerts, auth, children, conflicts, devices, records, referrals
 
-    for module in (auth, children, records, alerts, devices, conflicts):
+    for module in (auth, children, records, alerts, devices, conflicts, agencies, referrals):
         api.register_blueprint(module.blp)
