@@ -69,6 +69,14 @@ class ReferralStep(db.Model):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
 
 
+def _as_uuid(value):
+    """An id from a form or the API; an unreadable one stands for no agency (uuid4 ids are never 0)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
 def _referral_problems(data: dict) -> dict[str, list[str]]:
     problems = {}
     if data.get("service_type") not in SERVICE_TYPES:
@@ -79,7 +87,7 @@ def _referral_problems(data: dict) -> dict[str, list[str]]:
     elif not agency_id and not provider:
         problems["agency_id"] = ["Choose the receiving agency, or name an outside provider."]
     elif agency_id:
-        agency = db.session.get(Agency, agency_id)
+        agency = db.session.get(Agency, _as_uuid(agency_id))
         if agency is None or not agency.active:
             problems["agency_id"] = ["No active agency with this id."]
     for field, most in LIMITS.items():
@@ -98,7 +106,8 @@ def propose_referral(child, data: dict, user, *, today: date) -> Referral:
     override = data.get("override_reason")
     gate = require_consent(child, "referral", user, override, on=today)
     referral = Referral(
-        child_id=child.id, service_type=data["service_type"], agency_id=data.get("agency_id"),
+        child_id=child.id, service_type=data["service_type"],
+        agency_id=_as_uuid(data["agency_id"]) if data.get("agency_id") else None,
         provider_name=(data.get("provider_name") or "").strip() or None, reason=data.get("reason") or None,
         status="proposed", consent_overridden=gate == OVERRIDDEN,
         override_reason=override.strip() if gate == OVERRIDDEN else None, created_by_id=user.id,

@@ -8,8 +8,14 @@ from marshmallow import fields, validate
 
 from models import Child, audit, db
 from models.access import CHILD_READERS, child_scope
-from models.referrals import OPEN_STATUSES, REFERRAL_STATUSES, Referral, advance_referral, propose_referral, \
-    referral_body
+from models.referrals import (
+    OPEN_STATUSES,
+    REFERRAL_STATUSES,
+    Referral,
+    advance_referral,
+    propose_referral,
+    referral_body,
+)
 from models.schemas import Strict
 from models.vocab import SERVICE_TYPES
 from server.api import Blueprint

@@ -18,6 +18,7 @@ NAV = (
     ("web.followups", "Follow-ups", ("manager", "caseworker")),
     ("web.alerts", "Alerts", ("manager", "caseworker")),
     ("web.conflicts", "Conflicts", ("manager", "caseworker")),
+    ("web.referrals", "Referrals", ("manager",)),
     ("web.approvals", "Approvals", ("manager",)),
     ("web.grants", "Manager grants", ("manager",)),
     ("web.devices", "Devices", ("manager", "admin")),
