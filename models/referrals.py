@@ -139,6 +139,11 @@ def advance_referral(referral: Referral, to_status: str, user, *, today: date) -
     if to_status == "sent":
         referral.sent_on = today
     db.session.add(ReferralStep(referral_id=referral.id, status=to_status, occurred_on=today, actor_id=user.id))
+    if to_status in ("accepted", "declined"):
+        from models.alerting import resolve_stale
+
+        db.session.flush()
+        resolve_stale(today, {referral.child_id})  # an answer settles the overdue-response alert
     audit("referral.step", actor=user, child_id=referral.child_id, target=referral.id, status=to_status)
     db.session.flush()
     return referral
