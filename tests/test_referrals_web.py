@@ -99,3 +99,8 @@ def test_an_unreadable_agency_in_the_form_is_a_field_error_not_a_404(app, world)
     cw = signed_in(app, "cw.w")
     response = post(cw, f"/children/{world['consented']}/referrals", {"service_type": "medical", "agency_id": "nope"})
     assert response.status_code == 422 and "No active agency with this id." in text(response)
+
+
+def test_the_reports_page_shows_referrals_by_service_and_outcome(app, world):
+    page = text(signed_in(app, "boss.w").get("/reports"))
+    assert "Referrals by service and outcome" in page and "Closed without service" in page
