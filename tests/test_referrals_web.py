@@ -104,3 +104,8 @@ def test_an_unreadable_agency_in_the_form_is_a_field_error_not_a_404(app, world)
 def test_the_reports_page_shows_referrals_by_service_and_outcome(app, world):
     page = text(signed_in(app, "boss.w").get("/reports"))
     assert "Referrals by service and outcome" in page and "Closed without service" in page
+
+
+def test_the_indicators_export_carries_the_referral_table_as_shown(app, world):
+    body = text(signed_in(app, "boss.w").get("/reports/indicators.csv"))
+    assert "referrals_by_outcome,Vocational training,Closed without service,0" in body
