@@ -18,7 +18,7 @@ from models.audit import audit
 from models.base import UTCDateTime, db, utcnow
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
-from models.errors import FieldErrors, InvalidTransition
+from models.errors import FieldErrors, InvalidTransition, RecordDeidentified
 from models.sensitivity import aggregate, personal
 from models.vocab import SERVICE_TYPES
 
@@ -100,6 +100,8 @@ def _referral_problems(data: dict) -> dict[str, list[str]]:
 def propose_referral(child, data: dict, user, *, today: date) -> Referral:
     """A new referral, ``proposed``, after the consent gate. ``data``: service_type, agency_id or
     provider_name, reason, override_reason (a manager's, when the consent is missing). Flushes."""
+    if child.deidentified_at is not None:
+        raise RecordDeidentified("This case was de-identified: it can no longer be referred.")
     problems = _referral_problems(data)
     if problems:
         raise FieldErrors(problems)
@@ -149,9 +151,9 @@ def advance_referral(referral: Referral, to_status: str, user, *, today: date) -
     return referral
 
 
-def referral_body(referral: Referral) -> dict:
-    """What the API and the pages show of a referral (the override reason only to managers: callers
-    pass ``show_override``)."""
+def referral_body(referral: Referral, *, show_override: bool) -> dict:
+    """What the API shows of a referral; the reason for a consent override only with ``show_override``
+    (managers: it is their decision, and it may say more about the family than the case needs)."""
     return {
         "id": str(referral.id), "child_id": str(referral.child_id), "service_type": referral.service_type,
         "agency_id": str(referral.agency_id) if referral.agency_id else None,
@@ -159,7 +161,7 @@ def referral_body(referral: Referral) -> dict:
         "reason": referral.reason, "status": referral.status,
         "sent_on": referral.sent_on.isoformat() if referral.sent_on else None,
         "allowed_next": list(NEXT_STEPS[referral.status]), "consent_overridden": referral.consent_overridden,
-        "override_reason": referral.override_reason,
+        "override_reason": referral.override_reason if show_override else None,
         "steps": [{"status": s.status, "occurred_on": s.occurred_on.isoformat(), "at": s.at.isoformat(),
                    "actor_id": str(s.actor_id) if s.actor_id else None} for s in referral.steps],
         "created_at": referral.created_at.isoformat(),

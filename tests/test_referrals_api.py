@@ -153,3 +153,9 @@ def test_referrals_of_a_child_are_hidden_from_other_caseworkers_and_reads_are_au
     with app.app_context():
         reads = db.session.execute(db.select(db.func.count()).where(AuditEvent.action == "referral.read")).scalar()
         assert reads >= 2
+
+
+def test_the_override_reason_is_shown_to_managers_only(client, auth, world, centre):
+    referral = refer(client, auth("boss.r"), world["bare"], agency_id=centre, override_reason="Caregiver away").get_json()
+    mine = client.get(f"/api/v1/referrals/{referral['id']}", headers=auth("cw.r")).get_json()
+    assert mine["consent_overridden"] and mine["override_reason"] is None

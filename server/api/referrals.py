@@ -41,8 +41,13 @@ class ReferralQuery(Strict):
     status = fields.String(validate=validate.OneOf(("open", *REFERRAL_STATUSES)))
 
 
-def _audit_read(children) -> None:
-    audit("referral.read", actor=g.user, children=children, via="api", ip=request.remote_addr)
+def _body(referral: Referral) -> dict:
+    return referral_body(referral, show_override=g.user.is_manager)
+
+
+def _audit_read(**which) -> None:
+    """``child_id=`` one child, or ``children=`` the ids a list showed."""
+    audit("referral.read", actor=g.user, via="api", ip=request.remote_addr, **which)
     db.session.commit()
 
 
@@ -52,9 +57,8 @@ def child_referrals(child_id):
     child = load_child(child_id)
     referrals = db.session.execute(db.select(Referral).where(Referral.child_id == child.id)
                                    .order_by(Referral.created_at)).scalars().all()
-    audit("referral.read", actor=g.user, child_id=child.id, via="api", ip=request.remote_addr)
-    db.session.commit()
-    return {"items": [referral_body(r) for r in referrals]}
+    _audit_read(child_id=child.id)
+    return {"items": [_body(r) for r in referrals]}
 
 
 @blp.post("/children/<uuid:child_id>/referrals")
@@ -64,7 +68,7 @@ def create_referral(data, child_id):
     child = load_child(child_id)
     referral = propose_referral(child, data, g.user, today=today())
     db.session.commit()
-    return referral_body(referral), 201
+    return _body(referral), 201
 
 
 @blp.get("/referrals")
@@ -80,8 +84,8 @@ def list_referrals(query):
     elif status:
         stmt = stmt.where(Referral.status == status)
     referrals = db.session.execute(stmt.order_by(Referral.created_at)).scalars().all()
-    _audit_read([r.child_id for r in referrals])
-    return {"items": [referral_body(r) for r in referrals]}
+    _audit_read(children=[r.child_id for r in referrals])
+    return {"items": [_body(r) for r in referrals]}
 
 
 def load_referral(referral_id) -> Referral:
@@ -96,9 +100,8 @@ def load_referral(referral_id) -> Referral:
 @require_user(*CHILD_READERS)
 def get_referral(referral_id):
     referral = load_referral(referral_id)
-    audit("referral.read", actor=g.user, child_id=referral.child_id, via="api", ip=request.remote_addr)
-    db.session.commit()
-    return referral_body(referral)
+    _audit_read(child_id=referral.child_id)
+    return _body(referral)
 
 
 @blp.post("/referrals/<uuid:referral_id>/steps")
@@ -107,4 +110,4 @@ def get_referral(referral_id):
 def step_referral(data, referral_id):
     referral = advance_referral(load_referral(referral_id), data["status"], g.user, today=today())
     db.session.commit()
-    return referral_body(referral)
+    return _body(referral)
