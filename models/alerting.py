@@ -72,6 +72,7 @@ from models.children import Child
 from models.followups import Alert, Followup
 from models.lifecycle import OPEN_STAGES, StageTransition
 from models.records import Actor, update_record
+from models.referrals import Referral
 
 SYSTEM = Actor(user=None, source="system")
 DANGER_RULE = "danger_reported"
@@ -84,6 +85,7 @@ C = Child.__table__
 U = User.__table__
 A = Alert.__table__
 T = StageTransition.__table__
+R = Referral.__table__
 
 # How a follow-up kind is named in rule names.
 KIND_PREFIX = {"visit": "visit", "plan_review": "plan_review", "assessment_due": "assessment",
@@ -309,9 +311,6 @@ REFERRAL_RULE = "referral_overdue"
 def referral_overdue_candidates(today: date, rules: dict) -> list:
     """Referrals still waiting for the receiver's answer REFERRAL_RESPONSE_DAYS after they were sent,
     to the child's caseworker and every manager. Driven from the referrals in ``sent`` (status index)."""
-    from models.referrals import Referral
-
-    R = Referral.__table__
     days = rules["REFERRAL_RESPONSE_DAYS"]
     waiting = (select(R.c.child_id, func.min(R.c.sent_on).label("sent_on"), C.c.caseworker_id)
                .select_from(R.join(C, C.c.id == R.c.child_id))
@@ -331,9 +330,6 @@ def referral_overdue_candidates(today: date, rules: dict) -> list:
 
 
 def _referral_waiting(child_id):
-    from models.referrals import Referral
-
-    R = Referral.__table__
     return exists().where(R.c.child_id == child_id, R.c.status == "sent")
 
 
