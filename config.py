@@ -24,6 +24,8 @@ RULE_DEFAULTS = {
     "DUE_SOON_DAYS": 2,
     "ESCALATE_OVERDUE_DAYS": 7,
     "ESCALATE_MISSED_IN_ROW": 2,
+    # A referral sent and not accepted or declined this long alerts the caseworker and managers.
+    "REFERRAL_RESPONSE_DAYS": 14,
 }
 
 

@@ -6,6 +6,7 @@ Importing this package registers every model on ``db.metadata``. Nothing here im
 
 from models import changes  # noqa: F401  (registers the change-sequence flush hook)
 from models.accounts import Device, User
+from models.agencies import Agency  # noqa: F401  (registers partner agencies)
 from models.audit import AuditEvent, AuditEventChild, audit
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
@@ -20,6 +21,7 @@ from models.matching import MatchCandidate  # noqa: F401  (registers the matchin
 from models.notifications import Notification  # noqa: F401  (registers the outbox table)
 from models.openrosa import ChildExtraField, OpenRosaSubmission  # noqa: F401  (the OpenRosa submission log)
 from models.records import ENTITIES, Actor
+from models.referrals import Referral, ReferralStep  # noqa: F401  (registers referrals)
 from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
 from models.tracing import TracingRequest  # noqa: F401  (registers the tracing tables)

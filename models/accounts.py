@@ -53,6 +53,8 @@ class User(db.Model):
     # user must choose their own before doing anything else, so the one who handed it out cannot keep
     # using it unnoticed.
     password_temporary: Mapped[bool] = mapped_column(default=False)
+    # The partner agency the user works for (models.agencies); caseloads are not limited by it yet.
+    agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"))
 
     def set_password(self, password: str, *, temporary: bool = False) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt

@@ -32,6 +32,10 @@ consent_adult          info      an open case whose child turns 18 this year (bi
                                  1 January (only the birth year is in clear; see
                                  ``consent_adult_candidates``); resolved when such a consent
                                  is recorded
+referral_overdue       warning   caseworker and managers: a referral sent
+                                 REFERRAL_RESPONSE_DAYS ago or more is still not accepted or
+                                 declined; due on the day the answer was expected; resolved
+                                 when the child has no referral waiting for an answer
 =====================  ========  ==========================================================
 
 ``<kind>`` is ``visit``, ``plan_review`` or ``assessment``.
@@ -68,6 +72,7 @@ from models.children import Child
 from models.followups import Alert, Followup
 from models.lifecycle import OPEN_STAGES, StageTransition
 from models.records import Actor, update_record
+from models.referrals import Referral
 
 SYSTEM = Actor(user=None, source="system")
 DANGER_RULE = "danger_reported"
@@ -80,6 +85,7 @@ C = Child.__table__
 U = User.__table__
 A = Alert.__table__
 T = StageTransition.__table__
+R = Referral.__table__
 
 # How a follow-up kind is named in rule names.
 KIND_PREFIX = {"visit": "visit", "plan_review": "plan_review", "assessment_due": "assessment",
@@ -299,6 +305,34 @@ def consent_adult_candidates(today: date) -> list:
     })).where(_open_child(), C.c.caseworker_id.is_not(None), C.c.birth_year <= today.year - ADULT_AGE, ~asked)]
 
 
+REFERRAL_RULE = "referral_overdue"
+
+
+def referral_overdue_candidates(today: date, rules: dict) -> list:
+    """Referrals still waiting for the receiver's answer REFERRAL_RESPONSE_DAYS after they were sent,
+    to the child's caseworker and every manager. Driven from the referrals in ``sent`` (status index)."""
+    days = rules["REFERRAL_RESPONSE_DAYS"]
+    waiting = (select(R.c.child_id, func.min(R.c.sent_on).label("sent_on"), C.c.caseworker_id)
+               .select_from(R.join(C, C.c.id == R.c.child_id))
+               .where(R.c.status == "sent", R.c.sent_on <= today - timedelta(days=days), _open_child())
+               .group_by(R.c.child_id, C.c.caseworker_id).subquery("waiting"))
+    managers = _managers()
+
+    def to(recipient, source):
+        return select(*_candidate({
+            "child_id": waiting.c.child_id, "followup_id": cast(null(), Alert.followup_id.type),
+            "rule": literal(REFERRAL_RULE), "severity": literal("warning"), "recipient_id": recipient,
+            "due_on": add_days(waiting.c.sent_on, days),
+        })).select_from(source)
+
+    return [to(waiting.c.caseworker_id, waiting).where(waiting.c.caseworker_id.is_not(None)),
+            to(managers.c.id, waiting.join(managers, true()))]
+
+
+def _referral_waiting(child_id):
+    return exists().where(R.c.child_id == child_id, R.c.status == "sent")
+
+
 def danger_candidates(followup_ids: list[UUID]) -> list:
     managers = _managers()
     return [select(*_candidate({
@@ -394,6 +428,7 @@ def _stale_alerts_statement(for_children: bool):
             superseded,
             and_(Alert.rule == "closure_eligible", child.c.stage != "follow_up"),
             and_(Alert.rule == CONSENT_ADULT_RULE, _adult_consent_given(Alert.child_id, Alert.due_on)),
+            and_(Alert.rule == REFERRAL_RULE, ~_referral_waiting(Alert.child_id)),
         ))
     )
     if for_children:
@@ -444,7 +479,7 @@ def scan(today: date, rules: dict) -> ScanResult:
     with _page_cache():
         resolved = _resolve(superseded_reminders(today))
         created = insert_alerts([*followup_candidates(today, rules), *closure_candidates(today, rules),
-                                 *consent_adult_candidates(today)])
+                                 *consent_adult_candidates(today), *referral_overdue_candidates(today, rules)])
     return ScanResult(created=created, resolved=resolved)
 
 

@@ -59,6 +59,10 @@ def deidentified_rows(report: Report) -> Iterator[tuple]:
     for row in report.by_district:
         for district in report.districts:
             yield (start, end, "by_district", row.label, district, row.cells[district])
+    referral_labels = dict(report.referral_columns)
+    for row in report.referrals:
+        for key, value in row.cells.items():
+            yield (start, end, "referrals_by_outcome", row.label, referral_labels[key], value)
 
 
 # Case-level columns: identity needed to act on the list, and aggregate fields. Nothing restricted.

@@ -183,3 +183,16 @@ CHILD_INDICATORS = {
 def count_children(key: str, period: Period) -> list[dict]:
     """The cube of one child-counting indicator: rows of the dimensions and ``n``."""
     return _count_children(CHILD_INDICATORS[key][1](period), period)
+
+
+def referrals_by_service_and_outcome(period: Period) -> list[dict]:
+    """Referrals proposed in the period, by service type and where each stands now. Rows carry
+    ``service_type``, ``status`` and ``n``; a referral counts once, however many steps it took."""
+    from models.referrals import Referral, ReferralStep
+
+    proposed = (select(Referral.service_type, Referral.status, func.count().label("n"))
+                .join(ReferralStep, and_(ReferralStep.referral_id == Referral.id, ReferralStep.status == "proposed"))
+                .join(Child, Child.id == Referral.child_id)
+                .where(ReferralStep.occurred_on.between(period.start, period.end), Child.deleted_at.is_(None))
+                .group_by(Referral.service_type, Referral.status))
+    return [dict(row) for row in db.session.execute(proposed).mappings()]

@@ -17,8 +17,10 @@ from models.indicators import (
     closures_by_reason,
     count_children,
     followups_on_time,
+    referrals_by_service_and_outcome,
 )
-from models.vocab import CLOSURE_REASONS, SEXES
+from models.referrals import REFERRAL_STATUSES
+from models.vocab import CLOSURE_REASONS, SERVICE_TYPES, SEXES
 
 # The breakdown columns, in order: (key, label, group). Keys in one group partition the total.
 SEX_COLUMNS = tuple((f"sex:{s}", s.capitalize() if s != "unknown" else "Sex unknown", "sex") for s in SEXES)
@@ -32,6 +34,8 @@ COLUMNS = (
     ("child_mothers", "Child mothers", None),
 )
 UNKNOWN_DISTRICT = "District unknown"
+# The referral table: service types down, where the referrals stand across (issue 13).
+REFERRAL_COLUMNS = (("total", "Total"), *((s, s.replace("_", " ").capitalize()) for s in REFERRAL_STATUSES))
 
 
 @dataclass
@@ -48,10 +52,15 @@ class Report:
     closures: list[Row] = field(default_factory=list)  # closure reasons x breakdown columns
     districts: list[str] = field(default_factory=list)
     by_district: list[Row] = field(default_factory=list)  # indicators x districts
+    referrals: list[Row] = field(default_factory=list)  # service types x referral statuses
 
     @property
     def columns(self):
         return COLUMNS
+
+    @property
+    def referral_columns(self):
+        return REFERRAL_COLUMNS
 
 
 def margins(rows: list[dict], value: str = "n") -> dict[str, int]:
@@ -129,4 +138,16 @@ def build_report(start: date, end: date, today: date | None = None) -> Report:
                for key, counts in district_counts.items()}
     for key in district_counts:
         report.by_district.append(Row(key, labels[key], columns[key]))
+    report.referrals = referral_rows(period)
     return report
+
+
+def referral_rows(period: Period) -> list[Row]:
+    """Referrals by service type and outcome; the statuses partition each service's total."""
+    counts = {(r["service_type"], r["status"]): r["n"] for r in referrals_by_service_and_outcome(period)}
+    rows = []
+    for service in SERVICE_TYPES:
+        raw = {status: counts.get((service, status), 0) for status in REFERRAL_STATUSES}
+        rows.append(Row(service, service.replace("_", " ").capitalize(),
+                        {"total": suppress(sum(raw.values())), **suppress_partition(raw)}))
+    return rows

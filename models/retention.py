@@ -38,11 +38,13 @@ from models.followups import Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
 from models.openrosa import ChildExtraField, OpenRosaSubmission
+from models.referrals import Referral
 from models.search import delete_tokens
 from models.sensitivity import PERSONAL, RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
 
-CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup)
+# Referrals are no synced record, but they hold a child's personal values: erased with the rest.
+CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Referral)
 # The result keys a batch replay needs; messages and field errors may quote what the device sent.
 KEPT_RESULT_KEYS = ("mutation_id", "status", "version", "code")
 

@@ -18,9 +18,11 @@ from datetime import timedelta
 import pytest
 
 from models import Actor, User, db, utcnow
+from models.agencies import save_agency
 from models.grants import request_grant
 from models.matching import MatchCandidate
 from models.records import create_record
+from models.referrals import propose_referral
 from models.syncstate import Conflict
 from models.tracing import create_request, link
 from sync.devices import disable_user, enroll_device
@@ -37,9 +39,15 @@ MATRIX = {
     ("GET", "/account"): (LOGIN, 200, 200, 200, 200, 200, LOGIN, LOGIN),
     ("POST", "/account"): (LOGIN, 422, 422, 422, 422, 422, LOGIN, LOGIN),
     ("GET", "/alerts"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
+    ("GET", "/agencies"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/agencies"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/agencies/<agency_id>"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/alerts/<alert_id>/<action>"): (LOGIN, 403, 302, 302, 404, 403, LOGIN, LOGIN),
     ("GET", "/api/openapi.json"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/api/v1/alerts"): (401, 403, 200, 200, 200, 403, 401, 401),
+    ("GET", "/api/v1/agencies"): (401, 403, 200, 200, 200, 403, 401, 401),
+    ("POST", "/api/v1/agencies"): (401, 403, 422, 403, 403, 403, 401, 401),
+    ("PATCH", "/api/v1/agencies/<uuid:agency_id>"): (401, 403, 200, 403, 403, 403, 401, 401),
     ("POST", "/api/v1/alerts/<uuid:alert_id>/acknowledge"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("POST", "/api/v1/alerts/<uuid:alert_id>/resolve"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("DELETE", "/api/v1/assessments/<uuid:record_id>"): (401, 403, 428, 428, 404, 403, 401, 401),
@@ -58,6 +66,8 @@ MATRIX = {
     ("GET", "/api/v1/children/<uuid:child_id>/followups"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("POST", "/api/v1/children/<uuid:child_id>/followups"): (401, 403, 422, 422, 422, 403, 401, 401),
     ("GET", "/api/v1/children/<uuid:child_id>/services"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("GET", "/api/v1/children/<uuid:child_id>/referrals"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("POST", "/api/v1/children/<uuid:child_id>/referrals"): (401, 403, 422, 422, 422, 403, 401, 401),
     ("POST", "/api/v1/children/<uuid:child_id>/services"): (401, 403, 422, 422, 422, 403, 401, 401),
     ("GET", "/api/v1/children/<uuid:child_id>/transitions"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("POST", "/api/v1/children/<uuid:child_id>/transitions"): (401, 403, 422, 422, 422, 403, 401, 401),
@@ -75,6 +85,9 @@ MATRIX = {
     ("GET", "/api/v1/followups/<uuid:record_id>"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("PATCH", "/api/v1/followups/<uuid:record_id>"): (401, 403, 428, 428, 404, 403, 401, 401),
     ("DELETE", "/api/v1/services/<uuid:record_id>"): (401, 403, 428, 428, 404, 403, 401, 401),
+    ("GET", "/api/v1/referrals"): (401, 403, 200, 200, 200, 403, 401, 401),
+    ("GET", "/api/v1/referrals/<uuid:referral_id>"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("POST", "/api/v1/referrals/<uuid:referral_id>/steps"): (401, 403, 422, 422, 422, 403, 401, 401),
     ("GET", "/api/v1/services/<uuid:record_id>"): (401, 403, 200, 200, 404, 403, 401, 401),
     ("PATCH", "/api/v1/services/<uuid:record_id>"): (401, 403, 428, 428, 404, 403, 401, 401),
     ("GET", "/api/v1/sync/pull"): (401, 401, 401, 401, 401, 401, 200, 401),
@@ -88,6 +101,7 @@ MATRIX = {
     ("POST", "/children/<child_id>/edit"): (LOGIN, 403, 409, 409, 404, 403, LOGIN, LOGIN),
     ("POST", "/children/<child_id>/move"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("POST", "/children/<child_id>/reassign"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/children/<child_id>/referrals"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("POST", "/children/<child_id>/restricted"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/conflicts"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("GET", "/conflicts/<conflict_id>"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
@@ -118,6 +132,8 @@ MATRIX = {
     ("POST", "/login"): (401, 401, 401, 401, 401, 401, 401, 401),
     ("POST", "/logout"): (LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN, LOGIN),
     ("GET", "/reports"): (LOGIN, 403, 200, 403, 403, 200, LOGIN, LOGIN),
+    ("GET", "/referrals"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/referrals/<referral_id>/steps"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("POST", "/reports/cases.csv"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/reports/indicators.csv"): (LOGIN, 403, 200, 403, 403, 200, LOGIN, LOGIN),
     ("GET", "/static/<path:filename>"): (404, 404, 404, 404, 404, 404, 404, 404),
@@ -151,6 +167,7 @@ MATRIX = {
 PARAMS = {
     "child_id": "mine", "record_id": None, "alert_id": "alert", "conflict_id": "conflict",
     "device_id": "spare_device", "user_id": "spare_user", "grant_id": "grant", "followup_id": "visit",
+    "agency_id": "agency", "referral_id": "referral",
     "filename": "style.css", "form_id": "homecoming_visit", "asset": "index.html", "action": "enable", "decision": "refuse",
     "request_id": "tracing_request", "match_id": "match", "link_id": "link", "choice": "dismiss",
 }
@@ -184,6 +201,10 @@ def build_world() -> dict:
     ids["alert"] = create_record("alert", {"key": f"{mine.id}:matrix", "rule": "visit_overdue",
                                            "severity": "urgent", "child_id": mine.id,
                                            "recipient_id": people["own"].id, "due_on": utcnow().date()}, boss).id
+    ids["agency"] = save_agency({"name": "Matrix Vocational Centre", "kind": "vocational_centre"}).id
+    ids["referral"] = propose_referral(mine, {"service_type": "education", "agency_id": ids["agency"],
+                                              "override_reason": "matrix"}, people["manager"],
+                                       today=utcnow().date()).id
     device, device_token = enroll_device(people["own"], "Matrix phone", by=people["manager"])
     spare, _ = enroll_device(people["own"], "Spare phone", by=people["manager"])
     conflict = Conflict(child_id=mine.id, entity="child", record_id=mine.id, device_id=device.id,

@@ -75,7 +75,7 @@ def register_api(app):
 
     app.before_request(check_before_parsing)
 
-    from server.api import alerts, auth, children, conflicts, devices, records, tracing
+    from server.api import agencies, alerts, auth, children, conflicts, devices, records, referrals, tracing
 
-    for module in (auth, children, records, alerts, devices, conflicts, tracing):
+    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals):
         api.register_blueprint(module.blp)

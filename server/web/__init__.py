@@ -14,6 +14,7 @@ def register_web(app) -> None:
     # The pages modules attach their routes to ``bp``; import them before registering it.
     from server.web import (  # noqa: F401
         account_pages,
+        agency_pages,
         alert_pages,
         approval_pages,
         audit_pages,
@@ -26,6 +27,7 @@ def register_web(app) -> None:
         forms,
         grant_pages,
         odk_device_pages,
+        referral_pages,
         rendering,
         session,
         tracing_pages,

@@ -20,6 +20,7 @@ NAV = (
     ("web.conflicts", "Conflicts", ("manager", "caseworker")),
     ("web.tracing_requests", "Tracing", ("manager", "caseworker")),
     ("web.matches", "Matches", ("manager",)),
+    ("web.referrals", "Referrals", ("manager",)),
     ("web.approvals", "Approvals", ("manager",)),
     ("web.grants", "Manager grants", ("manager",)),
     ("web.devices", "Devices", ("manager", "admin")),

@@ -1,0 +1,64 @@
+"""Partner agencies: the NGOs, UNICEF partners, probation and social welfare offices, health centres,
+schools and vocational centres a programme refers children to. Managers keep the list; a user may
+belong to one (``User.agency_id``). The contact person's details are personal and encrypted at rest."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import UTCDateTime, db, utcnow
+from models.crypto import EncryptedText
+from models.errors import FieldErrors
+from models.sensitivity import aggregate, personal
+
+AGENCY_KINDS = ("ngo", "unicef_partner", "probation_social_welfare", "health_centre", "school",
+                "vocational_centre", "other")
+LIMITS = {"name": 120, "district": 64, "contact": 500}
+
+
+class Agency(db.Model):
+    __tablename__ = "agency"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
+    name: Mapped[str] = mapped_column(String(120), unique=True, info=aggregate())
+    kind: Mapped[str] = mapped_column(String(32), info=aggregate())
+    district: Mapped[str | None] = mapped_column(String(64), info=aggregate())
+    contact: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    active: Mapped[bool] = mapped_column(default=True, info=aggregate())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
+
+
+def agency_problems(data: dict, agency: Agency | None = None) -> dict[str, list[str]]:
+    """What is wrong with an agency's fields, per field; the web and the API ask the same questions."""
+    problems = {}
+    name = data.get("name", agency.name if agency else None)
+    if not name or not name.strip():
+        problems["name"] = ["Give the agency's name."]
+    elif db.session.execute(db.select(Agency.id).where(Agency.name == name.strip(),
+                                                       Agency.id != getattr(agency, "id", None))).first():
+        problems["name"] = [f"An agency named '{name.strip()}' already exists."]
+    kind = data.get("kind", agency.kind if agency else None)
+    if kind not in AGENCY_KINDS:
+        problems["kind"] = [f"Choose one of: {', '.join(AGENCY_KINDS)}."]
+    for field, most in LIMITS.items():
+        value = data.get(field)
+        if value and len(value) > most:
+            problems[field] = [f"At most {most} characters (got {len(value)})."]
+    return problems
+
+
+def save_agency(data: dict, agency: Agency | None = None) -> Agency:
+    """Create an agency or change one; refuses invalid fields with ``FieldErrors``. Flushes."""
+    problems = agency_problems(data, agency)
+    if problems:
+        raise FieldErrors(problems)
+    agency = agency or Agency()
+    for field in ("name", "kind", "district", "contact", "active"):
+        if field in data:
+            value = data[field]
+            setattr(agency, field, value.strip() if isinstance(value, str) else value)
+    db.session.add(agency)
+    db.session.flush()
+    return agency

@@ -1,0 +1,168 @@
+"""Referrals (issue 13): a child referred for a service to a partner agency or an outside provider,
+with a lifecycle and the date and actor of every step.
+
+    proposed → sent → accepted | declined;  accepted → completed | closed_without_service
+
+A new referral needs the child's ``referral`` consent, or a manager's override (models.consent_gates).
+Every step is a row of ``referral_step``; the referral keeps its current status and when it was sent
+(the overdue-response alert reads that). Reason and outside provider are personal: encrypted."""
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.agencies import Agency
+from models.audit import audit
+from models.base import UTCDateTime, db, utcnow
+from models.consent_gates import OVERRIDDEN, require_consent
+from models.crypto import EncryptedText
+from models.errors import FieldErrors, InvalidTransition, RecordDeidentified
+from models.sensitivity import aggregate, personal
+from models.vocab import SERVICE_TYPES
+
+REFERRAL_STATUSES = ("proposed", "sent", "accepted", "declined", "completed", "closed_without_service")
+NEXT_STEPS = {
+    "proposed": ("sent",),
+    "sent": ("accepted", "declined"),
+    "accepted": ("completed", "closed_without_service"),
+    "declined": (),
+    "completed": (),
+    "closed_without_service": (),
+}
+OPEN_STATUSES = ("proposed", "sent", "accepted")
+LIMITS = {"reason": 1000, "provider_name": 120}
+
+
+class Referral(db.Model):
+    __tablename__ = "referral"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
+    service_type: Mapped[str] = mapped_column(String(24), info=aggregate())
+    agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), info=aggregate())
+    provider_name: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    status: Mapped[str] = mapped_column(String(24), default="proposed", index=True, info=aggregate())
+    sent_on: Mapped[date | None] = mapped_column(Date, info=aggregate())
+    consent_overridden: Mapped[bool] = mapped_column(default=False, info=aggregate())
+    override_reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, info=aggregate())
+
+    agency: Mapped[Agency | None] = relationship(lazy="joined")
+    steps: Mapped[list["ReferralStep"]] = relationship(order_by="ReferralStep.at", lazy="selectin")
+
+
+class ReferralStep(db.Model):
+    """One step of a referral: the status it moved to, on which day, by whom."""
+
+    __tablename__ = "referral_step"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referral.id"), index=True, info=aggregate())
+    status: Mapped[str] = mapped_column(String(24), info=aggregate())
+    occurred_on: Mapped[date] = mapped_column(Date, info=aggregate())
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
+
+
+def _as_uuid(value):
+    """An id from a form or the API; an unreadable one stands for no agency (uuid4 ids are never 0)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return uuid.UUID(int=0)
+
+
+def _referral_problems(data: dict) -> dict[str, list[str]]:
+    problems = {}
+    if data.get("service_type") not in SERVICE_TYPES:
+        problems["service_type"] = [f"Choose one of: {', '.join(SERVICE_TYPES)}."]
+    agency_id, provider = data.get("agency_id"), (data.get("provider_name") or "").strip()
+    if agency_id and provider:
+        problems["provider_name"] = ["Name either a partner agency or an outside provider, not both."]
+    elif not agency_id and not provider:
+        problems["agency_id"] = ["Choose the receiving agency, or name an outside provider."]
+    elif agency_id:
+        agency = db.session.get(Agency, _as_uuid(agency_id))
+        if agency is None or not agency.active:
+            problems["agency_id"] = ["No active agency with this id."]
+    for field, most in LIMITS.items():
+        value = data.get(field)
+        if value and len(value) > most:
+            problems[field] = [f"At most {most} characters (got {len(value)})."]
+    return problems
+
+
+def propose_referral(child, data: dict, user, *, today: date) -> Referral:
+    """A new referral, ``proposed``, after the consent gate. ``data``: service_type, agency_id or
+    provider_name, reason, override_reason (a manager's, when the consent is missing). Flushes."""
+    if child.deidentified_at is not None:
+        raise RecordDeidentified("This case was de-identified: it can no longer be referred.")
+    problems = _referral_problems(data)
+    if problems:
+        raise FieldErrors(problems)
+    override = data.get("override_reason")
+    gate = require_consent(child, "referral", user, override, on=today)
+    referral = Referral(
+        child_id=child.id, service_type=data["service_type"],
+        agency_id=_as_uuid(data["agency_id"]) if data.get("agency_id") else None,
+        provider_name=(data.get("provider_name") or "").strip() or None, reason=data.get("reason") or None,
+        status="proposed", consent_overridden=gate == OVERRIDDEN,
+        override_reason=override.strip() if gate == OVERRIDDEN else None, created_by_id=user.id,
+    )
+    db.session.add(referral)
+    db.session.flush()
+    db.session.add(ReferralStep(referral_id=referral.id, status="proposed", occurred_on=today, actor_id=user.id))
+    audit("referral.create", actor=user, child_id=child.id, target=referral.id,
+          service_type=referral.service_type, consent="override" if referral.consent_overridden else "given")
+    db.session.flush()
+    return referral
+
+
+def advance_referral(referral: Referral, to_status: str, user, *, today: date) -> Referral:
+    """Move a referral one step; refuses a step its status does not allow, naming the allowed ones.
+    Sending re-checks the consent: one withdrawn since the proposal stops the referral going out,
+    unless the proposal was a manager's override."""
+    allowed = NEXT_STEPS.get(referral.status, ())
+    if to_status not in allowed:
+        choices = ", ".join(allowed) if allowed else "none (the referral is finished)"
+        raise InvalidTransition(f"A referral that is {referral.status.replace('_', ' ')} cannot become "
+                                f"{to_status.replace('_', ' ')}. Allowed: {choices}.",
+                                {"status": referral.status, "allowed": list(allowed)})
+    if to_status == "sent" and not referral.consent_overridden:
+        from models.children import Child
+
+        require_consent(db.session.get(Child, referral.child_id), "referral", user, None, on=today)
+    referral.status = to_status
+    if to_status == "sent":
+        referral.sent_on = today
+    db.session.add(ReferralStep(referral_id=referral.id, status=to_status, occurred_on=today, actor_id=user.id))
+    if to_status in ("accepted", "declined"):
+        from models.alerting import resolve_stale
+
+        db.session.flush()
+        resolve_stale(today, {referral.child_id})  # an answer settles the overdue-response alert
+    audit("referral.step", actor=user, child_id=referral.child_id, target=referral.id, status=to_status)
+    db.session.flush()
+    return referral
+
+
+def referral_body(referral: Referral, *, show_override: bool) -> dict:
+    """What the API shows of a referral; the reason for a consent override only with ``show_override``
+    (managers: it is their decision, and it may say more about the family than the case needs)."""
+    return {
+        "id": str(referral.id), "child_id": str(referral.child_id), "service_type": referral.service_type,
+        "agency_id": str(referral.agency_id) if referral.agency_id else None,
+        "agency": referral.agency.name if referral.agency else None, "provider_name": referral.provider_name,
+        "reason": referral.reason, "status": referral.status,
+        "sent_on": referral.sent_on.isoformat() if referral.sent_on else None,
+        "allowed_next": list(NEXT_STEPS[referral.status]), "consent_overridden": referral.consent_overridden,
+        "override_reason": referral.override_reason if show_override else None,
+        "steps": [{"status": s.status, "occurred_on": s.occurred_on.isoformat(), "at": s.at.isoformat(),
+                   "actor_id": str(s.actor_id) if s.actor_id else None} for s in referral.steps],
+        "created_at": referral.created_at.isoformat(),
+    }
