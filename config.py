@@ -75,6 +75,16 @@ def smtp_problems(config) -> list[str]:
     return problems
 
 
+def time_zone_problems(name: str) -> list[str]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f"HOMECOMING_TIME_ZONE must be a time zone name such as Africa/Kampala, got {name!r}"]
+    return []
+
+
 def _env(name, default=None):
     return os.environ.get(f"HOMECOMING_{name}", default)
 
@@ -139,13 +149,16 @@ class Config:
         self.WEB_DEVICE_STALE_DAYS = _env_int("WEB_DEVICE_STALE_DAYS", 7)
         # A child's district is one of these (comma-separated; unset: models.districts.DEFAULT).
         self.DISTRICTS = _env("DISTRICTS")
+        # Times on the web and in e-mails are shown in the programme's zone (an IANA name), with its
+        # abbreviation ("14:05 EAT"); they are stored in UTC.
+        self.TIME_ZONE = _env("TIME_ZONE", "Africa/Kampala")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
 
     def validate(self):
         """Raise ValueError naming what is missing; called by the factory before anything starts."""
-        problems = rule_problems(self.RULES) + scheduler_problems(self)
+        problems = rule_problems(self.RULES) + scheduler_problems(self) + time_zone_problems(self.TIME_ZONE)
         data_keys = {self.DATA_KEY, *self.DATA_KEYS_OLD.values()} - {None}
         if self.BACKUP_KEY and self.BACKUP_KEY in data_keys:
             problems.append("HOMECOMING_BACKUP_KEY must differ from every data key: a backup must not open "

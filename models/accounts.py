@@ -53,6 +53,8 @@ class User(db.Model):
     # user must choose their own before doing anything else, so the one who handed it out cannot keep
     # using it unnoticed.
     password_temporary: Mapped[bool] = mapped_column(default=False)
+    # The web's language (a catalogue under server/translations, or "en"); None: the browser's choice.
+    language: Mapped[str | None] = mapped_column(String(16))
 
     def set_password(self, password: str, *, temporary: bool = False) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt

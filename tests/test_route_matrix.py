@@ -34,6 +34,7 @@ MATRIX = {
     ("GET", "/"): (LOGIN, 302, 200, 200, 200, 302, LOGIN, LOGIN),
     ("GET", "/account"): (LOGIN, 200, 200, 200, 200, 200, LOGIN, LOGIN),
     ("POST", "/account"): (LOGIN, 422, 422, 422, 422, 422, LOGIN, LOGIN),
+    ("POST", "/account/language"): (LOGIN, 422, 422, 422, 422, 422, LOGIN, LOGIN),
     ("GET", "/alerts"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/alerts/<alert_id>/<action>"): (LOGIN, 403, 302, 302, 404, 403, LOGIN, LOGIN),
     ("GET", "/api/openapi.json"): (200, 200, 200, 200, 200, 200, 200, 200),

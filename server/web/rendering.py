@@ -2,9 +2,13 @@
 user as a domain ``Actor``, and loading a child the user may see (404 otherwise)."""
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from flask import abort, g, render_template
+from babel import dates
+from babel.dates import get_timezone
+from flask import abort, current_app, g, render_template
+from flask_babel import format_date, format_decimal, get_locale, gettext
+from flask_babel import lazy_gettext as _l
 
 from models import Actor, Child, db
 from models.access import can_see_child
@@ -13,23 +17,24 @@ from server.web import bp
 
 # (endpoint, label, roles that see it). Admins see no child data; analysts see reports only (DESIGN §7).
 NAV = (
-    ("web.dashboard", "Dashboard", ("manager", "caseworker")),
-    ("web.children", "Children", ("manager", "caseworker")),
-    ("web.followups", "Follow-ups", ("manager", "caseworker")),
-    ("web.alerts", "Alerts", ("manager", "caseworker")),
-    ("web.conflicts", "Conflicts", ("manager", "caseworker")),
-    ("web.approvals", "Approvals", ("manager",)),
-    ("web.grants", "Manager grants", ("manager",)),
-    ("web.devices", "Devices", ("manager", "admin")),
-    ("web.users", "Users", ("admin",)),
-    ("web.reports", "Reports", ("manager", "analyst")),
-    ("web.audit_log", "Audit log", ("admin", "manager")),
+    ("web.dashboard", _l("Dashboard"), ("manager", "caseworker")),
+    ("web.children", _l("Children"), ("manager", "caseworker")),
+    ("web.followups", _l("Follow-ups"), ("manager", "caseworker")),
+    ("web.alerts", _l("Alerts"), ("manager", "caseworker")),
+    ("web.conflicts", _l("Conflicts"), ("manager", "caseworker")),
+    ("web.approvals", _l("Approvals"), ("manager",)),
+    ("web.grants", _l("Manager grants"), ("manager",)),
+    ("web.devices", _l("Devices"), ("manager", "admin")),
+    ("web.users", _l("Users"), ("admin",)),
+    ("web.reports", _l("Reports"), ("manager", "analyst")),
+    ("web.audit_log", _l("Audit log"), ("admin", "manager")),
 )
+
+ROLE_NAMES = {"admin": _l("administrator"), "manager": _l("manager"), "caseworker": _l("caseworker"),
+              "analyst": _l("analyst")}
 
 
 def nav_items():
-    from flask import current_app
-
     endpoints = set(current_app.view_functions)
     return [item for item in NAV if item[0] in endpoints]
 
@@ -41,17 +46,30 @@ def humanize(value) -> str:
 
 
 def show_date(value) -> str:
+    """A moment in the programme's time zone, saying which ("3 Dec 2026, 14:05 EAT"); a day as a day.
+    Stored times are UTC (naive ones too)."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        here = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(
+            get_timezone(current_app.config["TIME_ZONE"]))
+        return f"{dates.format_datetime(here, 'd MMM y, HH:mm', tzinfo=here.tzinfo, locale=get_locale())} " \
+               f"{here.tzname()}"
     if isinstance(value, date):
-        return value.isoformat()
+        return format_date(value, "d MMM y")
     return str(value)
 
 
+def show_number(value) -> str:
+    return "—" if value is None else format_decimal(value)
+
+
 def yes_no(value) -> str:
-    return "—" if value is None else ("yes" if value else "no")
+    return "—" if value is None else (gettext("yes") if value else gettext("no"))
+
+
+def role_name(role) -> str:
+    return str(ROLE_NAMES.get(role, role))
 
 
 @bp.app_template_global("phase_of")
@@ -86,4 +104,6 @@ def register_filters(app) -> None:
     app.jinja_env.filters["humanize"] = humanize
     app.jinja_env.filters["show_date"] = show_date
     app.jinja_env.filters["yes_no"] = yes_no
+    app.jinja_env.filters["show_number"] = show_number
+    app.jinja_env.filters["role_name"] = role_name
     app.jinja_env.globals["nav_items"] = nav_items

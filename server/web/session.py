@@ -19,7 +19,7 @@ from models import User, db
 
 CSRF_FIELD = "csrf_token"
 # All a user whose password someone else chose may do until they choose their own.
-TEMPORARY_PASSWORD_ENDPOINTS = ("web.account", "web.logout")
+TEMPORARY_PASSWORD_ENDPOINTS = ("web.account", "web.account_language", "web.logout")
 
 
 def register(app) -> None:

@@ -1,0 +1,89 @@
+"""Languages of the manager web: the locale chosen per request (the user's choice, else the browser's,
+else English), the catalogue complete and compiling, the time zone shown with every time, and the
+language picked on /account."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from models import User, db
+from server.i18n import TRANSLATIONS, available_languages
+from server.web.rendering import show_date
+from tests.factories import make_user
+from tests.web_client import post, sign_in, text
+
+CATALOGUES = sorted(TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"))
+
+
+@pytest.fixture
+def manager(app):
+    with app.app_context():
+        make_user("manager", username="i18n.manager")
+        db.session.commit()
+
+
+def _read(path: Path):
+    with path.open("rb") as f:
+        return read_po(f)
+
+
+def test_french_is_a_catalogue_and_compiled():
+    assert [p.parent.parent.name for p in CATALOGUES] == ["fr"]
+    assert available_languages() == ["en", "fr"], "run `make catalogues` to compile server/translations"
+
+
+@pytest.mark.parametrize("po", CATALOGUES, ids=lambda p: p.parent.parent.name)
+def test_every_catalogue_is_complete_and_its_compiled_copy_is_current(po):
+    catalog = _read(po)
+    untranslated = [m.id for m in catalog if m.id and not (m.string if isinstance(m.string, str) else all(m.string))]
+    assert untranslated == [], f"{po}: untranslated"
+    fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
+    assert fuzzy == [], f"{po}: fuzzy (check, then remove the flag)"
+    with po.with_suffix(".mo").open("rb") as f:
+        compiled = {m.id: m.string for m in read_mo(f) if m.id}
+    assert compiled == {m.id: m.string for m in catalog if m.id}, "stale .mo: run `make catalogues`"
+    assert [(m.id, errors) for m, errors in catalog.check()] == [], "placeholders differ"
+
+
+def test_browser_language_then_english(client, manager):
+    assert 'lang="en"' in text(client.get("/login"))
+    page = text(client.get("/login", headers={"Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}))
+    assert 'lang="fr" dir="ltr"' in page and "Aller au contenu" in page
+    assert 'lang="en"' in text(client.get("/login", headers={"Accept-Language": "de, sw"}))
+
+
+def test_a_user_picks_a_language_that_beats_the_browser(client, app, manager):
+    sign_in(client, "i18n.manager")
+    response = post(client, "/account/language", {"language": "fr"})
+    assert response.status_code == 302
+    page = text(client.get("/account", headers={"Accept-Language": "en"}))
+    assert 'lang="fr"' in page and "Votre compte" in page and "Tableau de bord" in page
+    assert "Le site s’affiche maintenant dans cette langue." in page
+    with app.app_context():
+        user = db.session.execute(db.select(User).where(User.username == "i18n.manager")).scalar_one()
+        assert user.language == "fr"
+    refused = post(client, "/account/language", {"language": "xx"})
+    assert refused.status_code == 422 and "Choisissez une des langues de la liste." in text(refused)
+    post(client, "/account/language", {"language": "en"})
+    assert 'lang="en"' in text(client.get("/account", headers={"Accept-Language": "fr"}))
+
+
+def test_times_are_shown_in_the_programme_zone_saying_which(app):
+    moment = datetime(2026, 12, 3, 11, 5, tzinfo=UTC)
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert show_date(moment) == "3 Dec 2026, 14:05 EAT"
+        assert show_date(moment.replace(tzinfo=None)) == "3 Dec 2026, 14:05 EAT"  # naive means UTC
+    app.config["TIME_ZONE"] = "Africa/Juba"
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        assert show_date(moment) == "3 déc. 2026, 13:05 CAT"
+
+
+def test_an_unknown_time_zone_is_refused_at_start(monkeypatch):
+    from config import TestingConfig
+
+    monkeypatch.setenv("HOMECOMING_TIME_ZONE", "Africa/Atlantis")
+    with pytest.raises(ValueError, match="HOMECOMING_TIME_ZONE"):
+        TestingConfig().validate()
