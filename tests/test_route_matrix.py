@@ -37,6 +37,7 @@ MATRIX = {
     ("POST", "/account/language"): (LOGIN, 422, 422, 422, 422, 422, LOGIN, LOGIN),
     ("GET", "/alerts"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/alerts/<alert_id>/<action>"): (LOGIN, 403, 302, 302, 404, 403, LOGIN, LOGIN),
+    ("POST", "/alerts/acknowledge"): (LOGIN, 403, 302, 302, 302, 403, LOGIN, LOGIN),
     ("GET", "/api/openapi.json"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/api/v1/alerts"): (401, 403, 200, 200, 200, 403, 401, 401),
     ("POST", "/api/v1/alerts/<uuid:alert_id>/acknowledge"): (401, 403, 200, 200, 404, 403, 401, 401),
@@ -88,6 +89,11 @@ MATRIX = {
     ("POST", "/children/<child_id>/move"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("POST", "/children/<child_id>/reassign"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/children/<child_id>/restricted"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/children/<child_id>/records/<entity>"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
+    ("GET", "/children/<child_id>/summary"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
+    ("POST", "/children/<child_id>/summary"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/children/new"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
+    ("POST", "/children/new"): (LOGIN, 403, 422, 422, 422, 403, LOGIN, LOGIN),
     ("GET", "/conflicts"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("GET", "/conflicts/<conflict_id>"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
     ("POST", "/conflicts/<conflict_id>"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
@@ -100,6 +106,7 @@ MATRIX = {
     ("GET", "/field/vocab.json"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/followups"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/followups/<followup_id>/outcome"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
+    ("GET", "/followups/<followup_id>/visit"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
     ("GET", "/grants"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/grants/<grant_id>/<decision>"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/healthz"): (200, 200, 200, 200, 200, 200, 200, 200),
@@ -120,6 +127,7 @@ PARAMS = {
     "child_id": "mine", "record_id": None, "alert_id": "alert", "conflict_id": "conflict",
     "device_id": "spare_device", "user_id": "spare_user", "grant_id": "grant", "followup_id": "visit",
     "filename": "style.css", "asset": "index.html", "action": "enable", "decision": "refuse",
+    "entity": "followup",
 }
 ACTION_OF = {"/alerts/<alert_id>/<action>": "acknowledge"}
 # Form fields that keep a permitted web action from changing what later requests see.

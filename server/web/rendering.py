@@ -34,6 +34,40 @@ ROLE_NAMES = {"admin": _l("administrator"), "manager": _l("manager"), "caseworke
               "analyst": _l("analyst")}
 
 
+# The controlled vocabularies (models/vocab.py, models/lifecycle.py) as people say them; ``humanize``
+# shows these, in the page's language, and falls back to the value with spaces for anything else.
+WORDS = {
+    # stages and phases
+    "identified": _l("identified"), "reception": _l("reception"), "registered": _l("registered"),
+    "assessed": _l("assessed"), "tracing": _l("tracing"), "reunified": _l("reunified"),
+    "follow_up": _l("follow-up"), "closure_pending": _l("closure pending"), "closed": _l("closed"),
+    "missing": _l("missing"), "demobilisation": _l("demobilisation"), "trauma_support": _l("trauma support"),
+    "reintegration": _l("reintegration"),
+    # sexes and risk levels
+    "female": _l("female"), "male": _l("male"), "other": _l("other"), "unknown": _l("unknown"),
+    "high": _l("high"), "medium": _l("medium"), "low": _l("low"), "none": _l("none"),
+    # alerts
+    "info": _l("info"), "warning": _l("warning"), "urgent": _l("urgent"), "open": _l("open"),
+    "acknowledged": _l("acknowledged"), "resolved": _l("resolved"), "live": _l("open or acknowledged"),
+    "all": _l("all"), "visit_due_soon": _l("visit due soon"), "visit_due": _l("visit due today"),
+    "visit_overdue": _l("visit overdue"), "visit_escalated": _l("visit overdue, escalated"),
+    "plan_review_due_soon": _l("plan review due soon"), "plan_review_due": _l("plan review due today"),
+    "plan_review_overdue": _l("plan review overdue"), "plan_review_escalated": _l("plan review overdue, escalated"),
+    "assessment_due_soon": _l("assessment due soon"), "assessment_due": _l("assessment due"),
+    "assessment_overdue": _l("assessment overdue"), "assessment_escalated": _l("assessment overdue, escalated"),
+    "reception_warn": _l("reception stay nearing its limit"), "reception_overdue": _l("reception stay past its limit"),
+    "reception_escalated": _l("reception stay well past its limit, escalated"),
+    "missed_in_row": _l("visits missed in a row"), "closure_eligible": _l("closure may be proposed"),
+    "danger_reported": _l("danger reported at a visit"), "consent_adult": _l("consent to seek again as an adult"),
+    # follow-ups
+    "visit": _l("visit"), "plan_review": _l("plan review"), "missed": _l("missed"),
+    "reception_review": _l("reception review"), "scheduled": _l("scheduled"), "done": _l("done"),
+    "cancelled": _l("cancelled"),
+    # age bands
+    "under_15": _l("under 15"), "15_17": _l("15–17"), "18_plus": _l("18 and over"),
+}
+
+
 def nav_items():
     endpoints = set(current_app.view_functions)
     return [item for item in NAV if item[0] in endpoints]
@@ -42,7 +76,12 @@ def nav_items():
 def humanize(value) -> str:
     if value is None:
         return "—"
-    return str(value).replace("_", " ")
+    return str(WORDS.get(value) or str(value).replace("_", " "))
+
+
+def word_choice(value) -> tuple[str, str]:
+    """(value, its words) for a select's options."""
+    return value, humanize(value)
 
 
 def show_date(value) -> str:
@@ -106,4 +145,5 @@ def register_filters(app) -> None:
     app.jinja_env.filters["yes_no"] = yes_no
     app.jinja_env.filters["show_number"] = show_number
     app.jinja_env.filters["role_name"] = role_name
+    app.jinja_env.filters["word_choice"] = word_choice
     app.jinja_env.globals["nav_items"] = nav_items
