@@ -99,6 +99,7 @@ MATRIX = {
     ("POST", "/conflicts/<conflict_id>"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("GET", "/devices"): (LOGIN, 200, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/devices"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/devices/<device_id>/enrolled"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/devices/<device_id>/revoke"): (LOGIN, 302, 302, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/field/"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/field/<path:asset>"): (200, 200, 200, 200, 200, 200, 200, 200),
