@@ -146,4 +146,5 @@ def register_filters(app) -> None:
     app.jinja_env.filters["show_number"] = show_number
     app.jinja_env.filters["role_name"] = role_name
     app.jinja_env.filters["word_choice"] = word_choice
+    app.jinja_env.filters["role_choice"] = lambda role: (role, role_name(role))
     app.jinja_env.globals["nav_items"] = nav_items
