@@ -5,11 +5,10 @@ from urllib.parse import urlparse
 from flask import flash, g, redirect, request, url_for
 from flask_babel import force_locale, gettext
 
-from server.i18n import available_languages, language_choices
-
 from models import audit, db, utcnow
 from models.accounts import LoginRefused, authenticate
 from models.passwords import password_problems
+from server.i18n import available_languages, language_choices
 from server.web import bp
 from server.web.known_client import known_client_id, remember_known_client
 from server.web.rendering import render
