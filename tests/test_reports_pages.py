@@ -31,7 +31,9 @@ def csrf_of(client, path="/reports"):
 
 
 def rows_of(response):
-    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    data = response.get_data()
+    assert data.startswith("\ufeff".encode())  # the BOM Excel needs to read UTF-8 (issue 12)
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
 
 
 @pytest.fixture
