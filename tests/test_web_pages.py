@@ -295,7 +295,7 @@ def test_alerts_acknowledge_and_resolve(app, world):
 def test_conflicts_side_by_side_and_resolved_field_by_field(app, world):
     cw = as_role(app, "cw")
     listed = text(cw.get("/conflicts"))
-    assert world["mine_code"] in listed and "risk_level" in listed and "Tablet 1" in listed
+    assert world["mine_code"] in listed and "Risk level" in listed and "Tablet 1" in listed
     page = text(cw.get(f"/conflicts/{world['conflict']}"))
     assert "Keep high" in page and "Keep low" in page
     missing = post(cw, f"/conflicts/{world['conflict']}", {})

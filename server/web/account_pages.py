@@ -1,9 +1,11 @@
 """Sign in, sign out, and your own account (change your password)."""
 
+import re
 from urllib.parse import urlparse
 
 from flask import flash, g, redirect, request, url_for
 from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
 
 from models import audit, db, utcnow
 from models.accounts import LoginRefused, authenticate
@@ -25,6 +27,19 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+# models.accounts' refusals (English, for the API too), as the sign-in page says them.
+REFUSALS = {"Wrong username or password.": _l("Wrong username or password."),
+            "This account is disabled. Ask your administrator.": _l("This account is disabled. Ask your administrator.")}
+WAIT = re.compile(r"Too many attempts\. Wait (\d+) seconds and try again\.")
+
+
+def refusal_words(refused: LoginRefused) -> str:
+    message = str(refused)
+    if wait := WAIT.fullmatch(message):
+        return gettext("Too many attempts. Wait %(seconds)s seconds and try again.", seconds=wait.group(1))
+    return str(REFUSALS.get(message, message))
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     next_url = _safe_next(request.args.get("next"))
@@ -41,7 +56,7 @@ def login():
     except LoginRefused as refused:
         audit("login.failed", target=username[:80], via="web", ip=request.remote_addr)
         db.session.commit()  # keep the throttle counters
-        return render("login.html", 401, error=str(refused), next=next_url, username=username)
+        return render("login.html", 401, error=refusal_words(refused), next=next_url, username=username)
     audit("login", actor=user, via="web", ip=request.remote_addr)
     db.session.commit()
     sign_in(user)

@@ -10,12 +10,13 @@ import uuid
 from dataclasses import dataclass
 
 from flask import abort, current_app, flash, g, redirect, url_for
+from flask_babel import gettext
 
 from models import db
 from models.grants import GrantRefused, ManagerGrant, confirm_grant, pending_grants, refuse_grant
 from server.notify.channels import SendFailed, send_email
 from server.web import bp
-from server.web.rendering import parse_uuid, render
+from server.web.rendering import GRANT_WORDS, parse_uuid, render
 from server.web.session import login_required
 
 
@@ -41,7 +42,7 @@ class PasswordMail:
 
 
 def grants_page(status=200, **extra):
-    return render("grants.html", status, title="Manager grants", grants=pending_grants(), **extra)
+    return render("grants.html", status, title=gettext("Manager grants"), grants=pending_grants(), **extra)
 
 
 @bp.get("/grants")
@@ -74,7 +75,8 @@ def grant_decide(grant_id, decision):
         if decision == "refuse":
             refuse_grant(grant, by=g.user, via="web")
             db.session.commit()
-            flash(f"Refused: {grant.what} for {grant.user.username}.", "success")
+            flash(gettext("Refused: %(what)s for %(username)s.", what=GRANT_WORDS[grant.kind],
+                          username=grant.user.username), "success")
             return redirect(url_for("web.grants"))
         password = secrets.token_urlsafe(12)
         user = confirm_grant(grant, by=g.user, new_password=password, via="web")
@@ -84,6 +86,7 @@ def grant_decide(grant_id, decision):
         return redirect(url_for("web.grants"))
     db.session.commit()
     if _deliver(user, password):
-        flash(f"{user.username} is a manager; the one-time password went to {user.email}.", "success")
+        flash(gettext("%(username)s is a manager; the one-time password went to %(email)s.",
+                      username=user.username, email=user.email), "success")
         return redirect(url_for("web.grants"))
     return grants_page(200, shown_password=password, shown_for=user.username)

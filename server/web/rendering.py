@@ -30,6 +30,8 @@ NAV = (
     ("web.audit_log", _l("Audit log"), ("admin", "manager")),
 )
 
+GRANT_WORDS = {"create": _l("new manager account"), "role": _l("role change to manager"),
+               "password": _l("password reset of a manager")}
 ROLE_NAMES = {"admin": _l("administrator"), "manager": _l("manager"), "caseworker": _l("caseworker"),
               "analyst": _l("analyst")}
 
@@ -107,6 +109,13 @@ def yes_no(value) -> str:
     return "—" if value is None else (gettext("yes") if value else gettext("no"))
 
 
+def field_label(name) -> str:
+    """A record field as people say it (the forms' labels)."""
+    from server.web.forms import LABELS
+
+    return str(LABELS.get(name) or humanize(name))
+
+
 def role_name(role) -> str:
     return str(ROLE_NAMES.get(role, role))
 
@@ -147,4 +156,6 @@ def register_filters(app) -> None:
     app.jinja_env.filters["role_name"] = role_name
     app.jinja_env.filters["word_choice"] = word_choice
     app.jinja_env.filters["role_choice"] = lambda role: (role, role_name(role))
+    app.jinja_env.filters["field_label"] = field_label
+    app.jinja_env.filters["grant_words"] = lambda kind: str(GRANT_WORDS.get(kind, kind))
     app.jinja_env.globals["nav_items"] = nav_items
