@@ -20,6 +20,7 @@ from models.indicators import Period
 from models.reporting import AGE_COLUMNS, SEX_COLUMNS, Report, Trend, build_report, build_trend
 from server.web import bp
 from server.web.charts import bar_svg
+from server.web.csv_words import with_header_words
 from server.web.rendering import render
 from server.web.session import login_required
 
@@ -144,7 +145,7 @@ def export_indicators():
         return render("reports.html", 400, title="Reports", report=None, errors=errors,
                       values={"start": request.args.get("start", ""), "end": request.args.get("end", "")})
     report = build_report(period.start, period.end, today=utcnow().date())
-    body = list(csv_lines(deidentified_rows(report)))
+    body = list(csv_lines(with_header_words(deidentified_rows(report))))
     audit("export.deidentified", actor=g.user, ip=request.remote_addr,
           start=period.start.isoformat(), end=period.end.isoformat())
     db.session.commit()
@@ -164,4 +165,4 @@ def export_cases():
           start=period.start.isoformat(), end=period.end.isoformat())
     db.session.commit()
     rows = identified_rows(period, counted, closures)
-    return _csv_response(stream_with_context(csv_lines(rows)), _filename(period, "cases"))
+    return _csv_response(stream_with_context(csv_lines(with_header_words(rows))), _filename(period, "cases"))
