@@ -8,6 +8,7 @@ audit events. One commit per form, then follow-up planning on the committed stat
 from flask import abort, flash, g, redirect, request, url_for
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
+from werkzeug.datastructures import MultiDict
 
 from models import audit, db
 from models.errors import Problem
@@ -62,7 +63,7 @@ def record_form_context() -> dict:
             "record_dates": RECORD_DATES}
 
 
-def register_page(status=200, *, errors=None, form=None):
+def register_page(form, status=200, *, errors=None):
     return render("child_new.html", status, title="Register a child", fields=REGISTER_FIELDS,
                   restricted_fields=RESTRICTED_FIELDS, booleans=BOOLEAN_FIELDS, dates=DATES | {"identified_on"},
                   choices={**CHOICES, "district": district_choices()}, labels=LABELS,
@@ -73,7 +74,7 @@ def register_page(status=200, *, errors=None, form=None):
 @bp.get("/children/new")
 @login_required("manager", "caseworker")
 def child_new():
-    return register_page()
+    return register_page(MultiDict({"identified_on": today().isoformat()}))
 
 
 @bp.post("/children/new")
@@ -98,7 +99,7 @@ def child_register():
         errors = errors_of(exc)
         if errors.keys() & {"given_by", "purpose", "given_on"}:
             errors["_form"] = [*errors.get("_form", []), gettext("A consent could not be recorded.")]
-        return register_page(422, errors=errors, form=typed(request.form))
+        return register_page(typed(request.form), 422, errors=errors)
     audit("child.create", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
     for _ in consents:
         audit("consent.create", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
