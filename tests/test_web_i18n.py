@@ -87,3 +87,32 @@ def test_an_unknown_time_zone_is_refused_at_start(monkeypatch):
     monkeypatch.setenv("HOMECOMING_TIME_ZONE", "Africa/Atlantis")
     with pytest.raises(ValueError, match="HOMECOMING_TIME_ZONE"):
         TestingConfig().validate()
+
+
+def test_pages_words_and_numbers_in_french(client, app, manager):
+    sign_in(client, "i18n.manager")
+    post(client, "/account/language", {"language": "fr"})
+    page = text(client.get("/"))
+    assert "Tableau de bord" in page and "Enfants par phase et étape" in page and "0 enfant" in page
+    page = text(client.get("/alerts"))
+    assert "Aucune alerte ici." in page and "ouvertes ou prises en compte" in page
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        from server.web.rendering import show_number
+
+        assert show_number(100000) == "100\u202f000"
+
+
+def test_an_e_mail_digest_in_the_recipients_language(app):
+    from server.notify.channels import Digest, DigestLine
+
+    line = DigestLine(alert_id="a", case_code="K5E5-W92E", rule="visit_overdue", severity="warning",
+                      due_on="2026-12-01", link="http://homecoming.test/children/x")
+    digest = Digest(digest_id="d", recipient="boss", email="boss@example.org", lines=[line, line],
+                    sent_at="2026-12-03T11:05:00+00:00", language="fr")
+    with app.app_context():
+        assert digest.subject == "Homecoming : 2 alertes"
+        body = digest.text()
+        assert "[ATTENTION] dossier K5E5-W92E : visite en retard (échéance 1 déc. 2026)" in body
+        assert "Connectez-vous pour voir le dossier." in body
+        english = Digest(**{**digest.__dict__, "language": None})
+        assert english.subject == "Homecoming: 2 alerts" and "case K5E5-W92E: visit overdue" in english.text()
