@@ -86,6 +86,8 @@ def test_a_caseworker_registers_a_child_with_consent_per_purpose(app, people):
                                      .where(RecordHistory.child_id == child.id)).scalars().all()
         assert set(sources) == {"web"}
         assert len(events("child.create", child.id)) == 1 and len(events("consent.create", child.id)) == 2
+    page = text(cw.get(response.headers["Location"]))
+    assert "consent for services given by the caregiver" in page and "Lamunu Fictional" in page
 
 
 def test_a_caseworker_cannot_register_into_someone_elses_caseload(app, people):

@@ -6,11 +6,13 @@ their next pull exactly as if it came from the API.
 """
 
 from flask import abort, flash, g, redirect, request, url_for
+from flask_babel import lazy_gettext as _l
 
 from models import (
     Alert,
     Assessment,
     Child,
+    Consent,
     Followup,
     Service,
     StageTransition,
@@ -59,11 +61,11 @@ DATES = {"date_of_birth", "date_joined", "date_left", "identified_on", "stage_si
 
 def profile_sections(child: Child, show_restricted: bool) -> list[tuple[str, str, list]]:
     sections = []
-    for cls, title in ((AGGREGATE, "Case"), (PERSONAL, "Identity and family (need to know)")):
+    for cls, title in ((AGGREGATE, _l("Case")), (PERSONAL, _l("Identity and family (need to know)"))):
         rows = [(name, getattr(child, name)) for name in fields_of(Child, cls) if name not in HIDDEN]
         sections.append((cls, title, rows))
     if show_restricted:
-        sections.append((RESTRICTED, "CAAFAG profile (restricted)",
+        sections.append((RESTRICTED, _l("CAAFAG profile (restricted)"),
                          [(name, getattr(child, name)) for name in RESTRICTED_FIELDS]))
     return sections
 
@@ -81,6 +83,11 @@ def timeline(child: Child) -> list[dict]:
             text += f" ({t.closure_reason.replace('_', ' ')})"
         items.append({"on": t.occurred_on, "at": t.created_at, "kind": "stage", "text": text,
                       "detail": t.reason, "by": username})
+    for c in _records(Consent, child):
+        items.append({"on": c.given_on, "at": c.created_at, "kind": "consent",
+                      "text": f"consent for {c.purpose} given by the {c.given_by}"
+                              + (f", withdrawn {c.withdrawn_on.isoformat()}" if c.withdrawn_on else ""),
+                      "detail": None})
     for a in _records(Assessment, child):
         items.append({"on": a.assessed_on, "at": a.created_at, "kind": "assessment",
                       "text": f"{a.kind} assessment" + (f", risk {a.risk_level}" if a.risk_level else ""),
