@@ -98,6 +98,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
+        batch_op.create_index('ix_child_id_scope', ['id', 'caseworker_id', 'district', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_child_stage_district', ['stage', 'district'], unique=False)
 
@@ -543,6 +544,7 @@ def downgrade():
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.drop_index('ix_child_stage_district')
         batch_op.drop_index(batch_op.f('ix_child_seq'))
+        batch_op.drop_index('ix_child_id_scope')
         batch_op.drop_index(batch_op.f('ix_child_district'))
         batch_op.drop_index('ix_child_dashboard')
         batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))
