@@ -6,6 +6,7 @@ their next pull exactly as if it came from the API.
 """
 
 from flask import abort, flash, g, redirect, request, url_for
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from models import (
@@ -155,7 +156,7 @@ def district_choices(child=None) -> list[tuple[str, str]]:
 
 
 def child_name(child) -> str:
-    return " ".join(n for n in (child.given_name, child.family_name) if n) or "Name not recorded"
+    return " ".join(n for n in (child.given_name, child.family_name) if n) or gettext("Name not recorded")
 
 
 def child_page(child, status=200, *, show_restricted=False, errors=None, form=None):
@@ -218,7 +219,7 @@ def child_move(child_id):
     data = form_values(request.form, ("to_stage", "occurred_on", "reason", "closure_reason"))
     try:
         if not data.get("to_stage"):
-            raise FieldErrors({"to_stage": ["Choose the stage to move to."]})
+            raise FieldErrors({"to_stage": [gettext("Choose the stage to move to.")]})
         data = load(api_schema("stage_transition"), data)
         record = transition(child, data.pop("to_stage"), web_actor(), today=today(),
                             min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"], **data)
@@ -226,7 +227,8 @@ def child_move(child_id):
         return _failed(child, "move", exc)
     audit("child.transition", actor=g.user, child_id=child.id, to_stage=record.to_stage, via="web")
     commit_and_plan(child.id)
-    flash(f"{child.case_code} moved to {record.to_stage.replace('_', ' ')}.", "success")
+    flash(gettext("%(code)s moved to %(stage)s.", code=child.case_code, stage=record.to_stage.replace("_", " ")),
+          "success")
     return redirect(url_for("web.child", child_id=child.id))
 
 
@@ -277,9 +279,9 @@ def child_reassign(child_id):
 @login_required("manager", "caseworker")
 def followup_outcome(followup_id):
     """Record what happened at a visit (or review): done, missed or cancelled, with the outcome."""
-    from server.web.followup_pages import load_scheduled, visit_page
+    from server.web.followup_pages import load_followup, visit_page
 
-    followup = load_scheduled(followup_id)
+    followup = load_followup(followup_id)
     child = load_child(followup.child_id)
     from_list = request.form.get("back") == "followups"
     form_name = f"outcome-{followup.id}"
@@ -297,7 +299,7 @@ def followup_outcome(followup_id):
         return _failed(child, form_name, exc)
     audit("followup.outcome", actor=g.user, child_id=child.id, status=data["status"], via="web")
     commit_and_plan(child.id)
-    flash(f"Outcome recorded for {child.case_code}.", "success")
+    flash(gettext("Outcome recorded for %(code)s.", code=child.case_code), "success")
     if from_list:
         return redirect(url_for("web.followups"))
     return redirect(url_for("web.child", child_id=child.id))

@@ -109,7 +109,7 @@ def visit_page(followup, status=200, *, errors=None, form=None):
                   not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING, risk_levels=RISK_LEVELS, concerns=CONCERNS)
 
 
-def load_scheduled(followup_id) -> Followup:
+def load_followup(followup_id) -> Followup:
     followup = db.session.get(Followup, parse_uuid(followup_id))
     if followup is None or followup.deleted_at is not None:
         abort(404)
@@ -121,7 +121,7 @@ def load_scheduled(followup_id) -> Followup:
 @login_required("manager", "caseworker")
 def followup_visit(followup_id):
     """The outcome form of one follow-up, reached from the list; saving returns to the list."""
-    followup = load_scheduled(followup_id)
+    followup = load_followup(followup_id)
     audit("child.read", actor=g.user, child_id=followup.child_id, via="web", ip=request.remote_addr)
     db.session.commit()
     return visit_page(followup)
