@@ -18,7 +18,7 @@ from server.api.common import commit_and_plan
 from server.web import bp
 from server.web.forms import errors_of
 from server.web.paging import paginate
-from server.web.rendering import parse_uuid, render, web_actor
+from server.web.rendering import humanize, parse_uuid, render, web_actor
 from server.web.session import check_csrf, login_required
 
 NEXT_STATUS = {"acknowledge": "acknowledged", "resolve": "resolved"}
@@ -177,7 +177,7 @@ def alert_action(alert_id, action):
     if alert is None:
         abort(404)
     if alert.status == "resolved" or (action == "acknowledge" and alert.status == "acknowledged"):
-        flash(gettext("This alert is already %(status)s.", status=status_word(alert.status)), "info")
+        flash(gettext("This alert is already %(status)s.", status=humanize(alert.status)), "info")
         return redirect(_back())
     matter = _same_matter(alert, g.user)
     try:
@@ -189,11 +189,6 @@ def alert_action(alert_id, action):
     _commit(matter)
     flash(gettext("Alert acknowledged.") if action == "acknowledge" else gettext("Alert resolved."), "success")
     return redirect(_back())
-
-
-def status_word(status: str) -> str:
-    return {"open": gettext("open"), "acknowledged": gettext("acknowledged"),
-            "resolved": gettext("resolved")}.get(status, status)
 
 
 def _back() -> str:
