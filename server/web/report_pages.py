@@ -10,6 +10,7 @@ and accented names as they are.
 
 import calendar
 from datetime import date, timedelta
+from itertools import chain
 
 from flask import Response, g, request, stream_with_context
 from markupsafe import Markup
@@ -164,5 +165,8 @@ def export_cases():
     audit("export.identified", actor=g.user, ip=request.remote_addr, children=counted,
           start=period.start.isoformat(), end=period.end.isoformat())
     db.session.commit()
-    rows = identified_rows(period, counted, closures)
-    return _csv_response(stream_with_context(csv_lines(with_header_words(rows))), _filename(period, "cases"))
+    lines = csv_lines(with_header_words(identified_rows(period, counted, closures)))
+    # The header's words now, in the request's language: the user the locale is read from is not
+    # loaded any more once the body streams.
+    header = next(lines)
+    return _csv_response(chain([header], stream_with_context(lines)), _filename(period, "cases"))
