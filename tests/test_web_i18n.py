@@ -116,3 +116,14 @@ def test_an_e_mail_digest_in_the_recipients_language(app):
         assert "Connectez-vous pour voir le dossier." in body
         english = Digest(**{**digest.__dict__, "language": None})
         assert english.subject == "Homecoming: 2 alerts" and "case K5E5-W92E: visit overdue" in english.text()
+
+
+def test_a_right_to_left_language_sets_the_page_direction(app):
+    from flask_babel import force_locale
+
+    from server.i18n import text_direction
+
+    with app.test_request_context():
+        assert text_direction() == "ltr"
+        with force_locale("ar"):  # Arabic, once its catalogue exists: <html dir="rtl">, no code
+            assert text_direction() == "rtl"
