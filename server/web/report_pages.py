@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from itertools import chain
 
 from flask import Response, g, request, stream_with_context
+from flask_babel import gettext
 from markupsafe import Markup
 
 from models import audit, db, utcnow
@@ -47,11 +48,11 @@ def parse_period(args, *, whole_months: bool = False) -> tuple[Period | None, di
         try:
             parsed[name] = date.fromisoformat(text.strip())
         except ValueError:
-            errors[name] = ["Give a date as YYYY-MM-DD."]
+            errors[name] = [gettext("Give a date as YYYY-MM-DD.")]
     if not errors and parsed["end"] < parsed["start"]:
-        errors["end"] = ["The end must not be before the start."]
+        errors["end"] = [gettext("The end must not be before the start.")]
     if not errors and parsed["end"] > today:
-        errors["end"] = ["The end cannot be after today: nothing is known about those days yet."]
+        errors["end"] = [gettext("The end cannot be after today: nothing is known about those days yet.")]
     if errors:
         return None, errors, values
     start, end = parsed["start"], parsed["end"]
@@ -62,8 +63,8 @@ def parse_period(args, *, whole_months: bool = False) -> tuple[Period | None, di
             # The month in progress is left out until it is over: cut at today, it would change daily.
             end = today.replace(day=1) - timedelta(days=1)
         if end < start:
-            return None, {"end": ["Analysts see whole months, and this month is not over yet: choose an "
-                                  "earlier month."]}, values
+            return None, {"end": [gettext("Analysts see whole months, and this month is not over yet: "
+                                          "choose an earlier month.")]}, values
         values = {"start": start.isoformat(), "end": end.isoformat()}
     return Period(start, end), {}, values
 
