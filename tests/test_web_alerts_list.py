@@ -111,3 +111,13 @@ def test_names_and_villages_beside_the_case_code_are_audited(app, inbox):
             db.select(AuditEvent).join(AuditEventChild, AuditEventChild.event_id == AuditEvent.id)
             .where(AuditEvent.action == "child.list", AuditEventChild.child_id == inbox["child"])).scalars().all()
         assert reads and reads[-1].details["page"] == "alerts"
+
+
+def test_a_danger_report_on_a_visit_is_never_folded_into_its_overdue_row(app, inbox):
+    with app.app_context():
+        danger = db.session.get(Alert, inbox["danger"])
+        danger.followup_id = db.session.get(Alert, inbox["overdue"]).followup_id
+        db.session.commit()
+    page = text(_client(app, "al.manager").get("/alerts"))
+    assert _rows(page) == 2 and "danger reported at a visit" in page and "visit overdue, escalated" in page
+    assert "1–2 of 2" in page

@@ -33,29 +33,47 @@ def alert_scope(user):
     return true() if user.role == "manager" else Alert.recipient_id == user.id
 
 
+LADDER = ("_due_soon", "_due", "_overdue", "_escalated")  # a follow-up's rules, lowest level first
+
+
 def _level():
     """How far a follow-up's alert has gone: escalated > overdue > due > due soon (the rule's suffix)."""
-    return case((Alert.rule.like("%\\_escalated", escape="\\"), 4), (Alert.rule.like("%\\_overdue", escape="\\"), 3),
-                (Alert.rule.like("%\\_due", escape="\\"), 2), else_=1)
+    return case(*((Alert.rule.like(f"%\\{suffix}", escape="\\"), n)
+                  for n, suffix in reversed(list(enumerate(LADDER, start=1)))), else_=0)
+
+
+def _one_matter():
+    """A live alert on a follow-up's ladder (due soon … escalated): one matter with its siblings.
+    Anything else (a danger report, a missed streak, a resolved alert) is a matter of its own."""
+    return and_(Alert.status.in_(LIVE), Alert.followup_id.is_not(None), _level() > 0)
 
 
 def shown_alerts(user, conditions):
-    """The alerts a list shows: of the live alerts of one follow-up only the highest level is a row
-    (the others are the same matter, told to someone else or earlier). Alerts without a follow-up,
-    and resolved ones, are rows of their own. A subquery of alert ids, for lists and counts alike."""
-    group = func.coalesce(case((Alert.status.in_(LIVE), Alert.followup_id)), Alert.id)
+    """The alerts a list shows: of the live alerts of one follow-up's ladder only the highest level
+    is a row (the others are the same matter, told to someone else or earlier). A subquery of ids."""
+    group = func.coalesce(case((_one_matter(), Alert.followup_id)), Alert.id)
     ranked = (db.select(Alert.id, func.row_number().over(
         partition_by=group, order_by=(_level().desc(), Alert.created_at.desc())).label("rank"))
         .where(alert_scope(user), Alert.deleted_at.is_(None), *conditions).subquery())
     return db.select(ranked.c.id).where(ranked.c.rank == 1)
 
 
+def count_shown(user, conditions) -> tuple[int, int]:
+    """How many rows ``shown_alerts`` gives, and how many of them are urgent, without ranking them:
+    the alerts of their own plus one per follow-up among the rest, in one scan. (Urgent alerts are
+    never on a follow-up's ladder, so they count as they are.)"""
+    own = case((_one_matter(), None), else_=1)
+    own_n, ladders, urgent = db.session.execute(
+        db.select(func.count(own), func.count(func.distinct(case((_one_matter(), Alert.followup_id)))),
+                  func.count(case((Alert.severity == "urgent", 1))))
+        .where(alert_scope(user), Alert.deleted_at.is_(None), *conditions)).one()
+    return own_n + ladders, urgent
+
+
 def live_alert_counts(user) -> dict[str, int]:
-    """Open or acknowledged alerts per severity, one per follow-up, as the default list shows them."""
-    ids = shown_alerts(user, [Alert.status.in_(LIVE)]).subquery()
-    rows = db.session.execute(db.select(Alert.severity, func.count()).join(ids, ids.c.id == Alert.id)
-                              .group_by(Alert.severity)).all()
-    return dict(rows)
+    """Open or acknowledged alerts, one per follow-up, as the default list counts them."""
+    shown, urgent = count_shown(user, [Alert.status.in_(LIVE)])
+    return {"all": shown, "urgent": urgent}
 
 
 def read_filters(args) -> dict:
@@ -98,8 +116,7 @@ def alerts():
         .outerjoin(recipient, recipient.id == Alert.recipient_id)
         .order_by(order, Alert.due_on.desc(), Alert.created_at.desc())
     )
-    count = db.select(func.count()).select_from(ids)
-    page = paginate(stmt, "web.alerts", count_stmt=count)
+    page = paginate(stmt, "web.alerts", total=count_shown(g.user, filter_conditions(g.user, filters))[0])
     html = render("alerts.html", title=gettext("Alerts"), page=page, filters=filters,
                   statuses=STATUS_CHOICES, severities=ALERT_SEVERITIES, max_bulk=MAX_BULK)
     named = [row.Alert.child_id for row in page.items if row.given_name or row.family_name or row.village]
