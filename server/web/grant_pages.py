@@ -14,6 +14,7 @@ from flask_babel import gettext
 
 from models import db
 from models.grants import GrantRefused, ManagerGrant, confirm_grant, pending_grants, refuse_grant
+from server.i18n import in_language
 from server.notify.channels import SendFailed, send_email
 from server.web import bp
 from server.web.rendering import GRANT_WORDS, parse_uuid, render
@@ -29,16 +30,20 @@ class PasswordMail:
     password: str
     sign_in: str
     digest_id: str
+    language: str | None = None  # the recipient's (User.language)
 
     @property
     def subject(self) -> str:
-        return "Homecoming: your manager account"
+        with in_language(self.language):
+            return gettext("Homecoming: your manager account")
 
     def text(self) -> str:
-        return (f"A manager confirmed the manager role for {self.username}.\n\n"
-                f"Your one-time password: {self.password}\n\n"
-                f"Sign in at {self.sign_in} and choose your own password at once; this one works only "
-                "for that. If you did not expect this message, tell your manager.")
+        with in_language(self.language):
+            return gettext(
+                "A manager confirmed the manager role for %(username)s.\n\nYour one-time password: %(password)s"
+                "\n\nSign in at %(sign_in)s and choose your own password at once; this one works only for that. "
+                "If you did not expect this message, tell your manager.",
+                username=self.username, password=self.password, sign_in=self.sign_in)
 
 
 def grants_page(status=200, **extra):
@@ -57,7 +62,7 @@ def _deliver(user, password: str) -> bool:
     if not (config.get("SMTP_HOST") and user.email):
         return False
     mail = PasswordMail(user.email, user.username, password, config.get("BASE_URL", "") + url_for("web.login"),
-                        str(uuid.uuid4()))
+                        str(uuid.uuid4()), user.language)
     try:
         send_email(mail, config)
     except SendFailed:
