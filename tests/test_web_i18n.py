@@ -31,8 +31,9 @@ def _read(path: Path):
 
 
 def test_french_is_a_catalogue_and_compiled():
-    assert [p.parent.parent.name for p in CATALOGUES] == ["fr"]
-    assert available_languages() == ["en", "fr"], "run `make catalogues` to compile server/translations"
+    codes = [p.parent.parent.name for p in CATALOGUES]
+    assert "fr" in codes
+    assert available_languages() == ["en", *codes], "run `make catalogues` to compile server/translations"
 
 
 @pytest.mark.parametrize("po", CATALOGUES, ids=lambda p: p.parent.parent.name)
