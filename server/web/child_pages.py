@@ -281,8 +281,7 @@ def followup_outcome(followup_id):
     """Record what happened at a visit (or review): done, missed or cancelled, with the outcome."""
     from server.web.followup_pages import load_followup, visit_page
 
-    followup = load_followup(followup_id)
-    child = load_child(followup.child_id)
+    followup, child = load_followup(followup_id)
     from_list = request.form.get("back") == "followups"
     form_name = f"outcome-{followup.id}"
     data = form_values(request.form, ("status", "completed_on", "not_seen_reason", "wellbeing", "risk_level",
@@ -294,8 +293,8 @@ def followup_outcome(followup_id):
     except Problem as exc:
         if from_list:
             db.session.rollback()
-            return visit_page(db.session.get(Followup, followup.id), 422, errors=errors_of(exc),
-                              form=typed(request.form))
+            return visit_page(db.session.get(Followup, followup.id), db.session.get(Child, child.id), 422,
+                              errors=errors_of(exc), form=typed(request.form))
         return _failed(child, form_name, exc)
     audit("followup.outcome", actor=g.user, child_id=child.id, status=data["status"], via="web")
     commit_and_plan(child.id)

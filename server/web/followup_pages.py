@@ -100,28 +100,27 @@ def followups():
     return html
 
 
-def visit_page(followup, status=200, *, errors=None, form=None):
+def visit_page(followup, child, status=200, *, errors=None, form=None):
     from server.web.child_pages import child_name
 
-    child = load_child(followup.child_id)
     return render("followup_visit.html", status, title=f"Record a visit: {child.case_code}", fu=followup,
                   child=child, name=child_name(child), errors=errors or {}, form=form or {}, today=utcnow().date(),
                   not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING, risk_levels=RISK_LEVELS, concerns=CONCERNS)
 
 
-def load_followup(followup_id) -> Followup:
+def load_followup(followup_id) -> tuple[Followup, Child]:
+    """The follow-up and its child; 404 if either is gone or the child is out of the user's scope."""
     followup = db.session.get(Followup, parse_uuid(followup_id))
     if followup is None or followup.deleted_at is not None:
         abort(404)
-    load_child(followup.child_id)  # 404 for a child out of the user's scope
-    return followup
+    return followup, load_child(followup.child_id)
 
 
 @bp.get("/followups/<followup_id>/visit")
 @login_required("manager", "caseworker")
 def followup_visit(followup_id):
     """The outcome form of one follow-up, reached from the list; saving returns to the list."""
-    followup = load_followup(followup_id)
-    audit("child.read", actor=g.user, child_id=followup.child_id, via="web", ip=request.remote_addr)
+    followup, child = load_followup(followup_id)
+    audit("child.read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
     db.session.commit()
-    return visit_page(followup)
+    return visit_page(followup, child)
