@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 
 from models import Alert, Child, User, audit, db
 from models.access import child_scope
-from models.alerting import LIVE
+from models.alerting import KIND_PREFIX, LIVE
 from models.errors import Problem
 from models.records import update_record
 from models.vocab import ALERT_SEVERITIES, ALERT_STATUSES
@@ -33,19 +33,20 @@ def alert_scope(user):
     return true() if user.role == "manager" else Alert.recipient_id == user.id
 
 
-LADDER = ("_due_soon", "_due", "_overdue", "_escalated")  # a follow-up's rules, lowest level first
+# A follow-up's rules (models/alerting.py: <kind>_due_soon … <kind>_escalated; a reception stay warns
+# first) and how far each has gone: the highest is the row a list shows.
+LADDER = {f"{kind}{suffix}": level for kind in set(KIND_PREFIX.values())
+          for suffix, level in (("_due_soon", 1), ("_warn", 1), ("_due", 2), ("_overdue", 3), ("_escalated", 4))}
 
 
 def _level():
-    """How far a follow-up's alert has gone: escalated > overdue > due > due soon (the rule's suffix)."""
-    return case(*((Alert.rule.like(f"%\\{suffix}", escape="\\"), n)
-                  for n, suffix in reversed(list(enumerate(LADDER, start=1)))), else_=0)
+    return case(LADDER, value=Alert.rule, else_=0)
 
 
 def _one_matter():
     """A live alert on a follow-up's ladder (due soon … escalated): one matter with its siblings.
     Anything else (a danger report, a missed streak, a resolved alert) is a matter of its own."""
-    return and_(Alert.status.in_(LIVE), Alert.followup_id.is_not(None), _level() > 0)
+    return and_(Alert.status.in_(LIVE), Alert.followup_id.is_not(None), Alert.rule.in_(LADDER))
 
 
 def shown_alerts(user, conditions):
