@@ -183,6 +183,8 @@ def test_the_child_page_speaks_in_peoples_words(app, people):
     cw = client_of(app, "r.cw")
     page = text(cw.get(f"/children/{people['child']}"))
     assert f'<h1>Akello Fictional <span class="case-code">{people["code"]}</span></h1>' in page
+    # The window's title, kept in the browser's history, names no child.
+    assert f"<title>Child {people['code']} · Homecoming</title>" in page
     assert "version 1" not in page.lower() and "Year of birth" in page and "birth year" not in page
     # "New stage" preselects nothing; moving without choosing says what to do.
     assert '<option value="">Choose a stage…</option>' in page

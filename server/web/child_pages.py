@@ -167,9 +167,10 @@ def child_page(child, status=200, *, show_restricted=False, errors=None, form=No
     if show_restricted:
         audit("child.restricted_read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
         db.session.commit()
-    # Only managers and the child's caseworker reach this page, and both may see the name.
+    # Only managers and the child's caseworker reach this page, and both may see the name; the window's
+    # title (kept in the browser's history, seen on a shared computer) names the case code only.
     return render(
-        "child.html", status, title=f"{child_name(child)} ({child.case_code})", child=child,
+        "child.html", status, title=gettext("Child %(code)s", code=child.case_code), child=child,
         name=child_name(child), labels=LABELS, **record_form_context(),
         sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
         can_see_restricted=sees_restricted(g.user), timeline=timeline(child), due=due_followups(child),

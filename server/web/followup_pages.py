@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from flask import abort, g, request
+from flask_babel import gettext
 from sqlalchemy import and_, case, func
 
 from models import Child, Followup, User, audit, db, utcnow
@@ -103,7 +104,7 @@ def followups():
 def visit_page(followup, child, status=200, *, errors=None, form=None):
     from server.web.child_pages import child_name
 
-    return render("followup_visit.html", status, title=f"Record a visit: {child.case_code}", fu=followup,
+    return render("followup_visit.html", status, title=gettext("Record a visit: %(code)s", code=child.case_code), fu=followup,
                   child=child, name=child_name(child), errors=errors or {}, form=form or {}, today=utcnow().date(),
                   not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING, risk_levels=RISK_LEVELS, concerns=CONCERNS)
 

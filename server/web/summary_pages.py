@@ -5,6 +5,7 @@ out unless a manager asks for it with the form on the page (a POST, audited as a
 """
 
 from flask import g, request
+from flask_babel import gettext
 
 from models import Consent, audit, db
 from server.api.common import today
@@ -22,7 +23,7 @@ def summary_page(child_id, *, restricted: bool):
     consents = db.session.execute(
         db.select(Consent).where(Consent.child_id == child.id, Consent.deleted_at.is_(None))
         .order_by(Consent.given_on)).scalars().all()
-    html = render("child_summary.html", title=f"{child_name(child)} ({child.case_code})", child=child,
+    html = render("child_summary.html", title=gettext("Case summary %(code)s", code=child.case_code), child=child,
                   name=child_name(child), sections=profile_sections(child, restricted), labels=LABELS,
                   timeline=timeline(child), due=due_followups(child), consents=consents, today=today(),
                   restricted=restricted, can_see_restricted=g.user.is_manager)
