@@ -25,6 +25,11 @@ def manager(app):
         db.session.commit()
 
 
+def _key(value):
+    """A plural entry's forms: a list from the .mo, a tuple from the .po."""
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
 def _read(path: Path):
     with path.open("rb") as f:
         return read_po(f)
@@ -44,8 +49,8 @@ def test_every_catalogue_is_complete_and_its_compiled_copy_is_current(po):
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert fuzzy == [], f"{po}: fuzzy (check, then remove the flag)"
     with po.with_suffix(".mo").open("rb") as f:
-        compiled = {m.id: m.string for m in read_mo(f) if m.id}
-    assert compiled == {m.id: m.string for m in catalog if m.id}, "stale .mo: run `make catalogues`"
+        compiled = {_key(m.id): _key(m.string) for m in read_mo(f) if m.id}
+    assert compiled == {_key(m.id): _key(m.string) for m in catalog if m.id}, "stale .mo: run `make catalogues`"
     assert [(m.id, errors) for m, errors in catalog.check()] == [], "placeholders differ"
 
 

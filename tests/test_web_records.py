@@ -285,3 +285,14 @@ def test_the_print_stylesheet_hides_the_navigation(client):
     css = client.get("/assets/records.css")
     assert css.status_code == 200 and "@media print" in text(css) and "header.top" in text(css)
 
+
+
+def test_registration_and_its_refusals_in_french(app, people):
+    cw = client_of(app, "r.cw")
+    assert post(cw, "/account/language", {"language": "fr"}).status_code == 302
+    form = text(cw.get("/children/new"))
+    assert "Enregistrer un enfant" in form and "Prénom" in form and "Consentement, pour chaque finalité" in form
+    refused = text(post(cw, "/children/new", {**REGISTRATION, "given_name": "", "birth_year": "2100"}))
+    assert "Ne peut pas être vide." in refused and "Ne peut pas être dans le futur." in refused
+    page = text(cw.get(f"/children/{people['child']}"))
+    assert "Choisissez une étape…" in page and "Résumé du dossier à imprimer" in page
