@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install lint bench clean migration odk-engine
+.PHONY: run test install lint bench clean migration odk-engine translations catalogues language
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# The web's languages (docs/web.md, "Languages"): each server/translations/<code>/LC_MESSAGES/messages.po
+# is compiled to its .mo (not committed) whenever the .po is newer, before run and test.
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard server/translations/*/LC_MESSAGES/messages.po))
+
+%.mo: %.po | $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+catalogues: $(CATALOGUES)
+
+install: $(VENV)/.installed $(CATALOGUES)
 
 run: install
 	$(FLASK) serve --port $(PORT)
@@ -47,6 +56,19 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# After changing strings: extract them all, merge them into every catalogue (new ones appear empty,
+# changed ones marked fuzzy), translate in the .po files, then `make catalogues` (or run/test) compiles.
+translations: install
+	$(BIN)/pybabel extract --mapping babel.cfg --no-location --sort-output --keywords _l \
+		--output server/translations/messages.pot .
+	$(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete \
+		--input server/translations/messages.pot --output-dir server/translations
+	$(MAKE) catalogues
+
+# A new language, e.g. `make language CODE=sw` (Swahili): an empty catalogue to translate.
+language: translations
+	$(BIN)/pybabel init --input server/translations/messages.pot --output-dir server/translations --locale $(CODE)
 
 migration: install
 	$(BIN)/python migrations/regenerate.py

@@ -77,6 +77,16 @@ def smtp_problems(config) -> list[str]:
     return problems
 
 
+def time_zone_problems(name: str) -> list[str]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [f"HOMECOMING_TIME_ZONE must be a time zone name such as Africa/Kampala, got {name!r}"]
+    return []
+
+
 def _env(name, default=None):
     return os.environ.get(f"HOMECOMING_{name}", default)
 
@@ -172,13 +182,16 @@ class Config:
         # Matching (models/matching.py, docs/tracing.md): pairs scoring at least this go to the review queue.
         self.MATCH_THRESHOLD = _env_float("MATCH_THRESHOLD", 0.85)  # models.matching.DEFAULT_THRESHOLD
         self.MATCH_SWEEP_HOURS = _env_int("MATCH_SWEEP_HOURS", 6)
+        # Times on the web and in e-mails are shown in the programme's zone (an IANA name), with its
+        # abbreviation ("14:05 EAT"); they are stored in UTC.
+        self.TIME_ZONE = _env("TIME_ZONE", "Africa/Kampala")
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
 
     def validate(self):
         """Raise ValueError naming what is missing; called by the factory before anything starts."""
-        problems = rule_problems(self.RULES) + scheduler_problems(self)
+        problems = rule_problems(self.RULES) + scheduler_problems(self) + time_zone_problems(self.TIME_ZONE)
         if self.LOG_FORMAT not in ("text", "json"):
             problems.append(f"HOMECOMING_LOG_FORMAT must be text or json, got {self.LOG_FORMAT!r}")
         data_keys = {self.DATA_KEY, *self.DATA_KEYS_OLD.values()} - {None}

@@ -48,7 +48,7 @@ def migrate():
 
 def insert_rows(n_children: int, n_followups: int, today: date, rng: random.Random) -> tuple:
     """Bulk insert through Core. Returns (manager, a child id to open)."""
-    from models import Child, Followup, StageTransition, User, db
+    from models import Alert, Child, Followup, StageTransition, User, db
     from models.children import case_code_for
 
     manager = User(username="bench.manager", role="manager", display_name="Bench manager")
@@ -102,6 +102,16 @@ def insert_rows(n_children: int, n_followups: int, today: date, rng: random.Rand
     # Like a running programme: old follow-ups were done or missed; scheduled ones are in the future or
     # overdue by up to two months (the scheduler marks older ones missed).
     old_statuses = ("done",) * 16 + ("missed",) * 3 + ("cancelled",)
+    caseworker_of = {c["id"]: c["caseworker_id"] for c in children}
+    alerts = []
+
+    def alert(followup, rule, severity, recipient):
+        alerts.append({"id": uuid.UUID(int=rng.getrandbits(128), version=4), "rule": rule, "severity": severity,
+                       "key": f"{followup['id'].hex}:{rule}:{recipient.hex}",
+                       "child_id": followup["child_id"], "followup_id": followup["id"], "recipient_id": recipient,
+                       "due_on": followup["due_on"], "status": rng.choice(("open", "open", "acknowledged")),
+                       "version": 1, "seq": 0})
+
     with db.engine.begin() as conn:
         for i in range(n_followups):
             due = today + timedelta(days=rng.randint(-900, 60))
@@ -118,12 +128,22 @@ def insert_rows(n_children: int, n_followups: int, today: date, rng: random.Rand
                 "completed_on": due + timedelta(days=rng.randint(-2, 6)) if done else None,
                 "seen": True if done else None, "version": 1, "seq": 0,
             })
+            # The scan's alerts for what is overdue: the caseworker's, the managers' escalation a week on,
+            # and now and then a danger report.
+            if status == "scheduled" and due < today:
+                alert(batch[-1], "visit_overdue", "warning", caseworker_of[batch[-1]["child_id"]])
+                if due < today - timedelta(days=7):
+                    alert(batch[-1], "visit_escalated", "warning", manager.id)
+                if rng.random() < 0.01:
+                    alert(batch[-1], "danger_reported", "urgent", manager.id)
             if len(batch) == 50_000:
                 conn.execute(Followup.__table__.insert(), batch)
                 batch.clear()
         if batch:
             conn.execute(Followup.__table__.insert(), batch)
-    print(f"  inserted {n_followups:,} follow-ups in {time.perf_counter() - started:.1f} s")
+        for i in range(0, len(alerts), 50_000):
+            conn.execute(Alert.__table__.insert(), alerts[i:i + 50_000])
+    print(f"  inserted {n_followups:,} follow-ups and {len(alerts):,} alerts in {time.perf_counter() - started:.1f} s")
     with db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
     return manager, child_ids[len(child_ids) // 2]
@@ -221,6 +241,7 @@ def run(args, path: Path):
         ("children, filtered", "/children?district=Gulu&sex=female&phase=reintegration&sort=-stage_since",
          args.runs),
         ("child page", f"/children/{child_id}", args.runs),
+        ("alerts", "/alerts", args.runs),
         # A year of indicators scans the year's transitions and follow-ups: fewer runs.
         ("reports (one year)", f"/reports?start={today.year - 1}-01-01&end={today.year - 1}-12-31",
          max(3, args.runs // 6)),

@@ -35,7 +35,8 @@ def run(args, path: Path):
 
     app = web_bench.build_app(path)
     with app.app_context():
-        if not path.exists() or not db.session.execute(
+        # Connecting creates an empty SQLite file: look for the tables, not the file.
+        if not db.inspect(db.engine).has_table("user") or not db.session.execute(
                 db.select(User.id).where(User.username == "bench.manager")).first():
             web_bench.migrate()
             print(f"Building {args.children:,} children and {args.followups:,} follow-ups (fictional)…")
@@ -57,6 +58,7 @@ def run(args, path: Path):
         ("follow-ups, one caseworker", f"/followups?when=overdue&caseworker={caseworker}&district=Gulu"),
         ("alerts", "/alerts"),
         ("approvals", "/approvals"),
+        ("reports, managers' internal view", "/reports?view=internal"),
         ("conflicts", "/conflicts"),
     ]
     print(f"\n{'page':<28} {'median ms':>10} {'p95 ms':>10} {'runs':>6}   (Flask test client)")

@@ -55,6 +55,8 @@ class User(db.Model):
     password_temporary: Mapped[bool] = mapped_column(default=False)
     # The partner agency the user works for (models.agencies); caseloads are not limited by it yet.
     agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"))
+    # The web's language (a catalogue under server/translations, or "en"); None: the browser's choice.
+    language: Mapped[str | None] = mapped_column(String(16))
 
     def set_password(self, password: str, *, temporary: bool = False) -> None:
         self.password_hash = generate_password_hash(password)  # scrypt

@@ -95,6 +95,9 @@ class Child(SyncedRecord, db.Model):
         Index("ix_child_dashboard", "stage", "sex", "birth_year", "needs_review", "deleted_at"),
         # The children list in case-code order: pages are found in the index alone, then 50 rows read.
         Index("ix_child_case_code_live", "case_code", "deleted_at", "id"),
+        # Follow-ups summed per caseworker and district find each child's two columns in the index,
+        # not in its row (tens of thousands of lookups on /followups).
+        Index("ix_child_id_scope", "id", "caseworker_id", "district", "deleted_at"),
     )
 
     def __repr__(self):

@@ -196,3 +196,33 @@ def referrals_by_service_and_outcome(period: Period) -> list[dict]:
                 .where(ReferralStep.occurred_on.between(period.start, period.end), Child.deleted_at.is_(None))
                 .group_by(Referral.service_type, Referral.status))
     return [dict(row) for row in db.session.execute(proposed).mappings()]
+
+
+# The dated event of each indicator the monthly trend counts: (table's date column, ids select).
+def _dated(key: str, period: Period):
+    if key == "identified":
+        return select(Child.id.label("child_id"), Child.identified_on.label("on")).where(
+            Child.identified_on.between(period.start, period.end))
+    stage = {"registered": "registered", "reunified": "reunified", "closed": "closed"}[key]
+    return select(StageTransition.child_id.label("child_id"), StageTransition.occurred_on.label("on")).where(
+        StageTransition.to_stage == stage, StageTransition.occurred_on.between(period.start, period.end),
+        StageTransition.deleted_at.is_(None))
+
+
+def month_of(column):
+    """``YYYY-MM`` of a date column, in the database's own words (both sort and compare as text)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def monthly_counts(key: str, period: Period) -> dict[str, int]:
+    """Children of an indicator per calendar month of the period ({"2026-03": n}): one grouped query.
+    A child counts once per month (twice closed in a month is one closure that month), and only live
+    children count, as in the report."""
+    events = _dated(key, period).subquery()
+    month = month_of(events.c.on).label("month")
+    per_child = (select(month, events.c.child_id).join(Child, Child.id == events.c.child_id)
+                 .where(Child.deleted_at.is_(None)).distinct().subquery())
+    return dict(db.session.execute(
+        select(per_child.c.month, func.count()).group_by(per_child.c.month)).all())

@@ -2,7 +2,8 @@
 
 ``build_report`` runs the queries of ``models.indicators`` once and shapes their cubes into the three
 tables the page, the charts and the de-identified CSV all read, so what is exported is exactly what is
-shown. Raw counts never leave this module.
+shown. Raw counts leave this module only in a manager's internal view (``suppressed=False``): managers
+see every child by name anyway, so the "<5" that protects a donor report only hides their own figures.
 """
 
 from collections import Counter
@@ -17,6 +18,7 @@ from models.indicators import (
     closures_by_reason,
     count_children,
     followups_on_time,
+    monthly_counts,
     referrals_by_service_and_outcome,
 )
 from models.referrals import REFERRAL_STATUSES
@@ -48,6 +50,7 @@ class Row:
 @dataclass
 class Report:
     period: Period
+    suppressed: bool = True
     main: list[Row] = field(default_factory=list)  # indicators x breakdown columns
     closures: list[Row] = field(default_factory=list)  # closure reasons x breakdown columns
     districts: list[str] = field(default_factory=list)
@@ -78,8 +81,10 @@ def margins(rows: list[dict], value: str = "n") -> dict[str, int]:
     return dict(out)
 
 
-def display_cells(raw: dict[str, int]) -> dict:
+def display_cells(raw: dict[str, int], suppressed: bool = True) -> dict:
     """Suppress one row of breakdown cells: partitions get secondary suppression, subsets don't."""
+    if not suppressed:
+        return dict(raw)
     cells = {"total": suppress(raw["total"])}
     for group in ("sex", "age"):
         keys = [key for key, _, g in COLUMNS if g == group]
@@ -96,20 +101,25 @@ def by_district(rows: list[dict], value: str = "n") -> Counter:
     return out
 
 
-def build_report(start: date, end: date, today: date | None = None) -> Report:
+def build_report(start: date, end: date, today: date | None = None, *, suppressed: bool = True) -> Report:
     period = Period(start, end)
-    report = Report(period)
+    report = Report(period, suppressed)
+    partition = suppress_partition if suppressed else dict
+
+    def cells(raw):
+        return display_cells(raw, suppressed)
+
     district_counts: dict[str, Counter] = {}
     labels: dict[str, str] = {}
 
     for key, (label, _) in CHILD_INDICATORS.items():
         rows = count_children(key, period)
-        report.main.append(Row(key, label, display_cells(margins(rows))))
+        report.main.append(Row(key, label, cells(margins(rows))))
         district_counts[key], labels[key] = by_district(rows), label
 
     followups = followups_on_time(period, today=today)
-    due_cells = display_cells(margins(followups, "due"))
-    on_time_cells = display_cells(margins(followups, "on_time"))
+    due_cells = cells(margins(followups, "due"))
+    on_time_cells = cells(margins(followups, "on_time"))
     report.main.append(Row("followups_due", "Follow-ups due", due_cells))
     report.main.append(Row("followups_on_time", "Follow-ups done on time", on_time_cells))
     report.main.append(Row("followups_on_time_rate", "Follow-ups done on time (%)",
@@ -119,22 +129,22 @@ def build_report(start: date, end: date, today: date | None = None) -> Report:
     labels["followups_on_time"] = "Follow-ups done on time"
 
     closures = closures_by_reason(period)
-    report.main.append(Row("closed", "Cases closed", display_cells(margins(closures))))
+    report.main.append(Row("closed", "Cases closed", cells(margins(closures))))
     district_counts["closed"], labels["closed"] = by_district(closures), "Cases closed"
     reasons = list(CLOSURE_REASONS) + sorted({r["reason"] for r in closures if r["reason"] not in CLOSURE_REASONS},
                                              key=str)
     per_reason = {reason: margins([r for r in closures if r["reason"] == reason]) for reason in reasons}
     # The reasons partition the closures: their totals get secondary suppression down the column.
-    reason_totals = suppress_partition({reason: raw["total"] for reason, raw in per_reason.items()})
+    reason_totals = partition({reason: raw["total"] for reason, raw in per_reason.items()})
     for reason, raw in per_reason.items():
-        cells = display_cells(raw)
-        cells["total"] = reason_totals[reason]
-        report.closures.append(Row(str(reason), str(reason or "not recorded").replace("_", " "), cells))
+        row = cells(raw)
+        row["total"] = reason_totals[reason]
+        report.closures.append(Row(str(reason), str(reason or "not recorded").replace("_", " "), row))
 
     names = sorted({d for counts in district_counts.values() for d in counts},
                    key=lambda d: (d == UNKNOWN_DISTRICT, d))
     report.districts = names
-    columns = {key: suppress_partition({d: counts.get(d, 0) for d in names})
+    columns = {key: partition({d: counts.get(d, 0) for d in names})
                for key, counts in district_counts.items()}
     for key in district_counts:
         report.by_district.append(Row(key, labels[key], columns[key]))
@@ -151,3 +161,34 @@ def referral_rows(period: Period) -> list[Row]:
         rows.append(Row(service, service.replace("_", " ").capitalize(),
                         {"total": suppress(sum(raw.values())), **suppress_partition(raw)}))
     return rows
+
+
+# The monthly trend: the child counts a programme watches month by month.
+TREND_INDICATORS = ("identified", "registered", "reunified", "closed")
+
+
+@dataclass
+class Trend:
+    months: list[date]  # the first day of each month, oldest first
+    rows: list[Row]  # indicator x month ("YYYY-MM")
+
+
+def build_trend(today: date, *, months: int = 12, suppressed: bool = True) -> Trend:
+    """The last ``months`` calendar months up to today (this month so far included): one grouped query
+    per indicator. Suppressed, each indicator's months are a partition of the period's total."""
+    first = _month_start(today, months - 1)
+    period = Period(first, today)
+    firsts = [_month_start(today, months - 1 - i) for i in range(months)]
+    keys = [m.strftime("%Y-%m") for m in firsts]
+    labels = {**{k: label for k, (label, _) in CHILD_INDICATORS.items()}, "closed": "Cases closed"}
+    partition = suppress_partition if suppressed else dict
+    rows = []
+    for key in TREND_INDICATORS:
+        counts = monthly_counts(key, period)
+        rows.append(Row(key, labels[key], partition({k: counts.get(k, 0) for k in keys})))
+    return Trend(firsts, rows)
+
+
+def _month_start(day: date, back: int) -> date:
+    index = day.year * 12 + day.month - 1 - back
+    return date(index // 12, index % 12 + 1, 1)

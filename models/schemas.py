@@ -54,7 +54,14 @@ def unstorable(value) -> str | None:
     return None
 
 
+EMPTY = "Cannot be empty."
+
+
 class Strict(ClientSchema):
+    def on_bind_field(self, field_name, field_obj):
+        # marshmallow's "Field may not be null." is shown to people on the web: say it in their words.
+        field_obj.error_messages = {**field_obj.error_messages, "null": EMPTY}
+
     @pre_load
     def refuse_unstorable_text(self, data, **kwargs):
         """Text no database can store is refused, keyed by the field that holds it, for every schema."""
@@ -110,6 +117,26 @@ def not_too_early(value):
         raise ValidationError(f"Must be on or after {EARLIEST_DATE.isoformat()}.")
 
 
+def not_after_this_year(value):
+    if value > _today().year:
+        raise ValidationError("Cannot be in the future.")
+
+
+class NotEmpty(fields.String):
+    """Text that, when sent, must say something (a child's given name): trimmed, never blank or null.
+    Not required, so a client that leaves the field out (an older phone) still registers the child;
+    the web's registration form always sends it."""
+
+    def __init__(self, max_len, **kw):
+        super().__init__(allow_none=False, validate=validate.Length(max=max_len), **kw)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not value:
+            raise ValidationError(EMPTY)
+        return value
+
+
 def plannable(value):
     """A date that may lie ahead (a visit due, a service ending), within reason."""
     not_too_early(value)
@@ -119,14 +146,14 @@ def plannable(value):
 
 
 class ChildFields(Strict):
-    given_name = text(120)
+    given_name = NotEmpty(120)
     family_name = text(120)
     other_names = text(300)
     sex = fields.String(required=True, validate=one_of(vocab.SEXES))
     date_of_birth = fields.Date(allow_none=True, validate=no_future)
-    birth_year = fields.Integer(allow_none=True, validate=validate.Range(min=1950, max=2100))
+    birth_year = fields.Integer(allow_none=True, validate=[validate.Range(min=1950), not_after_this_year])
     age_estimation_method = fields.String(allow_none=True, validate=one_of(vocab.AGE_ESTIMATION_METHODS))
-    district = District(allow_none=True)  # from HOMECOMING_DISTRICTS (models.districts)
+    district = District(allow_none=False)  # from HOMECOMING_DISTRICTS (models.districts); never blank
     sub_county = text(120)
     parish = text(120)
     village = text(120)
@@ -154,9 +181,9 @@ class ChildFields(Strict):
         errors = {}
         dob, year = data.get("date_of_birth"), data.get("birth_year")
         if dob and year and dob.year != year:
-            errors["birth_year"] = ["Does not match date_of_birth."]
+            errors["birth_year"] = ["Does not match the date of birth."]
         if data.get("date_joined") and data.get("date_left") and data["date_left"] < data["date_joined"]:
-            errors["date_left"] = ["Cannot be before date_joined."]
+            errors["date_left"] = ["Cannot be before the date the child joined."]
         if errors:
             raise ValidationError(errors)
 
@@ -176,7 +203,7 @@ class ConsentFields(ChildRecordFields):
     @validates_schema
     def check_dates(self, data, **kwargs):
         if data.get("withdrawn_on") and data.get("given_on") and data["withdrawn_on"] < data["given_on"]:
-            raise ValidationError({"withdrawn_on": ["Cannot be before given_on."]})
+            raise ValidationError({"withdrawn_on": ["Cannot be before the date consent was given."]})
 
 
 class AssessmentFields(ChildRecordFields):
@@ -199,7 +226,7 @@ class ServiceFields(ChildRecordFields):
     @validates_schema
     def check_dates(self, data, **kwargs):
         if data.get("started_on") and data.get("ended_on") and data["ended_on"] < data["started_on"]:
-            raise ValidationError({"ended_on": ["Cannot be before started_on."]})
+            raise ValidationError({"ended_on": ["Cannot be before the start date."]})
 
 
 def outcome_errors(data: dict, complete: bool) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import TypeDecorator, event
 import models
 from config import Config, load_config, private_sqlite_file
 from models import crypto, db, districts, search
+from server import i18n
 
 migrate = Migrate()
 
@@ -46,6 +47,7 @@ def register_extensions(app: Flask) -> None:
     search.configure(app.config["SEARCH_KEY"])
     private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])  # 0600 before the engine first opens it
     db.init_app(app)
+    i18n.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()), render_as_batch=True, compare_type=True,
                      render_item=_render_type)
     from server.metrics import watch_pool

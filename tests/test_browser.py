@@ -107,8 +107,8 @@ def test_manager_reads_the_reports_and_downloads_the_de_identified_figures(site,
     screenshot(page, "reports")
     with page.expect_download() as info:
         page.get_by_role("link", name=re.compile("Download the figures")).click()
-    rows = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
-    assert rows[0] == ["period_start", "period_end", "table", "indicator", "breakdown", "value"]
+    rows = list(csv.reader(io.StringIO(open(info.value.path(), encoding="utf-8-sig").read())))
+    assert rows[0] == ["Period start", "Period end", "Table", "Indicator", "Breakdown", "Value"]
     assert all(not r[5].startswith(("=", "+", "-", "@")) for r in rows[1:])
 
 
@@ -144,7 +144,7 @@ def test_manager_filters_the_children_and_opens_a_child(site, page):
     assert districts and set(districts) == {"Lamwo"}
     screenshot(page, "children-filtered")
     page.get_by_role("link", name=site.codes["mover"]).click()
-    expect(page.get_by_role("heading", name=f"Child {site.codes['mover']}")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text(site.codes["mover"])
     screenshot(page, "child")
 
 
@@ -187,12 +187,12 @@ def test_caseworker_cannot_see_another_caseworkers_child(site, page):
 def test_manager_approves_a_closure(site, page):
     sign_in(page, site, site.users["manager"])
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Approvals").click()
-    card = page.locator("article.approval", has=page.get_by_role("link", name=site.codes["closing"]))
+    card = page.locator("article.approval", has_text=site.codes["closing"])
     expect(card).to_be_visible()
     screenshot(page, "approvals")
     card.get_by_label("Closure reason").select_option("reintegrated")
     card.get_by_role("button", name="Approve closure").click()
-    expect(page.get_by_role("link", name=site.codes["closing"])).to_have_count(0)
+    expect(page.locator("article.approval", has_text=site.codes["closing"])).to_have_count(0)
     page.goto(site.url + "/children/" + site.children["closing"])
     expect(page.locator("p.lead")).to_contain_text("Stage closed")
 
@@ -220,7 +220,7 @@ def test_manager_resolves_a_conflict_made_by_two_devices(site, page, tmp_path):
     page.get_by_label("Keep low").check()
     page.get_by_role("button", name="Keep the chosen values").click()
     page.goto(site.url + "/children/" + child_id)
-    risk = page.locator("xpath=//dt[normalize-space()='risk level']/following-sibling::dd[1]")
+    risk = page.locator("xpath=//dt[normalize-space()='Risk level']/following-sibling::dd[1]")
     expect(risk).to_have_text("low")
     # The resolution syncs back to the phone that lost the race.
     phone_a.sync()

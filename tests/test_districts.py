@@ -34,8 +34,11 @@ def test_the_api_takes_a_listed_district_as_the_list_spells_it_and_refuses_other
     edited = client.patch(f"/api/v1/children/{listed.get_json()['id']}", json={"district": "Kitgum town"},
                           headers={**manager, "If-Match": '"1"'})
     assert edited.status_code == 422 and edited.get_json()["error"]["details"]["fields"] == {"district": [ALLOWED]}
-    assert client.post("/api/v1/children", json={"sex": "male", "district": None},
-                       headers=manager).status_code == 201
+    # Left out, the district is unknown; sent, it cannot be empty (issue 12).
+    for empty in (None, "", "  "):
+        refused = client.post("/api/v1/children", json={"sex": "male", "district": empty}, headers=manager)
+        assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "validation_error"
+    assert client.post("/api/v1/children", json={"sex": "male"}, headers=manager).status_code == 201
 
 
 def test_a_push_with_an_unlisted_district_is_rejected_naming_the_allowed_ones(app, client):

@@ -9,7 +9,7 @@ import pytest
 
 from models import Actor, AuditEvent, AuditEventChild, db
 from models.children import Child
-from models.exports import spreadsheet_safe
+from models.exports import IDENTIFIED_COLUMNS, spreadsheet_safe
 from models.sensitivity import RESTRICTED, fields_of
 from tests.factories import PASSWORD, make_child, make_user, walk
 
@@ -31,7 +31,9 @@ def csrf_of(client, path="/reports"):
 
 
 def rows_of(response):
-    return list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    data = response.get_data()
+    assert data.startswith("\ufeff".encode())  # the BOM Excel needs to read UTF-8 (issue 12)
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
 
 
 @pytest.fixture
@@ -134,7 +136,7 @@ def test_de_identified_export_is_the_suppressed_figures_and_is_audited(client, d
     assert response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     rows = rows_of(response)
-    assert rows[0] == ["period_start", "period_end", "table", "indicator", "breakdown", "value"]
+    assert rows[0] == ["Period start", "Period end", "Table", "Indicator", "Breakdown", "Value"]
     registered = {r[4]: r[5] for r in rows if r[2] == "indicators" and r[3] == "Children registered"}
     assert registered["Total"] == "<5" and registered["Male"] == "0"
     body = response.get_data(as_text=True)
@@ -155,14 +157,14 @@ def test_identified_export_needs_a_manager_and_csrf_and_is_audited(client, data)
     rows = rows_of(response)
     header, lines = rows[0], rows[1:]
     assert len(lines) == 9
-    assert "given_name" in header and "case_code" in header
-    assert not set(header) & set(fields_of(Child, RESTRICTED))
+    assert "Given name" in header and "Case code" in header
+    assert not {name for name, _ in IDENTIFIED_COLUMNS} & set(fields_of(Child, RESTRICTED))
     body = response.get_data(as_text=True)
     assert "Visible0" in body
     assert ARMED_GROUP not in body
-    by_name = {line[header.index("given_name")]: line for line in lines}
-    assert by_name["Visible0"][header.index("registered")] == "yes"
-    assert by_name["Visible5"][header.index("registered")] == "no"
+    by_name = {line[header.index("Given name")]: line for line in lines}
+    assert by_name["Visible0"][header.index("Registered")] == "yes"
+    assert by_name["Visible5"][header.index("Registered")] == "no"
     events = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "export.identified")).scalars().all()
     assert len(events) == 1 and events[0].actor_id == data["manager"].id
     assert events[0].details == {"start": "2025-01-01", "end": "2025-12-31", "children": 9}
@@ -170,7 +172,7 @@ def test_identified_export_needs_a_manager_and_csrf_and_is_audited(client, data)
     held = db.session.execute(db.select(AuditEventChild.child_id).where(
         AuditEventChild.event_id == events[0].id)).scalars().all()
     codes = db.session.execute(db.select(Child.case_code).where(Child.id.in_(held))).scalars().all()
-    assert sorted(codes) == sorted(line[header.index("case_code")] for line in lines)
+    assert sorted(codes) == sorted(line[header.index("Case code")] for line in lines)
 
 
 def test_identified_export_cells_cannot_run_as_formulas(client, data):
@@ -178,9 +180,9 @@ def test_identified_export_cells_cannot_run_as_formulas(client, data):
     response = client.post("/reports/cases.csv", data={**PERIOD, "csrf_token": csrf_of(client)})
     rows = rows_of(response)
     header = rows[0]
-    hostile = next(r for r in rows[1:] if "HYPERLINK" in r[header.index("given_name")])
-    assert hostile[header.index("given_name")] == "'=HYPERLINK(\"http://x.test\",\"y\")"
-    assert hostile[header.index("family_name")] == "'+Child"
+    hostile = next(r for r in rows[1:] if "HYPERLINK" in r[header.index("Given name")])
+    assert hostile[header.index("Given name")] == "'=HYPERLINK(\"http://x.test\",\"y\")"
+    assert hostile[header.index("Family name")] == "'+Child"
     for row in rows:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell

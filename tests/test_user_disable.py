@@ -20,8 +20,8 @@ def test_disabling_a_user_wipes_their_devices_for_good(app, client):
     for token in (phone, tablet):
         assert client.get("/api/v1/sync/pull", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     sign_in(client, "dis.admin")
-    done = post(client, f"/users/{cw_id}/disable", follow_redirects=True)
-    assert "2 device(s) revoked and told to wipe" in text(done)
+    done = post(client, f"/users/{cw_id}/disable", {"confirmed": "yes"}, follow_redirects=True)
+    assert "2 devices revoked and told to wipe" in text(done)
     assert "2 revoked, wipe" in text(client.get("/users"))
     for token in (phone, tablet):
         response = client.post("/api/v1/sync/push", json=envelope(), headers={"Authorization": f"Bearer {token}"})

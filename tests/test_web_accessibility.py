@@ -71,7 +71,8 @@ def test_every_control_is_labelled(app, world, role, paths):  # noqa: F811
         check(text(response), url)
     if role == "manager":
         check(text(post(client, f"/children/{world['mine']}/restricted")), "restricted")
-        check(text(post(client, "/devices", {"caseworker": "w.cw", "label": "Phone 8"})), "enrolled")
+        check(text(post(client, "/devices", {"caseworker": "w.cw", "label": "Phone 8"}, follow_redirects=True)),
+              "enrolled")
 
 
 def test_login_and_error_pages_are_accessible(client):

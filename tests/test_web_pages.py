@@ -255,7 +255,7 @@ def test_approvals_approve_and_send_back(app, world):
     assert other_reason.status_code == 422
     # The same limits as a move through the API or the child page: reason at most 2,000 characters.
     too_long = post(manager, url, {"decision": "send_back", "reason": "x" * 2001})
-    assert too_long.status_code == 422 and "Longer than maximum length 2000" in text(too_long)
+    assert too_long.status_code == 422 and "Too long: 2000 characters at most." in text(too_long)
     assert post(manager, url, {"decision": "send_back", "reason": "One more visit, fictional."}).status_code == 302
     with app.app_context():
         assert db.session.get(Child, world["other"]).stage == "follow_up"
@@ -295,7 +295,7 @@ def test_alerts_acknowledge_and_resolve(app, world):
 def test_conflicts_side_by_side_and_resolved_field_by_field(app, world):
     cw = as_role(app, "cw")
     listed = text(cw.get("/conflicts"))
-    assert world["mine_code"] in listed and "risk_level" in listed and "Tablet 1" in listed
+    assert world["mine_code"] in listed and "Risk level" in listed and "Tablet 1" in listed
     page = text(cw.get(f"/conflicts/{world['conflict']}"))
     assert "Keep high" in page and "Keep low" in page
     missing = post(cw, f"/conflicts/{world['conflict']}", {})
@@ -331,14 +331,19 @@ def test_enrol_a_device_shows_the_token_once_with_a_qr_code(app, world):
     missing = post(manager, "/devices", {"caseworker": "w.cw", "label": ""})
     assert missing.status_code == 422
     response = post(manager, "/devices", {"caseworker": "w.cw", "label": "Phone 7"})
-    assert response.status_code == 201
-    page = text(response)
+    assert response.status_code == 303  # post/redirect/get: a reload does not enrol a second device
+    page = text(manager.get(response.headers["Location"]))
     assert "<svg" in page and "shown only now" in page
     token = page.split('id="device-token"', 1)[1].split(">", 1)[1].split("<", 1)[0].strip()
     with app.app_context():
         device = authenticate_device(token, utcnow())
         assert device.label == "Phone 7" and device.user_id == world["cw_id"]
     assert token not in text(manager.get("/devices"))
+    again = manager.get(response.headers["Location"], follow_redirects=True)
+    assert token not in text(again) and "was shown once" in text(again)
+    duplicate = post(manager, "/devices", {"caseworker": "w.cw2", "label": "phone 7"})
+    assert duplicate.status_code == 409 and "already called" in text(duplicate)
+    assert post(manager, "/devices", {"caseworker": "w.cw2", "label": "phone 7", "same_label": "true"}).status_code == 303
 
 
 def test_revoke_a_device_with_wipe(app, world):
@@ -378,10 +383,15 @@ def test_users_create_role_disable_and_reset(app, world):
         new_id = db.session.execute(db.select(User.id).where(User.username == "w.new")).scalar_one()
     assert post(admin, f"/users/{new_id}/role", {"role": "analyst"}).status_code == 302
     assert newcomer.get("/children").status_code == 302  # a new role needs a new sign-in
-    reset = post(admin, f"/users/{new_id}/password")
+    asked = post(admin, f"/users/{new_id}/password")  # confirm first: nothing is changed yet
+    assert asked.status_code == 200 and 'name="confirmed" value="yes"' in text(asked)
+    assert sign_in(app.test_client(), "w.new", password).status_code == 302
+    reset = post(admin, f"/users/{new_id}/password", {"confirmed": "yes"})
     new_password = text(reset).split('id="new-password"', 1)[1].split('value="', 1)[1].split('"', 1)[0]
     assert new_password != password and sign_in(app.test_client(), "w.new", new_password).status_code == 302
-    assert post(admin, f"/users/{new_id}/disable").status_code == 302
+    assert post(admin, f"/users/{new_id}/disable").status_code == 200  # the confirmation page
+    assert sign_in(app.test_client(), "w.new", new_password).status_code == 302
+    assert post(admin, f"/users/{new_id}/disable", {"confirmed": "yes"}).status_code == 302
     assert sign_in(app.test_client(), "w.new", new_password).status_code == 401
     assert post(admin, f"/users/{world['admin_id']}/disable").status_code == 302  # refused with a message
     with app.app_context():

@@ -119,7 +119,7 @@ def test_password_reset_and_disabling_end_sessions(client, app, users):
     sign_in(client, "web.manager")
     with app.app_context():
         manager_id = db.session.execute(db.select(User.id).where(User.username == "web.manager")).scalar_one()
-    assert post(admin, f"/users/{manager_id}/disable").status_code == 302
+    assert post(admin, f"/users/{manager_id}/disable", {"confirmed": "yes"}).status_code == 302
     assert client.get("/children").status_code == 302
 
 

@@ -71,6 +71,7 @@ def upgrade():
     sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('password_temporary', sa.Boolean(), nullable=False),
     sa.Column('agency_id', sa.Uuid(), nullable=True),
+    sa.Column('language', sa.String(length=16), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_user_agency_id_agency')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user')),
     sa.UniqueConstraint('username', name=op.f('uq_user_username'))
@@ -126,6 +127,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
+        batch_op.create_index('ix_child_id_scope', ['id', 'caseworker_id', 'district', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_child_stage_district', ['stage', 'district'], unique=False)
 
@@ -779,6 +781,7 @@ def downgrade():
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.drop_index('ix_child_stage_district')
         batch_op.drop_index(batch_op.f('ix_child_seq'))
+        batch_op.drop_index('ix_child_id_scope')
         batch_op.drop_index(batch_op.f('ix_child_district'))
         batch_op.drop_index('ix_child_dashboard')
         batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))

@@ -117,7 +117,43 @@ def seed(children: int, seed_value: int = 7, today: date | None = None, progress
     from server.cli.alerts import plan_and_scan
 
     plan_and_scan(today)
+    seed_field_traffic(caseworkers, manager, today)
     return passwords
+
+
+def seed_field_traffic(caseworkers: list[User], manager: User, today: date) -> None:
+    """What a programme's phones leave behind, so every page shows something: a device per caseworker
+    (one not seen for a fortnight), a few sync conflicts waiting for a person, and urgent alerts (one
+    acknowledged but still open). A fixed handful, whatever the number of children."""
+    from models import Alert, Child
+    from models.syncstate import Conflict
+    from sync.devices import enroll_device
+
+    now = utcnow()
+    devices = {}
+    for n, caseworker in enumerate(caseworkers, start=1):
+        device, _ = enroll_device(caseworker, f"Demo phone {n}", by=manager)
+        device.last_seen_at = now - timedelta(days=15 if n == len(caseworkers) else n)
+        devices[caseworker.id] = device
+    open_cases = db.session.execute(
+        db.select(Child).where(Child.stage.in_(("assessed", "reunified", "follow_up")), Child.deleted_at.is_(None))
+        .order_by(Child.case_code).limit(3)).scalars().all()
+    for child, (server, device) in zip(open_cases, (("high", "medium"), ("low", "high"), ("medium", "none")),
+                                       strict=False):
+        db.session.add(Conflict(
+            child_id=child.id, entity="child", record_id=child.id, device_id=devices[child.caseworker_id].id,
+            user_id=child.caseworker_id, base_version=child.version, server_version=child.version + 1,
+            fields=["risk_level"], base_values={"risk_level": child.risk_level},
+            server_values={"risk_level": server}, device_values={"risk_level": device}))
+    urgent = db.session.execute(db.select(Alert).where(Alert.severity == "urgent")).scalars().all()
+    for child in open_cases[len(urgent):2]:
+        create_record("alert", {"key": f"{child.id.hex}:danger_reported:demo:{manager.id.hex}",
+                                "rule": "danger_reported", "severity": "urgent", "child_id": child.id,
+                                "recipient_id": manager.id, "due_on": today}, Actor(user=None, source="system"))
+    first = db.session.execute(db.select(Alert).where(Alert.severity == "urgent").order_by(Alert.key)).scalars().first()
+    if first is not None:
+        update_record(first, {"status": "acknowledged", "acknowledged_by_id": manager.id}, Actor(user=manager, source="system"))
+    db.session.flush()
 
 
 @demo.command("seed")

@@ -1,6 +1,7 @@
 """``flask serve``: what ``make run`` starts. Migrates, makes sure an admin exists, optionally seeds
 demo data, and serves with waitress, the scheduler in-process."""
 
+import errno
 import os
 import secrets
 
@@ -35,6 +36,23 @@ def print_key_locations(config) -> None:
                 "Keep a copy of the keys apart, offline (docs/operations.md).", fg="yellow")
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """One line saying why the port cannot be served on, before anything starts (not a traceback)."""
+    import socket
+
+    probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (f"Port {port} on {host} is already in use (another Homecoming, or another program): stop it, "
+                    f"or choose another port, e.g. make run PORT={port + 1}.")
+        return f"Cannot serve on {host}:{port}: {exc.strerror}."
+    finally:
+        probe.close()
+    return None
+
+
 @click.command(help="Migrate, then serve on 127.0.0.1 (the single-process embedded setup).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
@@ -44,6 +62,8 @@ def print_key_locations(config) -> None:
 def serve(host, port, demo):
     from waitress import serve as waitress_serve
 
+    if problem := port_problem(host, port):
+        raise click.ClickException(problem)
     # Whatever this process creates (the database, its -wal and -shm, exports) is the owner's alone.
     os.umask(0o077)
     upgrade()
@@ -69,5 +89,7 @@ def serve(host, port, demo):
     click.echo(f"Serving Homecoming on http://{host}:{port}  (database: {db.engine.url.render_as_string()})")
     from server.scheduler import start_in_process
 
-    start_in_process(app)  # the single-process setup runs the scheduler here (issue 4)
+    if start_in_process(app):  # the single-process setup runs the scheduler here (issue 4)
+        click.echo(f"Scheduler running in this process: alert scan every {app.config['SCAN_INTERVAL_MINUTES']} "
+                   f"min, notifications every {app.config['DISPATCH_INTERVAL_SECONDS']} s.")
     waitress_serve(app, host=host, port=port, threads=8, ident="homecoming")

@@ -1,5 +1,6 @@
-"""``flask users create|list|set-password``."""
+"""``flask users create|list|reset-password``."""
 
+import secrets
 import sys
 
 import click
@@ -53,3 +54,25 @@ def list_users():
         click.echo(f"{user.username:<24} {user.role:<11} {state:<9} last login {last}")
     if not rows:
         click.echo("No users yet.")
+
+
+@users.command("reset-password")
+@click.argument("username")
+def reset_password(username):
+    """Give USERNAME a new one-time password (shown once) and sign them out everywhere.
+
+    The way back in when the first admin's one-time password, or every admin's password, is lost: it
+    needs a shell on the server, which is why it asks no other person. The user chooses their own
+    password at the next sign-in.
+    """
+    user = db.session.execute(db.select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise click.ClickException(f"No user '{username}'. `flask users list` shows who there is.")
+    password = secrets.token_urlsafe(12)
+    user.set_password(password, temporary=True)  # a new nonce: every session and API token ends
+    audit("user.password_reset", target=username, via="cli")
+    db.session.commit()
+    click.echo(f"New one-time password for '{username}': {password}")
+    click.echo("It is shown only now. Sign in at /login and choose your own password (asked at once).")
+    if not user.active:
+        click.echo(f"Note: '{username}' is disabled; an administrator must enable the account on /users.")

@@ -13,19 +13,41 @@ import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import date
 from email.message import EmailMessage
+
+from flask_babel import format_date, gettext, ngettext
+from flask_babel import lazy_gettext as _l
+
+from server.i18n import in_language
 
 SIGNATURE_HEADER = "X-Homecoming-Signature"
 DELIVERY_HEADER = "X-Homecoming-Delivery"
 
 RULE_TEXT = {
-    "danger_reported": "DANGER REPORTED at a visit: consider the 'missing' transition",
-    "missed_in_row": "visits missed in a row",
-    "closure_eligible": "minimum follow-up reached: closure may be proposed",
-    "reception_warn": "reception stay nearing its limit",
-    "reception_overdue": "reception stay past its limit",
-    "reception_escalated": "reception stay well past its limit",
+    "danger_reported": _l("DANGER REPORTED at a visit: consider the 'missing' transition"),
+    "missed_in_row": _l("visits missed in a row"),
+    "closure_eligible": _l("minimum follow-up reached: closure may be proposed"),
+    "reception_warn": _l("reception stay nearing its limit"),
+    "reception_overdue": _l("reception stay past its limit"),
+    "reception_escalated": _l("reception stay well past its limit"),
+    "consent_adult": _l("consent to seek again from the child as an adult"),
 }
+KIND_TEXT = {"visit": _l("visit"), "plan_review": _l("plan review"), "assessment": _l("assessment")}
+LEVEL_TEXT = {"due_soon": _l("%(kind)s due soon"), "due": _l("%(kind)s due today"),
+              "overdue": _l("%(kind)s overdue"), "escalated": _l("%(kind)s escalated")}
+SEVERITY_TEXT = {"urgent": _l("URGENT"), "warning": _l("WARNING"), "info": _l("INFO")}
+
+
+def rule_words(rule: str) -> str:
+    """An alert's rule in the reader's language: "visit overdue", "plan review due soon"."""
+    if rule in RULE_TEXT:
+        return str(RULE_TEXT[rule])
+    for level, text in LEVEL_TEXT.items():
+        kind = rule.removesuffix(f"_{level}")
+        if kind != rule and kind in KIND_TEXT:
+            return str(text) % {"kind": KIND_TEXT[kind]}
+    return rule.replace("_", " ")
 
 
 class SendFailed(Exception):
@@ -53,21 +75,29 @@ class Digest:
     email: str | None
     lines: list[DigestLine]
     sent_at: str
+    language: str | None = None  # the recipient's (User.language); None: English
 
     @property
     def subject(self) -> str:
         urgent = sum(1 for line in self.lines if line.severity == "urgent")
-        count = f"{len(self.lines)} alert{'s' if len(self.lines) != 1 else ''}"
-        return f"Homecoming: {count}" + (f" ({urgent} URGENT)" if urgent else "")
+        with in_language(self.language):
+            count = ngettext("%(num)d alert", "%(num)d alerts", len(self.lines))
+            return gettext("Homecoming: %(count)s", count=count) + (
+                " " + gettext("(%(num)d URGENT)", num=urgent) if urgent else "")
 
     def text(self) -> str:
-        rows = [f"{len(self.lines)} alert(s) for {self.recipient}:", ""]
-        for line in self.lines:
-            what = RULE_TEXT.get(line.rule, line.rule.replace("_", " "))
-            due = f" (due {line.due_on})" if line.due_on else ""
-            rows.append(f"[{line.severity.upper()}] case {line.case_code}: {what}{due}\n    {line.link}")
-        rows += ["", "Sign in to see the case. This message holds no personal details by design."]
-        return "\n".join(rows)
+        with in_language(self.language):
+            rows = [ngettext("%(num)d alert for %(username)s:", "%(num)d alerts for %(username)s:", len(self.lines),
+                             username=self.recipient), ""]
+            for line in self.lines:
+                what = rule_words(line.rule)
+                if line.due_on:
+                    what += " " + gettext("(due %(day)s)", day=format_date(date.fromisoformat(line.due_on), "d MMM y"))
+                rows.append(gettext("[%(severity)s] case %(code)s: %(what)s", what=what, code=line.case_code,
+                                    severity=SEVERITY_TEXT.get(line.severity, line.severity.upper()))
+                            + f"\n    {line.link}")
+            rows += ["", gettext("Sign in to see the case. This message holds no personal details by design.")]
+            return "\n".join(rows)
 
     def payload(self) -> dict:
         return {"digest_id": self.digest_id, "recipient": self.recipient, "sent_at": self.sent_at,

@@ -45,7 +45,7 @@ def _digest(ids: list[int], recipient: User, now, base_url: str) -> tuple[Digest
                         link=f"{base_url.rstrip('/')}/children/{alert.child_id}")
              for _, alert, code in live]
     digest = Digest(digest_id=str(uuid.uuid4()), recipient=recipient.username, email=recipient.email,
-                    lines=lines, sent_at=now.isoformat())
+                    lines=lines, sent_at=now.isoformat(), language=recipient.language)
     return digest, [nid for nid, _, _ in live], gone
 
 

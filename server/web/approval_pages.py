@@ -4,7 +4,7 @@ send back to follow-up with a written reason. Both are stage transitions through
 from flask import flash, g, redirect, request, url_for
 from sqlalchemy import func
 
-from models import Child, StageTransition, User, audit, db
+from models import Alert, Child, Followup, StageTransition, User, audit, db
 from models.errors import FieldErrors, Problem
 from models.records import transition
 from models.schemas import api_schema
@@ -19,7 +19,8 @@ from server.web.session import login_required
 
 def pending_page():
     stmt = (
-        db.select(Child.id, Child.case_code, Child.district, Child.stage_since, User.username.label("caseworker"))
+        db.select(Child.id, Child.case_code, Child.given_name, Child.family_name, Child.village, Child.district,
+                  Child.risk_level, Child.stage_since, User.username.label("caseworker"))
         .outerjoin(User, User.id == Child.caseworker_id)
         .where(Child.stage == "closure_pending", Child.deleted_at.is_(None))
         .order_by(Child.stage_since, Child.case_code)
@@ -40,8 +41,22 @@ def pending_page():
     ).all()
     for child_id, reason, username in rows:
         proposals[child_id] = (reason, username)  # the newest wins
+    ids = [row.id for row in page.items]
+    # An alert is raised once per recipient: count each (rule, due day) once per child.
+    alerts = (db.select(Alert.child_id, Alert.rule, Alert.due_on)
+              .where(Alert.child_id.in_(ids), Alert.status != "resolved", Alert.deleted_at.is_(None))
+              .distinct().subquery())
+    open_alerts = dict(db.session.execute(
+        db.select(alerts.c.child_id, func.count()).group_by(alerts.c.child_id)).all())
+    last_visits = dict(db.session.execute(
+        db.select(Followup.child_id, func.max(Followup.completed_on))
+        .where(Followup.child_id.in_(ids), Followup.kind == "visit", Followup.status == "done",
+               Followup.deleted_at.is_(None)).group_by(Followup.child_id)
+    ).all())
     page.items = [{**row._asdict(), "reason": proposals.get(row.id, (None, None))[0],
-                   "proposed_by": proposals.get(row.id, (None, None))[1]} for row in page.items]
+                   "proposed_by": proposals.get(row.id, (None, None))[1],
+                   "open_alerts": open_alerts.get(row.id, 0), "last_visit": last_visits.get(row.id)}
+                  for row in page.items]
     return page
 
 

@@ -8,6 +8,7 @@ a manager's reads of children by the other managers."""
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import g, request
+from flask_babel import gettext
 from sqlalchemy import and_, exists, or_, true
 
 from models import AuditEvent, AuditEventChild, Child, User, db
@@ -62,6 +63,6 @@ def audit_log():
     count = db.select(db.func.count()).select_from(AuditEvent).where(and_(true(), *conditions))
     actions = db.session.execute(db.select(AuditEvent.action).where(conditions[0]).distinct()
                                  .order_by(AuditEvent.action)).scalars().all()
-    return render("audit.html", title="Audit log", page=paginate(stmt, "web.audit_log", count_stmt=count),
+    return render("audit.html", title=gettext("Audit log"), page=paginate(stmt, "web.audit_log", count_stmt=count),
                   action=action, username=username, case_code=case_code, since=since, until=until,
                   actions=actions)

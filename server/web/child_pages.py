@@ -6,11 +6,14 @@ their next pull exactly as if it came from the API.
 """
 
 from flask import abort, flash, g, redirect, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from models import (
     Alert,
     Assessment,
     Child,
+    Consent,
     Followup,
     Service,
     StageTransition,
@@ -20,7 +23,7 @@ from models import (
     districts,
 )
 from models.access import sees_restricted
-from models.errors import Problem
+from models.errors import FieldErrors, Problem
 from models.lifecycle import MANAGER_ONLY, allowed_targets
 from models.openrosa import extra_fields_of
 from models.records import transition, update_record
@@ -39,8 +42,8 @@ from models.vocab import (
 )
 from server.api.common import commit_and_plan, rules, today
 from server.web import bp
-from server.web.forms import errors_of, form_values, load, tri_state
-from server.web.rendering import load_child, parse_uuid, render, web_actor
+from server.web.forms import LABELS, errors_of, form_values, load, tri_state, typed
+from server.web.rendering import load_child, render, web_actor
 from server.web.session import login_required
 from server.whole_numbers import whole_number
 
@@ -60,11 +63,11 @@ DATES = {"date_of_birth", "date_joined", "date_left", "identified_on", "stage_si
 
 def profile_sections(child: Child, show_restricted: bool) -> list[tuple[str, str, list]]:
     sections = []
-    for cls, title in ((AGGREGATE, "Case"), (PERSONAL, "Identity and family (need to know)")):
+    for cls, title in ((AGGREGATE, _l("Case")), (PERSONAL, _l("Identity and family (need to know)"))):
         rows = [(name, getattr(child, name)) for name in fields_of(Child, cls) if name not in HIDDEN]
         sections.append((cls, title, rows))
     if show_restricted:
-        sections.append((RESTRICTED, "CAAFAG profile (restricted)",
+        sections.append((RESTRICTED, _l("CAAFAG profile (restricted)"),
                          [(name, getattr(child, name)) for name in RESTRICTED_FIELDS]))
     return sections
 
@@ -82,6 +85,11 @@ def timeline(child: Child) -> list[dict]:
             text += f" ({t.closure_reason.replace('_', ' ')})"
         items.append({"on": t.occurred_on, "at": t.created_at, "kind": "stage", "text": text,
                       "detail": t.reason, "by": username})
+    for c in _records(Consent, child):
+        items.append({"on": c.given_on, "at": c.created_at, "kind": "consent",
+                      "text": f"consent for {c.purpose} given by the {c.given_by}"
+                              + (f", withdrawn {c.withdrawn_on.isoformat()}" if c.withdrawn_on else ""),
+                      "detail": None})
     for a in _records(Assessment, child):
         items.append({"on": a.assessed_on, "at": a.created_at, "kind": "assessment",
                       "text": f"{a.kind} assessment" + (f", risk {a.risk_level}" if a.risk_level else ""),
@@ -146,23 +154,32 @@ def caseworker_choices():
     ).scalars().all()
 
 
-def district_choices(child) -> list[tuple[str, str]]:
+def district_choices(child=None) -> list[tuple[str, str]]:
     """The configured districts; a child's district from before the list was set stays offered, so
     saving the form leaves it as it is (``child_edit`` does not re-check an unchanged district)."""
     names = [(name, name) for name in districts.allowed()]
-    if child.district and child.district not in districts.allowed():
+    if child is not None and child.district and child.district not in districts.allowed():
         names.append((child.district, f"{child.district} (not in the list)"))
     return names
 
 
+def child_name(child) -> str:
+    return " ".join(n for n in (child.given_name, child.family_name) if n) or gettext("Name not recorded")
+
+
 def child_page(child, status=200, *, show_restricted=False, errors=None, form=None):
     """The child's page; with the restricted profile shown, an audited restricted read."""
+    from server.web.record_pages import record_form_context
+
     errors = errors or {}
     if show_restricted:
         audit("child.restricted_read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
         db.session.commit()
+    # Only managers and the child's caseworker reach this page, and both may see the name; the window's
+    # title (kept in the browser's history, seen on a shared computer) names the case code only.
     return render(
-        "child.html", status, title=f"Child {child.case_code}", child=child,
+        "child.html", status, title=gettext("Child %(code)s", code=child.case_code), child=child,
+        name=child_name(child), labels=LABELS, **record_form_context(),
         sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
         can_see_restricted=sees_restricted(g.user), timeline=timeline(child), due=due_followups(child),
         targets=move_targets(child, g.user), caseworkers=caseworker_choices() if g.user.is_manager else [],
@@ -193,7 +210,7 @@ def child_restricted(child_id):
 def _failed(child, form_name, exc: Problem, **kw):
     db.session.rollback()
     child = db.session.get(Child, child.id)
-    return child_page(child, 422, errors={form_name: errors_of(exc)}, form={form_name: request.form}, **kw)
+    return child_page(child, 422, errors={form_name: errors_of(exc)}, form={form_name: typed(request.form)}, **kw)
 
 
 def _version_matches(record) -> bool:
@@ -210,6 +227,8 @@ def child_move(child_id):
     child = load_child(child_id)
     data = form_values(request.form, ("to_stage", "occurred_on", "reason", "closure_reason"))
     try:
+        if not data.get("to_stage"):
+            raise FieldErrors({"to_stage": [gettext("Choose the stage to move to.")]})
         data = load(api_schema("stage_transition"), data)
         record = transition(child, data.pop("to_stage"), web_actor(), today=today(),
                             min_follow_up_days=rules()["MIN_FOLLOW_UP_DAYS"], **data)
@@ -217,7 +236,8 @@ def child_move(child_id):
         return _failed(child, "move", exc)
     audit("child.transition", actor=g.user, child_id=child.id, to_stage=record.to_stage, via="web")
     commit_and_plan(child.id)
-    flash(f"{child.case_code} moved to {record.to_stage.replace('_', ' ')}.", "success")
+    flash(gettext("%(code)s moved to %(stage)s.", code=child.case_code, stage=record.to_stage.replace("_", " ")),
+          "success")
     return redirect(url_for("web.child", child_id=child.id))
 
 
@@ -233,8 +253,11 @@ def child_edit(child_id):
         return child_page(child, 409, errors={form_name: {"_form": [STALE]}}, show_restricted=restricted_form)
     names = RESTRICTED_FIELDS if restricted_form else EDIT_FIELDS
     data = form_values(request.form, names, booleans=() if restricted_form else BOOLEAN_FIELDS)
-    if data.get("district") is not None and data["district"] == child.district:
-        del data["district"]  # kept as it was, perhaps from before HOMECOMING_DISTRICTS: not re-checked
+    for name in ("district", "given_name"):
+        if name in data and data[name] == getattr(child, name):
+            # Kept as it was (a district from before HOMECOMING_DISTRICTS, a name never recorded): not
+            # re-checked, so the rest of the form can still be saved.
+            del data[name]
     try:
         data = load(ChildFields(partial=True), data)
         changed = update_record(child, data, web_actor())
@@ -265,10 +288,10 @@ def child_reassign(child_id):
 @login_required("manager", "caseworker")
 def followup_outcome(followup_id):
     """Record what happened at a visit (or review): done, missed or cancelled, with the outcome."""
-    followup = db.session.get(Followup, parse_uuid(followup_id))
-    if followup is None or followup.deleted_at is not None:
-        abort(404)
-    child = load_child(followup.child_id)
+    from server.web.followup_pages import load_followup, visit_page
+
+    followup, child = load_followup(followup_id)
+    from_list = request.form.get("back") == "followups"
     form_name = f"outcome-{followup.id}"
     data = form_values(request.form, ("status", "completed_on", "not_seen_reason", "wellbeing", "risk_level",
                                       "concerns", "notes"), lists=("concerns",))
@@ -277,8 +300,17 @@ def followup_outcome(followup_id):
         data = load(VisitOutcome(), data)
         update_record(followup, data, web_actor())
     except Problem as exc:
+        if from_list:
+            db.session.rollback()
+            return visit_page(db.session.get(Followup, followup.id), db.session.get(Child, child.id), 422,
+                              errors=errors_of(exc), form=typed(request.form))
         return _failed(child, form_name, exc)
     audit("followup.outcome", actor=g.user, child_id=child.id, status=data["status"], via="web")
     commit_and_plan(child.id)
-    flash(f"Outcome recorded for {child.case_code}.", "success")
+    flash(gettext("Outcome recorded for %(code)s.", code=child.case_code), "success")
+    if from_list:
+        return redirect(url_for("web.followups"))
     return redirect(url_for("web.child", child_id=child.id))
+
+
+from server.web import record_pages, summary_pages  # noqa: E402, F401  (their routes join bp with this module's)

@@ -3,6 +3,7 @@ the device's, side by side; a manager or the child's caseworker keeps one per fi
 is applied by the sync work's ``resolve_conflict`` so it reaches every device on its next pull."""
 
 from flask import abort, flash, g, redirect, request, url_for
+from flask_babel import gettext
 
 from models import Child, Device, User, audit, db
 from models.access import sees_restricted
@@ -47,7 +48,7 @@ def conflicts():
             .outerjoin(Device, Device.id == Conflict.device_id)
             .outerjoin(device_owner, device_owner.id == Conflict.user_id))
     count = conflicts_query(g.user, status=status).with_only_columns(db.func.count()).order_by(None)
-    return render("conflicts.html", title="Conflicts", page=paginate(stmt, "web.conflicts", count_stmt=count),
+    return render("conflicts.html", title=gettext("Conflicts"), page=paginate(stmt, "web.conflicts", count_stmt=count),
                   status=status)
 
 
@@ -60,7 +61,7 @@ def load_conflict(conflict_id) -> tuple[Conflict, Child]:
 
 def conflict_page(conflict, child, status=200, errors=None):
     device = db.session.get(Device, conflict.device_id) if conflict.device_id else None
-    page = render("conflict.html", status, title=f"Conflict on {child.case_code}", conflict=conflict,
+    page = render("conflict.html", status, title=gettext("Conflict on %(code)s", code=child.case_code), conflict=conflict,
                   child=child, device=device, hidden=fields_hidden_from(g.user, conflict), errors=errors or {})
     audit("conflict.read", actor=g.user, child_id=child.id, target=conflict.id, via="web", ip=request.remote_addr)
     db.session.commit()
@@ -79,12 +80,12 @@ def conflict(conflict_id):
 def conflict_resolve(conflict_id):
     conflict, child = load_conflict(conflict_id)
     if conflict.status != "open":
-        flash("This conflict was already resolved.", "info")
+        flash(gettext("This conflict was already resolved."), "info")
         return redirect(url_for("web.conflict", conflict_id=conflict.id))
     if restricted_fields(conflict) and not sees_restricted(g.user):
         # Someone who cannot see the values cannot choose between them.
-        return conflict_page(conflict, child, 403, {"_form": ["This conflict includes restricted fields: a "
-                                                              "manager resolves it."]})
+        return conflict_page(conflict, child, 403, {"_form": [gettext(
+            "This conflict includes restricted fields: a manager resolves it.")]})
     choices, missing = {}, []
     for name in conflict.fields:
         choice = request.form.get(f"field:{name}")
@@ -92,7 +93,7 @@ def conflict_resolve(conflict_id):
             missing.append(name)
         choices[name] = choice
     if missing:
-        return conflict_page(conflict, child, 422, {name: ["Choose which value to keep."] for name in missing})
+        return conflict_page(conflict, child, 422, {name: [gettext("Choose which value to keep.")] for name in missing})
     try:
         resolve_conflict(conflict, choices, web_actor())
     except Problem as exc:
@@ -102,5 +103,5 @@ def conflict_resolve(conflict_id):
     audit("conflict.resolve", actor=g.user, child_id=child.id, target=conflict.id,
           kept={k: v for k, v in choices.items()}, via="web")
     commit_and_plan(child.id)
-    flash(f"Conflict on {child.case_code} resolved.", "success")
+    flash(gettext("Conflict on %(code)s resolved.", code=child.case_code), "success")
     return redirect(url_for("web.conflicts"))

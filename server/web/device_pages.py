@@ -4,7 +4,8 @@ with or without a remote wipe, and see when each device last made contact."""
 from datetime import timedelta
 
 import segno
-from flask import abort, current_app, flash, g, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext
 from markupsafe import Markup
 from sqlalchemy import or_
 
@@ -19,12 +20,14 @@ from server.whole_numbers import whole_number
 from sync.devices import DEVICE_ROLES, enroll_device, revoke_device
 
 DEVICE_ADMINS = ("manager", "admin")
+ENROLLED_KEY = "enrolled_device"
 
 
 def qr_svg(text: str) -> Markup:
     """The enrolment QR code as inline SVG (segno escapes nothing we put in: the text is only data)."""
-    svg = segno.make(text, error="m").svg_inline(scale=4, title="Device enrolment code")
-    return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code for enrolling the device" ', 1))
+    svg = segno.make(text, error="m").svg_inline(scale=4, title=gettext("Device enrolment code"))
+    label = Markup.escape(gettext("QR code for enrolling the device"))
+    return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1))
 
 
 def enrolment_text(token: str) -> str:
@@ -52,7 +55,7 @@ def devices_page(status=200, **extra):
     if request.args.get("show") != "all" and not stale:
         stmt = stmt.where(Device.revoked_at.is_(None))
     stmt = stmt.order_by(owner.username, Device.enrolled_at)
-    return render("devices.html", status, title="Devices", page=paginate(stmt, "web.devices"),
+    return render("devices.html", status, title=gettext("Devices"), page=paginate(stmt, "web.devices"),
                   caseworkers=caseworkers(), stale=stale, stale_days=current_app.config["WEB_DEVICE_STALE_DAYS"], show_all=request.args.get("show") == "all",
                   now=utcnow(), **extra)
 
@@ -72,16 +75,42 @@ def device_enrol():
         db.select(User).where(User.username == username, User.role.in_(DEVICE_ROLES), User.active.is_(True))
     ).scalar_one_or_none()
     if caseworker is None:
-        return devices_page(422, errors={"caseworker": ["Choose an active caseworker."]}, form=request.form)
+        return devices_page(422, errors={"caseworker": [gettext("Choose an active caseworker.")]}, form=request.form)
+    if label and request.form.get("same_label") != "true" and label_in_use(label):
+        return devices_page(409, errors={"label": [gettext(
+            "An active device is already called “%(label)s”. Give this one another name, or tick the box "
+            "to enrol it under the same name.", label=label)]}, form=request.form, same_label=True)
     try:
         device, token = enroll_device(caseworker, label, by=g.user)
     except Problem as exc:
         db.session.rollback()
         return devices_page(422, errors={"caseworker" if k == "user" else k: v for k, v in errors_of(exc).items()}, form=request.form)
     db.session.commit()
-    # Rendered, not redirected: the token is shown in this one response and never stored in clear.
-    return devices_page(201, enrolled=device, enrolled_for=caseworker.username, token=token,
-                        qr=qr_svg(enrolment_text(token)))
+    # Post/redirect/get: a reload shows the page again rather than enrolling a second device. The token
+    # rides in the (signed, HttpOnly) session cookie to the next page only, which takes it out.
+    session[ENROLLED_KEY] = {"device": str(device.id), "token": token}
+    return redirect(url_for("web.device_enrolled", device_id=device.id), 303)
+
+
+@bp.get("/devices/<device_id>/enrolled")
+@login_required("manager")
+def device_enrolled(device_id):
+    device = db.session.get(Device, parse_uuid(device_id))
+    if device is None:
+        abort(404)
+    shown = session.pop(ENROLLED_KEY, None)
+    if not shown or shown["device"] != str(device.id):
+        flash(gettext("The token of “%(label)s” was shown once, when it was enrolled. If it is lost, revoke "
+                      "the device and enrol it again.", label=device.label), "info")
+        return redirect(url_for("web.devices"))
+    owner = db.session.get(User, device.user_id)
+    return devices_page(200, enrolled=device, enrolled_for=owner.username, token=shown["token"],
+                        qr=qr_svg(enrolment_text(shown["token"])))
+
+
+def label_in_use(label: str) -> bool:
+    return db.session.execute(db.select(db.func.count()).select_from(Device).where(
+        Device.revoked_at.is_(None), db.func.lower(Device.label) == label.lower())).scalar_one() > 0
 
 
 @bp.post("/devices/<device_id>/revoke")
@@ -91,10 +120,11 @@ def device_revoke(device_id):
     if device is None:
         abort(404)
     if device.revoked_at is not None:
-        flash(f"'{device.label}' was already revoked.", "info")
+        flash(gettext("“%(label)s” was already revoked.", label=device.label), "info")
         return redirect(url_for("web.devices"))
     wipe = request.form.get("wipe") == "true"
     revoke_device(device, by=g.user, wipe=wipe)
     db.session.commit()
-    flash(f"'{device.label}' is revoked{' and will wipe its data at its next contact' if wipe else ''}.", "success")
+    flash(gettext("“%(label)s” is revoked and will wipe its data at its next contact.", label=device.label) if wipe
+          else gettext("“%(label)s” is revoked.", label=device.label), "success")
     return redirect(url_for("web.devices"))

@@ -2,15 +2,16 @@
 
 from datetime import timedelta
 
-from flask import g, request
+from flask import abort, g, request
+from flask_babel import gettext
 from sqlalchemy import and_, case, func
 
-from models import Child, Followup, User, db, utcnow
+from models import Child, Followup, User, audit, db, utcnow
 from models.access import child_scope
-from models.vocab import FOLLOWUP_KINDS
+from models.vocab import CONCERNS, FOLLOWUP_KINDS, NOT_SEEN_REASONS, RISK_LEVELS, WELLBEING
 from server.web import bp
 from server.web.paging import paginate
-from server.web.rendering import render
+from server.web.rendering import load_child, parse_uuid, render
 from server.web.session import login_required
 
 WHEN = {"overdue": "Overdue", "week": "Due this week", "all": "Overdue and due this week"}
@@ -76,7 +77,8 @@ def followups():
 
     stmt = (
         db.select(Followup.id, Followup.kind, Followup.due_on, Followup.planned_by_rule, Child.id.label("child_id"),
-                  Child.case_code, Child.district, Child.stage, Child.risk_level, User.username.label("caseworker"))
+                  Child.case_code, Child.given_name, Child.family_name, Child.village, Child.district, Child.stage,
+                  Child.risk_level, User.username.label("caseworker"))
         .select_from(Followup).join(Child, Child.id == Followup.child_id)
         .outerjoin(User, User.id == Child.caseworker_id)
         .where(where, Child.deleted_at.is_(None), *filters).order_by(Followup.due_on, Child.case_code)
@@ -90,5 +92,36 @@ def followups():
         and (not district or (district_name or "-") == district)
     )  # the groups already counted it: no second pass over the join
     page = paginate(stmt, "web.followups", count_stmt=count, total=total)
-    return render("followups.html", title="Follow-ups", groups=groups, page=page, when=when, when_labels=WHEN,
+    html = render("followups.html", title="Follow-ups", groups=groups, page=page, when=when, when_labels=WHEN,
                   today=today, caseworker=caseworker, district=district, kind=kind, kinds=FOLLOWUP_KINDS)
+    # Names and villages are on the page (only managers and caseworkers reach it): a read of those children.
+    audit("followup.list", actor=g.user, children=list({row.child_id for row in page.items}), via="web",
+          ip=request.remote_addr)
+    db.session.commit()
+    return html
+
+
+def visit_page(followup, child, status=200, *, errors=None, form=None):
+    from server.web.child_pages import child_name
+
+    return render("followup_visit.html", status, title=gettext("Record a visit: %(code)s", code=child.case_code), fu=followup,
+                  child=child, name=child_name(child), errors=errors or {}, form=form or {}, today=utcnow().date(),
+                  not_seen_reasons=NOT_SEEN_REASONS, wellbeing=WELLBEING, risk_levels=RISK_LEVELS, concerns=CONCERNS)
+
+
+def load_followup(followup_id) -> tuple[Followup, Child]:
+    """The follow-up and its child; 404 if either is gone or the child is out of the user's scope."""
+    followup = db.session.get(Followup, parse_uuid(followup_id))
+    if followup is None or followup.deleted_at is not None:
+        abort(404)
+    return followup, load_child(followup.child_id)
+
+
+@bp.get("/followups/<followup_id>/visit")
+@login_required("manager", "caseworker")
+def followup_visit(followup_id):
+    """The outcome form of one follow-up, reached from the list; saving returns to the list."""
+    followup, child = load_followup(followup_id)
+    audit("child.read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
+    db.session.commit()
+    return visit_page(followup, child)

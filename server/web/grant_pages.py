@@ -10,12 +10,14 @@ import uuid
 from dataclasses import dataclass
 
 from flask import abort, current_app, flash, g, redirect, url_for
+from flask_babel import gettext
 
 from models import db
 from models.grants import GrantRefused, ManagerGrant, confirm_grant, pending_grants, refuse_grant
+from server.i18n import in_language
 from server.notify.channels import SendFailed, send_email
 from server.web import bp
-from server.web.rendering import parse_uuid, render
+from server.web.rendering import GRANT_WORDS, parse_uuid, render
 from server.web.session import login_required
 
 
@@ -28,20 +30,24 @@ class PasswordMail:
     password: str
     sign_in: str
     digest_id: str
+    language: str | None = None  # the recipient's (User.language)
 
     @property
     def subject(self) -> str:
-        return "Homecoming: your manager account"
+        with in_language(self.language):
+            return gettext("Homecoming: your manager account")
 
     def text(self) -> str:
-        return (f"A manager confirmed the manager role for {self.username}.\n\n"
-                f"Your one-time password: {self.password}\n\n"
-                f"Sign in at {self.sign_in} and choose your own password at once; this one works only "
-                "for that. If you did not expect this message, tell your manager.")
+        with in_language(self.language):
+            return gettext(
+                "A manager confirmed the manager role for %(username)s.\n\nYour one-time password: %(password)s"
+                "\n\nSign in at %(sign_in)s and choose your own password at once; this one works only for that. "
+                "If you did not expect this message, tell your manager.",
+                username=self.username, password=self.password, sign_in=self.sign_in)
 
 
 def grants_page(status=200, **extra):
-    return render("grants.html", status, title="Manager grants", grants=pending_grants(), **extra)
+    return render("grants.html", status, title=gettext("Manager grants"), grants=pending_grants(), **extra)
 
 
 @bp.get("/grants")
@@ -56,7 +62,7 @@ def _deliver(user, password: str) -> bool:
     if not (config.get("SMTP_HOST") and user.email):
         return False
     mail = PasswordMail(user.email, user.username, password, config.get("BASE_URL", "") + url_for("web.login"),
-                        str(uuid.uuid4()))
+                        str(uuid.uuid4()), user.language)
     try:
         send_email(mail, config)
     except SendFailed:
@@ -74,7 +80,8 @@ def grant_decide(grant_id, decision):
         if decision == "refuse":
             refuse_grant(grant, by=g.user, via="web")
             db.session.commit()
-            flash(f"Refused: {grant.what} for {grant.user.username}.", "success")
+            flash(gettext("Refused: %(what)s for %(username)s.", what=GRANT_WORDS[grant.kind],
+                          username=grant.user.username), "success")
             return redirect(url_for("web.grants"))
         password = secrets.token_urlsafe(12)
         user = confirm_grant(grant, by=g.user, new_password=password, via="web")
@@ -84,6 +91,7 @@ def grant_decide(grant_id, decision):
         return redirect(url_for("web.grants"))
     db.session.commit()
     if _deliver(user, password):
-        flash(f"{user.username} is a manager; the one-time password went to {user.email}.", "success")
+        flash(gettext("%(username)s is a manager; the one-time password went to %(email)s.",
+                      username=user.username, email=user.email), "success")
         return redirect(url_for("web.grants"))
     return grants_page(200, shown_password=password, shown_for=user.username)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from flask import request, url_for
+from flask_babel import format_decimal, gettext
 
 from models import db
 from server.whole_numbers import whole_number
@@ -20,10 +21,11 @@ class Page:
     @property
     def summary(self) -> str:
         if not self.total:
-            return "Nothing to show"
+            return gettext("Nothing to show")
         first = (self.number - 1) * self.per_page + 1
         last = min(self.total, first + len(self.items) - 1)
-        return f"{first}–{last} of {self.total}"
+        return gettext("%(first)s–%(last)s of %(total)s", first=format_decimal(first), last=format_decimal(last),
+                       total=format_decimal(self.total))
 
 
 def page_number() -> int:

@@ -14,12 +14,13 @@ import uuid
 from functools import wraps
 
 from flask import abort, current_app, flash, g, redirect, request, session, url_for
+from flask_babel import gettext
 
 from models import User, db
 
 CSRF_FIELD = "csrf_token"
 # All a user whose password someone else chose may do until they choose their own.
-TEMPORARY_PASSWORD_ENDPOINTS = ("web.account", "web.logout")
+TEMPORARY_PASSWORD_ENDPOINTS = ("web.account", "web.account_language", "web.logout")
 
 
 def register(app) -> None:
@@ -40,8 +41,8 @@ def check_csrf() -> None:
     sent = request.form.get(CSRF_FIELD, "")
     expected = session.get("csrf", "")
     if not expected or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
-        abort(400, description="The form was stale or did not come from this site. Go back, reload the page "
-                               "and try again.")
+        abort(400, description=gettext("The form was stale or did not come from this site. Go back, reload "
+                                       "the page and try again."))
 
 
 def sign_in(user: User) -> None:
@@ -97,13 +98,13 @@ def login_required(*roles: str):
             user = current_user()
             if user is None:
                 if g.get("session_expired"):
-                    flash("Your session expired. Sign in again.", "info")
+                    flash(gettext("Your session expired. Sign in again."), "info")
                 wanted = request.full_path if request.method == "GET" else None
                 return redirect(url_for("web.login", next=wanted.rstrip("?") if wanted else None))
             if request.method == "POST":
                 check_csrf()
             if user.password_temporary and request.endpoint not in TEMPORARY_PASSWORD_ENDPOINTS:
-                flash("Your password was given to you by an administrator: choose your own to go on.", "info")
+                flash(gettext("Your password was handed to you: choose your own to go on."), "info")
                 return redirect(url_for("web.account"))
             if roles and user.role not in roles:
                 abort(403)

@@ -9,6 +9,7 @@ changes its token nonce, which ends its web sessions and API tokens at once. Gra
 import secrets
 
 from flask import abort, flash, g, redirect, request, session, url_for
+from flask_babel import gettext, ngettext
 
 from models import User, audit, db
 from models.accounts import new_user_problems
@@ -16,7 +17,7 @@ from models.grants import GrantRefused, pending_grant_of, request_grant, unusabl
 from models.vocab import ROLES
 from server.web import bp
 from server.web.paging import paginate
-from server.web.rendering import parse_uuid, render
+from server.web.rendering import parse_uuid, render, role_name
 from server.web.session import login_required
 from sync.devices import device_counts, disable_user
 
@@ -31,7 +32,7 @@ def users_page(status=200, **extra):
     if role in ROLES:
         stmt = stmt.where(User.role == role)
     page = paginate(stmt, "web.users", scalars=True)
-    return render("users.html", status, title="Users", page=page, devices=device_counts(u.id for u in page.items),
+    return render("users.html", status, title=gettext("Users"), page=page, devices=device_counts(u.id for u in page.items),
                   roles=ROLES, role=role if role in ROLES else None, **extra)
 
 
@@ -61,7 +62,7 @@ def user_create():
         audit("user.create", actor=g.user, target=username, role=role, via="web", pending=True)
         request_grant(user, "create", by=g.user, via="web")
         db.session.commit()
-        flash(GRANT_PENDING.format(username=username), "info")
+        flash(grant_pending(username), "info")
         return redirect(url_for("web.users"))
     password = new_password()
     user.set_password(password, temporary=True)
@@ -72,8 +73,9 @@ def user_create():
     return users_page(201, shown_password=password, shown_for=username, reason="created")
 
 
-GRANT_PENDING = ("A manager must confirm this for {username} on the Manager grants page; the password then "
-                 "goes to {username} by e-mail, or to the confirming manager, never to you.")
+def grant_pending(username: str) -> str:
+    return gettext("A manager must confirm this for %(username)s on the Manager grants page; the password then "
+                   "goes to %(username)s by e-mail, or to the confirming manager, never to you.", username=username)
 
 
 def _ask_for_grant(user: User, kind: str):
@@ -83,7 +85,7 @@ def _ask_for_grant(user: User, kind: str):
         flash(refused.message, "error")
         return redirect(url_for("web.users"))
     db.session.commit()
-    flash(GRANT_PENDING.format(username=user.username), "info")
+    flash(grant_pending(user.username), "info")
     return redirect(url_for("web.users"))
 
 
@@ -94,36 +96,54 @@ def _target(user_id) -> User:
     return user
 
 
+# Actions that cannot be undone by a second click: a page says what they do and asks first.
+CONFIRM = ("disable", "password")
+
+
+def confirm_page(user: User, action: str):
+    devices = device_counts([user.id]).get(user.id, {}).get("active", 0)
+    return render("user_confirm.html", title=gettext("Please confirm"), target=user, action=action,
+                  active_devices=devices)
+
+
 @bp.post("/users/<user_id>/<action>")
 @login_required("admin")
 def user_action(user_id, action):
     user = _target(user_id)
     if user.id == g.user.id and action in ("disable", "role"):
-        flash("You cannot disable yourself or change your own role; ask another administrator.", "error")
+        flash(gettext("You cannot disable yourself or change your own role; ask another administrator."), "error")
         return redirect(url_for("web.users"))
+    if action in CONFIRM and request.form.get("confirmed") != "yes" and not (
+            action == "password" and user.role == "manager"):  # that only asks another manager
+
+        return confirm_page(user, action)
     if action == "disable":
         wiped = disable_user(user, by=g.user, via="web")
-        message = f"{user.username} is disabled and signed out everywhere"
-        message += (f"; {len(wiped)} device(s) revoked and told to wipe their data at their next contact."
-                    if wiped else ".")
+        message = (ngettext("%(username)s is disabled and signed out everywhere; %(num)d device revoked and told "
+                            "to wipe its data at its next contact.",
+                            "%(username)s is disabled and signed out everywhere; %(num)d devices revoked and told "
+                            "to wipe their data at their next contact.", len(wiped), username=user.username)
+                   if wiped else gettext("%(username)s is disabled and signed out everywhere.", username=user.username))
     elif action == "enable":
         if pending_grant_of(user) is not None and pending_grant_of(user).kind == "create":
-            flash(f"{user.username} is a new manager account waiting for a manager's confirmation.", "error")
+            flash(gettext("%(username)s is a new manager account waiting for a manager's confirmation.",
+                          username=user.username), "error")
             return redirect(url_for("web.users"))
         user.active = True
         audit("user.enable", actor=g.user, target=user.username, via="web")
-        message = f"{user.username} may sign in again (their revoked devices stay revoked: enrol anew)."
+        message = gettext("%(username)s may sign in again (their revoked devices stay revoked: enrol anew).",
+                          username=user.username)
     elif action == "role":
         role = request.form.get("role")
         if role not in ROLES:
-            flash(f"Choose one of: {', '.join(ROLES)}.", "error")
+            flash(gettext("Choose one of the roles in the list."), "error")
             return redirect(url_for("web.users"))
         if role == "manager" and user.role != "manager":
             return _ask_for_grant(user, "role")
         old, user.role = user.role, role
         user.end_sessions()  # a new role takes effect at the next sign-in
         audit("user.role", actor=g.user, target=user.username, old=old, new=role, via="web")
-        message = f"{user.username} is now {role}."
+        message = gettext("%(username)s is now %(role)s.", username=user.username, role=role_name(role))
     elif action == "password":
         if user.role == "manager":
             return _ask_for_grant(user, "password")
