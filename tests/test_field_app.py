@@ -359,7 +359,7 @@ def test_a_conflict_made_while_offline_shows_on_the_phone_and_on_the_managers_pa
         sign_in(web, site, MANAGER)
         web.goto(site.url + "/conflicts")
         expect(web.locator("table")).to_contain_text(site.codes["alerted"])
-        expect(web.locator("table")).to_contain_text("risk_level")
+        expect(web.locator("table")).to_contain_text("Risk level")
     finally:
         office.close()
 
