@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from config import RULE_DEFAULTS
-from models import Actor, Alert, Child, Followup, User, alerting, db
+from models import Actor, Alert, AuditEvent, AuditEventChild, Child, Followup, User, alerting, db
 from models.followups import RESOLUTION_NOTE_MAX
 from models.planning import after_changes
 from models.retention import deidentify
@@ -191,6 +191,10 @@ def test_a_note_on_resolve_is_kept_encrypted_shown_to_who_may_see_the_child_and_
     assert done.get_json()["resolution_note"] == "Visited with the elder; family agrees to a school visit."
     boss = alerts(client, auth("boss.a"), recipient="cw.a", status="resolved")["items"]
     assert [a["resolution_note"] for a in boss] == ["Visited with the elder; family agrees to a school visit."]
+    with app.app_context():
+        read = db.session.execute(db.select(AuditEvent).join(AuditEventChild).where(
+            AuditEvent.action == "child.list", AuditEventChild.child_id == uuid.UUID(case["child"]))).scalars().all()
+        assert [e.details["page"] for e in read] == ["alerts"]
     with app.app_context():
         stored = db.session.execute(text("SELECT resolution_note FROM alert WHERE resolution_note IS NOT NULL"))
         assert "elder" not in str(stored.scalar_one())  # encrypted at rest

@@ -7,11 +7,11 @@ resolved by its recipient or by a manager; anyone else gets 404, so alert ids do
 
 from datetime import timedelta
 
-from flask import g
+from flask import g, request
 from marshmallow import fields, validate
 from sqlalchemy import and_, case, or_
 
-from models import Alert, Child, Followup, User, db
+from models import Alert, Child, Followup, User, audit, db
 from models.access import CHILD_READERS, child_scope
 from models.alerting import DANGER_RULE, DANGER_TRANSITION
 from models.followups import resolution
@@ -93,6 +93,10 @@ def list_alerts(query):
     severity_first = case({"urgent": 0, "warning": 1}, value=Alert.severity, else_=2)
     rows = _alert_rows(_with_labels(stmt).order_by(severity_first, Alert.due_on, Alert.seq)
                        .limit(per_page).offset((page - 1) * per_page))
+    noted = [row["child_id"] for row in rows if row["resolution_note"] and row["child_id"]]
+    if noted:  # a note is personal text about the child: its read is audited like a name's
+        audit("child.list", actor=g.user, children=noted, ip=request.remote_addr, page="alerts")
+        db.session.commit()
     return {"items": rows, "total": total, "page": page, "per_page": per_page}
 
 
