@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import SyncedRecord, db
 from models.care import ChildRecord
 from models.crypto import EncryptedText
+from models.errors import FieldErrors
 from models.sensitivity import aggregate, personal
 
 
@@ -34,6 +35,9 @@ class Followup(ChildRecord, db.Model):
                             "completed_on"),)
 
 
+RESOLUTION_NOTE_MAX = 1000
+
+
 class Alert(SyncedRecord, db.Model):
     __tablename__ = "alert"
 
@@ -47,8 +51,21 @@ class Alert(SyncedRecord, db.Model):
     status: Mapped[str] = mapped_column(String(16), default="open", info=aggregate())
     acknowledged_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
     resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
+    # What was done, said when resolving. Devices get the alerts addressed to them whether or not they
+    # may still see the child, so the note is never dumped (nor pulled); the API and the web add it
+    # for readers who may see the child.
+    resolution_note: Mapped[str | None] = mapped_column(
+        EncryptedText, info=personal(doc="what was done", dumped=False))
 
     __table_args__ = (Index("ix_alert_recipient_status", "recipient_id", "status"),)
+
+
+def resolution(user_id, note: str | None) -> dict:
+    """The fields resolving an alert writes: who, and the note trimmed (a blank one is none)."""
+    note = (note or "").strip() or None
+    if note and len(note) > RESOLUTION_NOTE_MAX:
+        raise FieldErrors({"note": [f"A note can be at most {RESOLUTION_NOTE_MAX} characters."]})
+    return {"status": "resolved", "resolved_by_id": user_id, "resolution_note": note}
 
 
 def outcome_problems(data: dict, complete: bool = True) -> dict[str, list[str]]:

@@ -34,7 +34,7 @@ from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
 from models.changes import ScopeChange, allocate_seq
 from models.children import Child
-from models.followups import Followup
+from models.followups import Alert, Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
 from models.openrosa import ChildExtraField, OpenRosaSubmission
@@ -43,8 +43,9 @@ from models.search import delete_tokens
 from models.sensitivity import PERSONAL, RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
 
-# Referrals are no synced record, but they hold a child's personal values: erased with the rest.
-CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Referral)
+# Referrals are no synced record, and an alert's child is optional, but both hold a child's personal
+# values (an alert its resolution note): erased with the rest.
+CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Alert, Referral)
 # The result keys a batch replay needs; messages and field errors may quote what the device sent.
 KEPT_RESULT_KEYS = ("mutation_id", "status", "version", "code")
 

@@ -305,11 +305,13 @@ def api_schema(entity: str, **kw) -> Schema:
 
 @functools.cache
 def _dumped_keys(model, restricted: bool) -> tuple[str, ...]:
-    """The column keys ``dump_record`` emits for a model, worked out once (pulls dump thousands)."""
+    """The column keys ``dump_record`` emits for a model, worked out once (pulls dump thousands): never a
+    column marked ``dumped=False`` (the API adds such a value where its reader may see it)."""
     return tuple(
         attr.key for attr in inspect(model).column_attrs
         if attr.key not in ("seq", "deleted_at")
         and (restricted or attr.columns[0].info.get("sensitivity") != RESTRICTED)
+        and attr.columns[0].info.get("dumped", True)
     )
 
 

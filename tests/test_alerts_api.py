@@ -4,11 +4,16 @@ import uuid
 from datetime import date
 
 import pytest
+from sqlalchemy import text
 
 from config import RULE_DEFAULTS
-from models import Actor, Alert, Followup, User, alerting, db
+from models import Actor, Alert, AuditEvent, AuditEventChild, Child, Followup, User, alerting, db
+from models.followups import RESOLUTION_NOTE_MAX
 from models.planning import after_changes
+from models.retention import deidentify
+from sync.pull_rows import shape_of
 from tests.factories import make_child, make_user, token_for, walk
+from tests.sync_devices import enrol_device
 
 IN_FOLLOW_UP = ["registered", "assessed", "reunified", "follow_up"]
 
@@ -164,3 +169,49 @@ def test_followup_worklist_is_scoped_like_children(client, auth, case, monkeypat
     assert [(f["due_on"], f["days_overdue"]) for f in overdue["items"]] == [("2025-02-23", 6)]
     assert client.get("/api/v1/followups", headers=auth("numbers")).status_code == 403
     assert client.get("/api/v1/followups?status=late", headers=cw).status_code == 422
+
+
+def test_a_note_on_resolve_is_kept_encrypted_shown_to_who_may_see_the_child_and_erased(client, auth, case, app):
+    scan(app, date(2025, 3, 10))
+    (mine,) = alerts(client, auth("cw.a"))["items"]
+    assert mine["resolution_note"] is None
+    with app.app_context():
+        phone = {"Authorization": "Bearer " + enrol_device(
+            db.session.execute(db.select(User).where(User.username == "cw.a")).scalar_one())}
+        db.session.commit()
+    cursor = client.get("/api/v1/sync/pull?limit=500", headers=phone).get_json()["cursor"]
+    url = f"/api/v1/alerts/{mine['id']}/resolve"
+    too_long = client.post(url, json={"note": "x" * (RESOLUTION_NOTE_MAX + 1)}, headers=auth("cw.a"))
+    assert too_long.status_code == 422 and "note" in too_long.get_json()["error"]["details"]["fields"]
+    with app.app_context():
+        assert db.session.get(Alert, uuid.UUID(mine["id"])).status == "open"  # nothing half-written
+    done = client.post(url, json={"note": "  Visited with the elder; family agrees to a school visit.  "},
+                       headers=auth("cw.a"))
+    assert done.status_code == 200, done.get_json()
+    assert done.get_json()["resolution_note"] == "Visited with the elder; family agrees to a school visit."
+    boss = alerts(client, auth("boss.a"), recipient="cw.a", status="resolved")["items"]
+    assert [a["resolution_note"] for a in boss] == ["Visited with the elder; family agrees to a school visit."]
+    with app.app_context():
+        read = db.session.execute(db.select(AuditEvent).join(AuditEventChild).where(
+            AuditEvent.action == "child.list", AuditEventChild.child_id == uuid.UUID(case["child"]))).scalars().all()
+        assert [e.details["page"] for e in read] == ["alerts"]
+    with app.app_context():
+        stored = db.session.execute(text("SELECT resolution_note FROM alert WHERE resolution_note IS NOT NULL"))
+        assert "elder" not in str(stored.scalar_one())  # encrypted at rest
+    # Devices get the alerts addressed to them, whether or not they may still see the child: the note is
+    # never even selected for a pull (a resolved alert leaves the device as a removal).
+    pulled = client.get("/api/v1/sync/pull", query_string={"cursor": cursor}, headers=phone).get_json()
+    assert [(c["id"], c["op"]) for c in pulled["changes"] if c["entity"] == "alert"] == [(mine["id"], "remove")]
+    assert "resolution_note" not in {column.name for column in shape_of(Alert).columns}
+    # Reassigned, the child is no longer the caseworker's: their alert stays theirs, without the note.
+    with app.app_context():
+        child = db.session.get(Child, uuid.UUID(case["child"]))
+        child.caseworker_id = db.session.execute(db.select(User.id).where(User.username == "cw.b")).scalar_one()
+        db.session.commit()
+    (theirs,) = alerts(client, auth("cw.a"), status="resolved")["items"]
+    assert theirs["id"] == mine["id"] and theirs["resolution_note"] is None
+    # De-identifying the child erases the note.
+    with app.app_context():
+        deidentify([uuid.UUID(case["child"])])
+        db.session.commit()
+        assert db.session.get(Alert, uuid.UUID(mine["id"])).resolution_note is None

@@ -82,7 +82,7 @@ def test_the_request_form_keeps_what_was_typed_and_says_what_is_wrong(app, world
     bad = post(client, "/tracing/new", {**FORM, "inquirer_name": "", "birth_year": "long ago"})
     assert bad.status_code == 422
     page = text(bad)
-    assert "Fictional Paibona" in page and "Opiyo Lakwena" in page and "Not a valid integer" in page
+    assert "Fictional Paibona" in page and "Opiyo Lakwena" in page and "Give a whole number." in page
     assert "armed_group" not in page  # restricted: not offered to a caseworker
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(TracingRequest)).scalar_one() == 0

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from models import Actor, Alert, AuditEvent, AuditEventChild, db, utcnow
+from models import Actor, Alert, AuditEvent, AuditEventChild, Child, db, utcnow
 from models.records import create_record
 from tests.factories import make_child, make_user
 from tests.web_client import post, sign_in, text
@@ -121,3 +121,31 @@ def test_a_danger_report_on_a_visit_is_never_folded_into_its_overdue_row(app, in
     page = text(_client(app, "al.manager").get("/alerts"))
     assert _rows(page) == 2 and "danger reported at a visit" in page and "visit overdue, escalated" in page
     assert "1–2 of 2" in page
+
+
+def test_a_note_on_resolve_is_kept_and_shown_to_who_may_see_the_child(app, inbox):
+    manager = _client(app, "al.manager")
+    too_long = post(manager, f"/alerts/{inbox['escalated']}/resolve", {"note": "x" * 1001, "back": "/alerts"},
+                    follow_redirects=True)
+    assert "A note can be at most 1000 characters." in text(too_long)
+    with app.app_context():
+        assert db.session.get(Alert, inbox["escalated"]).status == "open"  # nothing half-written
+    note = "Met the family at the parish office; the visit is booked for Friday."
+    assert post(manager, f"/alerts/{inbox['escalated']}/resolve", {"note": note}).status_code == 302
+    with app.app_context():  # one matter: the caseworker's overdue alert carries the same note
+        assert {db.session.get(Alert, inbox[k]).resolution_note for k in ("overdue", "escalated")} == {note}
+    assert note in text(manager.get("/alerts?status=resolved"))
+    caseworker = _client(app, "al.cw")
+    assert note in text(caseworker.get("/alerts?status=resolved"))
+    # Reassigned, the child is no longer the caseworker's: their alert stays in their list, without the note.
+    with app.app_context():
+        other = make_user("caseworker", username="al.cw2")
+        db.session.get(Child, inbox["child"]).caseworker_id = other.id
+        db.session.commit()
+    page = text(caseworker.get("/alerts?status=resolved"))
+    assert inbox["code"] in page and note not in page
+    # Resolving without a note is still one click.
+    assert post(manager, f"/alerts/{inbox['danger']}/resolve").status_code == 302
+    with app.app_context():
+        alert = db.session.get(Alert, inbox["danger"])
+        assert alert.status == "resolved" and alert.resolution_note is None

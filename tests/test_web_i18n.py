@@ -133,3 +133,14 @@ def test_a_right_to_left_language_sets_the_page_direction(app):
         assert text_direction() == "ltr"
         with force_locale("ar"):  # Arabic, once its catalogue exists: <html dir="rtl">, no code
             assert text_direction() == "rtl"
+
+
+def test_the_tracing_referral_and_odk_pages_speak_french(client, manager):
+    sign_in(client, "i18n.manager")
+    french = {"Accept-Language": "fr"}
+    assert "Demandes de recherche" in text(client.get("/tracing", headers=french))
+    assert "Nouvelle demande de recherche" in text(client.get("/tracing/new", headers=french))
+    assert "Correspondances à examiner" in text(client.get("/matches", headers=french))
+    assert "Ajouter une organisation" in text(client.get("/agencies", headers=french))
+    assert "Orientations ouvertes" in text(client.get("/referrals", headers=french))
+    assert "Nouvel appareil ODK Collect ou KoboCollect" in text(client.get("/devices/odk/new", headers=french))

@@ -546,6 +546,7 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('acknowledged_by_id', sa.Uuid(), nullable=True),
     sa.Column('resolved_by_id', sa.Uuid(), nullable=True),
+    sa.Column('resolution_note', sa.Text(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),

@@ -7,13 +7,14 @@ resolved by its recipient or by a manager; anyone else gets 404, so alert ids do
 
 from datetime import timedelta
 
-from flask import g
+from flask import g, request
 from marshmallow import fields, validate
-from sqlalchemy import case
+from sqlalchemy import and_, case, or_
 
-from models import Alert, Child, Followup, User, db
+from models import Alert, Child, Followup, User, audit, db
 from models.access import CHILD_READERS, child_scope
 from models.alerting import DANGER_RULE, DANGER_TRANSITION
+from models.followups import resolution
 from models.lifecycle import OPEN_STAGES
 from models.records import update_record
 from models.schemas import Strict, dump_record, page_number
@@ -37,6 +38,10 @@ class AlertQuery(Strict):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
+class ResolveBody(Strict):
+    note = fields.String(allow_none=True)  # its length is the domain's check (models.followups.resolution)
+
+
 class FollowupQuery(Strict):
     status = fields.String(load_default="scheduled", validate=validate.OneOf(FOLLOWUP_VIEWS))
     kind = fields.String(validate=validate.OneOf(FOLLOWUP_KINDS))
@@ -44,8 +49,10 @@ class FollowupQuery(Strict):
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
-def alert_body(alert: Alert, case_code: str | None, stage: str | None, recipient: str | None) -> dict:
+def alert_body(alert: Alert, case_code: str | None, stage: str | None, recipient: str | None,
+               note: str | None) -> dict:
     body = dump_record(alert)
+    body["resolution_note"] = note
     body["case_code"] = case_code
     body["recipient"] = recipient
     # The urgent path offers the missing transition while the child is still in an open stage.
@@ -55,11 +62,14 @@ def alert_body(alert: Alert, case_code: str | None, stage: str | None, recipient
 
 
 def _alert_rows(stmt):
-    return [alert_body(a, code, stage, name) for a, code, stage, name in db.session.execute(stmt)]
+    return [alert_body(*row) for row in db.session.execute(stmt)]
 
 
 def _with_labels(stmt):
-    return (stmt.add_columns(Child.case_code, Child.stage, User.username)
+    # The note is personal: only for a reader who may see the child (a caseworker's alert may be about
+    # a child since reassigned).
+    visible = or_(Alert.child_id.is_(None), and_(child_scope(g.user), Child.deleted_at.is_(None)))
+    return (stmt.add_columns(Child.case_code, Child.stage, User.username, case((visible, Alert.resolution_note)))
             .outerjoin(Child, Child.id == Alert.child_id).join(User, User.id == Alert.recipient_id))
 
 
@@ -83,6 +93,10 @@ def list_alerts(query):
     severity_first = case({"urgent": 0, "warning": 1}, value=Alert.severity, else_=2)
     rows = _alert_rows(_with_labels(stmt).order_by(severity_first, Alert.due_on, Alert.seq)
                        .limit(per_page).offset((page - 1) * per_page))
+    noted = [row["child_id"] for row in rows if row["resolution_note"] and row["child_id"]]
+    if noted:  # a note is personal text about the child: its read is audited like a name's
+        audit("child.list", actor=g.user, children=noted, ip=request.remote_addr, page="alerts")
+        db.session.commit()
     return {"items": rows, "total": total, "page": page, "per_page": per_page}
 
 
@@ -114,11 +128,13 @@ def acknowledge(alert_id):
 
 
 @blp.post("/alerts/<uuid:alert_id>/resolve")
+@blp.arguments(ResolveBody, required=False)
 @require_user(*CHILD_READERS)
-def resolve(alert_id):
+def resolve(body, alert_id):
+    """Resolve, with an optional note on what was done. Resolving again changes nothing."""
     alert = load_alert(alert_id)
     if alert.status != "resolved":
-        update_record(alert, {"status": "resolved", "resolved_by_id": g.user.id}, api_actor())
+        update_record(alert, resolution(g.user.id, body.get("note")), api_actor())
     return _respond(alert)
 
 

@@ -2,6 +2,7 @@
 (managers only)."""
 
 from flask import flash, redirect, request, url_for
+from flask_babel import gettext
 
 from models import db
 from models.agencies import AGENCY_KINDS, Agency, save_agency
@@ -16,7 +17,7 @@ FIELDS = ("name", "kind", "district", "contact")
 
 def agencies_page(status=200, *, errors=None, form=None):
     agencies = db.session.execute(db.select(Agency).order_by(Agency.name)).scalars().all()
-    return render("agencies.html", status, title="Partner agencies", agencies=agencies, kinds=AGENCY_KINDS,
+    return render("agencies.html", status, title=gettext("Partner agencies"), agencies=agencies, kinds=AGENCY_KINDS,
                   errors=errors or {}, form=form or {})
 
 
@@ -36,7 +37,7 @@ def _save(form_name: str, agency: Agency | None):
         db.session.rollback()
         return agencies_page(422, errors={form_name: errors_of(exc)}, form={form_name: request.form})
     db.session.commit()
-    flash(f"Saved the agency {saved.name}.", "success")
+    flash(gettext("Saved the agency %(name)s.", name=saved.name), "success")
     return redirect(url_for("web.agencies"))
 
 

@@ -1,7 +1,8 @@
 """The alerts inbox: alerts in the user's scope, still open or acknowledged by default (an acknowledged
 urgent alert is not dealt with until it is resolved), one row per follow-up at its highest level
 (an overdue visit is one row, "escalated", not two), acknowledge one or many, and resolve. Names and
-villages stand beside the case code for the roles that may see them (audited as a read)."""
+villages, and the note said on resolving, stand beside the case code for the roles that may see the child
+(audited as a read)."""
 
 from flask import abort, flash, g, redirect, request, url_for
 from flask_babel import gettext, ngettext
@@ -12,6 +13,7 @@ from models import Alert, Child, User, audit, db
 from models.access import child_scope
 from models.alerting import KIND_PREFIX, LIVE
 from models.errors import Problem
+from models.followups import RESOLUTION_NOTE_MAX, resolution
 from models.records import update_record
 from models.vocab import ALERT_SEVERITIES, ALERT_STATUSES
 from server.api.common import commit_and_plan
@@ -111,7 +113,8 @@ def alerts():
         db.select(Alert, Child.case_code, recipient.username.label("recipient"),
                   case((visible, Child.given_name)).label("given_name"),
                   case((visible, Child.family_name)).label("family_name"),
-                  case((visible, Child.village)).label("village"))
+                  case((visible, Child.village)).label("village"),
+                  case((or_(Alert.child_id.is_(None), visible), Alert.resolution_note)).label("note"))
         .join(ids, ids.c.id == Alert.id)
         .outerjoin(Child, Child.id == Alert.child_id)
         .outerjoin(recipient, recipient.id == Alert.recipient_id)
@@ -119,8 +122,10 @@ def alerts():
     )
     page = paginate(stmt, "web.alerts", total=count_shown(g.user, filter_conditions(g.user, filters))[0])
     html = render("alerts.html", title=gettext("Alerts"), page=page, filters=filters,
-                  statuses=STATUS_CHOICES, severities=ALERT_SEVERITIES, max_bulk=MAX_BULK)
-    named = [row.Alert.child_id for row in page.items if row.given_name or row.family_name or row.village]
+                  statuses=STATUS_CHOICES, severities=ALERT_SEVERITIES, max_bulk=MAX_BULK,
+                  note_max=RESOLUTION_NOTE_MAX)
+    named = [row.Alert.child_id for row in page.items
+             if row.Alert.child_id and (row.given_name or row.family_name or row.village or row.note)]
     if named:
         audit("child.list", actor=g.user, children=named, via="web", ip=request.remote_addr, page="alerts")
         db.session.commit()
@@ -137,22 +142,22 @@ def _same_matter(alert: Alert, user):
         or_(Alert.id == alert.id, Alert.followup_id == alert.followup_id))).scalars())
 
 
-def change_alert_status(alert: Alert, action: str) -> None:
-    """Acknowledge or resolve through the record write path, so the caseworker's devices get it."""
-    status = NEXT_STATUS[action]
-    fields = {"status": status}
-    if status == "acknowledged":
-        fields["acknowledged_by_id"] = alert.acknowledged_by_id or g.user.id
+def change_alert_status(alert: Alert, action: str, note: str | None) -> None:
+    """Acknowledge or resolve (with the note, if any) through the record write path, so the caseworker's
+    devices get it."""
+    if action == "acknowledge":
+        fields = {"status": "acknowledged", "acknowledged_by_id": alert.acknowledged_by_id or g.user.id}
     else:
-        fields["resolved_by_id"] = g.user.id
+        fields = resolution(g.user.id, note)
     update_record(alert, fields, web_actor())
 
 
-def act_on(alerts: list[Alert], action: str) -> int:
-    """Apply ``action`` to each alert it still applies to; the number changed."""
+def act_on(alerts: list[Alert], action: str, note: str | None = None) -> int:
+    """Apply ``action`` to each alert it still applies to; the number changed. A follow-up's alerts are
+    one matter, so resolving them all carries the same note."""
     changed = [a for a in alerts if a.status == "open" or (action == "resolve" and a.status == "acknowledged")]
     for alert in changed:
-        change_alert_status(alert, action)
+        change_alert_status(alert, action, note)
         audit(f"alert.{NEXT_STATUS[action]}", actor=g.user, child_id=alert.child_id, target=alert.id, via="web")
     return len(changed)
 
@@ -199,7 +204,7 @@ def alert_action(alert_id, action):
         return redirect(_back())
     matter = _same_matter(alert, g.user)
     try:
-        act_on(matter, action)
+        act_on(matter, action, request.form.get("note"))
     except Problem as exc:
         db.session.rollback()
         flash(" ".join(m for ms in errors_of(exc).values() for m in ms), "error")

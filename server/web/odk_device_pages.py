@@ -2,6 +2,7 @@
 (server/openrosa/collect_settings.py), shown in this one response."""
 
 from flask import g, request
+from flask_babel import gettext
 from markupsafe import Markup
 
 from models import User, db
@@ -17,12 +18,12 @@ from sync.devices import DEVICE_ROLES
 
 
 def settings_svg(payload: str) -> Markup:
-    svg = settings_qr(payload).svg_inline(scale=4, title="ODK Collect settings")
+    svg = settings_qr(payload).svg_inline(scale=4, title=gettext("ODK Collect settings"))
     return Markup(svg.replace("<svg ", '<svg role="img" aria-label="QR code with the ODK Collect settings" ', 1))
 
 
 def page(status=200, **extra):
-    return render("odk_device.html", status, title="New ODK Collect device", caseworkers=caseworkers(), **extra)
+    return render("odk_device.html", status, title=gettext("New ODK Collect device"), caseworkers=caseworkers(), **extra)
 
 
 @bp.get("/devices/odk/new")
@@ -39,7 +40,7 @@ def odk_device_enrol():
         db.select(User).where(User.username == username, User.role.in_(DEVICE_ROLES), User.active.is_(True))
     ).scalar_one_or_none()
     if caseworker is None:
-        return page(422, errors={"caseworker": ["Choose an active caseworker."]}, form=request.form)
+        return page(422, errors={"caseworker": [gettext("Choose an active caseworker.")]}, form=request.form)
     try:
         device, login, password = enroll_odk_device(caseworker, request.form.get("label", ""), by=g.user)
     except Problem as exc:

@@ -2,6 +2,8 @@
 a button per allowed step, and the managers' page of open referrals."""
 
 from flask import flash, g, redirect, request, url_for
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
 
 from models import Child, audit, db
 from models.agencies import Agency
@@ -12,12 +14,12 @@ from server.api.common import today
 from server.web import bp
 from server.web.child_pages import child_page
 from server.web.forms import errors_of, form_values
-from server.web.rendering import load_child, parse_uuid, render
+from server.web.rendering import humanize, load_child, parse_uuid, render
 from server.web.session import login_required
 
 FIELDS = ("service_type", "agency_id", "provider_name", "reason", "override_reason")
-STEP_LABELS = {"sent": "Mark sent", "accepted": "Accepted", "declined": "Declined", "completed": "Completed",
-               "closed_without_service": "Closed without service"}
+STEP_LABELS = {"sent": _l("Mark sent"), "accepted": _l("Accepted"), "declined": _l("Declined"),
+               "completed": _l("Completed"), "closed_without_service": _l("Closed without service")}
 
 
 @bp.app_template_global("referrals_of")
@@ -42,7 +44,7 @@ def referral_create(child_id):
         return child_page(db.session.get(Child, child.id), 422, errors={"referral": errors_of(exc)},
                           form={"referral": request.form})
     db.session.commit()
-    flash("Referral proposed.", "success")
+    flash(gettext("Referral proposed."), "success")
     return redirect(url_for("web.child", child_id=child.id) + "#h-referrals")
 
 
@@ -57,7 +59,7 @@ def referral_step(referral_id):
         db.session.rollback()
         return child_page(db.session.get(Child, child.id), 422, errors={"referral": errors_of(exc)})
     db.session.commit()
-    flash(f"Referral {referral.status.replace('_', ' ')}.", "success")
+    flash(gettext("Referral %(status)s.", status=humanize(referral.status)), "success")
     return redirect(url_for("web.child", child_id=child.id) + "#h-referrals")
 
 
@@ -71,4 +73,4 @@ def referrals():
         .order_by(Referral.sent_on.is_(None), Referral.sent_on, Referral.created_at)).all()
     audit("referral.read", actor=g.user, children=[r.child_id for r, _ in rows], via="web", ip=request.remote_addr)
     db.session.commit()
-    return render("referrals.html", title="Open referrals", rows=rows, today=today())
+    return render("referrals.html", title=gettext("Open referrals"), rows=rows, today=today())

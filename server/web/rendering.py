@@ -64,10 +64,23 @@ WORDS = {
     "reception_escalated": _l("reception stay well past its limit, escalated"),
     "missed_in_row": _l("visits missed in a row"), "closure_eligible": _l("closure may be proposed"),
     "danger_reported": _l("danger reported at a visit"), "consent_adult": _l("consent to seek again as an adult"),
+    "referral_overdue": _l("referral without an answer"),
     # follow-ups
     "visit": _l("visit"), "plan_review": _l("plan review"), "missed": _l("missed"),
     "reception_review": _l("reception review"), "scheduled": _l("scheduled"), "done": _l("done"),
     "cancelled": _l("cancelled"),
+    # tracing requests, their traces and matches
+    "matched": _l("matched"), "mother": _l("mother"), "father": _l("father"), "grandparent": _l("grandparent"),
+    "sibling": _l("sibling"), "aunt_uncle": _l("aunt or uncle"), "other_relative": _l("other relative"),
+    "guardian": _l("guardian"), "radio_announcement": _l("radio announcement"), "home_visit": _l("home visit"),
+    "community_meeting": _l("community meeting"), "phone_call": _l("phone call"),
+    "photo_tracing": _l("photo tracing"), "letter": _l("letter"), "pending": _l("pending"),
+    "confirmed": _l("confirmed"), "dismissed": _l("dismissed"),
+    # referrals and partner agencies
+    "proposed": _l("proposed"), "sent": _l("sent"), "accepted": _l("accepted"), "declined": _l("declined"),
+    "completed": _l("completed"), "closed_without_service": _l("closed without service"), "ngo": _l("NGO"),
+    "unicef_partner": _l("UNICEF partner"), "probation_social_welfare": _l("probation and social welfare"),
+    "health_centre": _l("health centre"), "school": _l("school"), "vocational_centre": _l("vocational centre"),
     # age bands
     "under_15": _l("under 15"), "15_17": _l("15–17"), "18_plus": _l("18 and over"),
 }

@@ -6,11 +6,13 @@ that shows a request or a match is audited.
 """
 
 from flask import abort, flash, g, redirect, request, url_for
+from flask_babel import gettext, ngettext
+from flask_babel import lazy_gettext as _l
 
 from models import Child, User, audit, db
 from models.access import sees_restricted
 from models.errors import Problem
-from models.matching import KINDS, STATUSES, MatchCandidate, decide
+from models.matching import STATUSES, MatchCandidate, decide
 from models.sensitivity import RESTRICTED, sensitivity_of
 from models.tracing import (
     RELATIONSHIPS,
@@ -43,13 +45,15 @@ from server.whole_numbers import whole_number
 REQUEST_FIELDS = ("inquirer_name", "inquirer_relationship", "inquirer_contact", "given_name", "family_name",
                   "other_names", "sex", "birth_year", "separation_date", "separation_place", "district",
                   "sub_county", "parish", "village", "armed_group", "notes")
-LABELS = {"inquirer_name": "Name of the person asking", "inquirer_relationship": "Relationship to the child",
-          "inquirer_contact": "How to reach them", "given_name": "Child's given name",
-          "family_name": "Child's family name", "other_names": "Other names, aliases",
-          "sex": "Child's sex", "birth_year": "Year of birth (approximate)",
-          "separation_date": "Date of separation", "separation_place": "Place of separation",
-          "armed_group": "Armed group (restricted)"}
+LABELS = {"inquirer_name": _l("Name of the person asking"), "inquirer_relationship": _l("Relationship to the child"),
+          "inquirer_contact": _l("How to reach them"), "given_name": _l("Child's given name"),
+          "family_name": _l("Child's family name"), "other_names": _l("Other names, aliases"),
+          "sex": _l("Child's sex"), "birth_year": _l("Year of birth (approximate)"),
+          "separation_date": _l("Date of separation"), "separation_place": _l("Place of separation"),
+          "district": _l("District"), "sub_county": _l("Sub-county"), "parish": _l("Parish"),
+          "village": _l("Village"), "armed_group": _l("Armed group (restricted)"), "notes": _l("Notes")}
 CHOICES = {"inquirer_relationship": RELATIONSHIPS, "sex": SEXES}
+MATCH_KINDS = {"request_child": _l("tracing request ↔ child"), "child_child": _l("possible duplicate registration")}
 # The side-by-side view of a match: the fields matching compares.
 COMPARED = ("given_name", "family_name", "other_names", "sex", "birth_year", "district", "sub_county",
             "parish", "village")
@@ -77,12 +81,12 @@ def tracing_requests():
         stmt = stmt.where(TracingRequest.status == status)
     page = paginate(stmt.order_by(TracingRequest.created_at.desc(), TracingRequest.id), "web.tracing_requests",
                     status=status)
-    return render("tracing_requests.html", title="Tracing requests", page=page, status=status,
+    return render("tracing_requests.html", title=gettext("Tracing requests"), page=page, status=status,
                   statuses=REQUEST_STATUSES)
 
 
 def request_form_page(status=200, *, errors=None, form=None, record=None):
-    return render("tracing_request_form.html", status, title="New tracing request", errors=errors or {},
+    return render("tracing_request_form.html", status, title=gettext("New tracing request"), errors=errors or {},
                   form=form or {}, fields=_fields(g.user), labels=LABELS, choices=CHOICES,
                   caseworkers=caseworker_choices() if g.user.is_manager else [], record=record)
 
@@ -111,7 +115,7 @@ def tracing_create():
     audit("tracing_request.create", actor=g.user, target=record.id, via="web")
     db.session.commit()
     match_after_commit(request_ids=[record.id])
-    flash("Tracing request opened. Possible matches go to the review queue.", "success")
+    flash(gettext("Tracing request opened. Possible matches go to the review queue."), "success")
     return redirect(url_for("web.tracing_request", request_id=record.id))
 
 
@@ -126,7 +130,7 @@ def request_page(record, status=200, *, errors=None, form=None):
         .order_by(MatchCandidate.score.desc())).all() if manager else []
     audit("tracing_request.read", actor=g.user, target=record.id, via="web", ip=request.remote_addr,
           children=[found.child_id for found in links] + [c.child_id for c, _ in candidates])
-    page = render("tracing_request.html", status, title="Tracing request", record=record,
+    page = render("tracing_request.html", status, title=gettext("Tracing request"), record=record,
                   fields=_fields(g.user), labels=LABELS, choices=CHOICES, traces=traces_of(record),
                   trace_kinds=TRACE_KINDS, links=links, codes=codes, candidates=candidates,
                   statuses=REQUEST_STATUSES, errors=errors or {}, form=form or {}, today=today(),
@@ -162,7 +166,8 @@ def tracing_edit(request_id):
     audit("tracing_request.update", actor=g.user, target=record.id, fields=changed, via="web")
     db.session.commit()
     match_after_commit(request_ids=[record.id])
-    flash(f"Saved {len(changed)} change(s)." if changed else "Nothing changed.", "success")
+    flash(ngettext("Saved %(num)d change.", "Saved %(num)d changes.", len(changed)) if changed
+          else gettext("Nothing changed."), "success")
     return redirect(url_for("web.tracing_request", request_id=record.id))
 
 
@@ -176,7 +181,7 @@ def tracing_trace(request_id):
         return _failed(record, "trace", exc)
     audit("trace.create", actor=g.user, target=record.id, kind=trace.kind, via="web")
     db.session.commit()
-    flash("Trace recorded.", "success")
+    flash(gettext("Trace recorded."), "success")
     return redirect(url_for("web.tracing_request", request_id=record.id))
 
 
@@ -194,7 +199,7 @@ def tracing_verify(link_id):
         return _failed(record, f"verify-{found.id}", exc)
     audit("tracing_link.verify", actor=g.user, child_id=found.child_id, target=record.id, via="web")
     db.session.commit()
-    flash("Family verified: the child can be reunified.", "success")
+    flash(gettext("Family verified: the child can be reunified."), "success")
     return redirect(url_for("web.tracing_request", request_id=record.id))
 
 
@@ -213,8 +218,8 @@ def matches():
     audit("match.list", actor=g.user, via="web", ip=request.remote_addr,
           children=[i for c, _, _ in page.items for i in (c.child_id, c.other_child_id) if i])
     db.session.commit()
-    return render("matches.html", title="Matches to review", page=page, status=status, statuses=STATUSES,
-                  kinds=KINDS)
+    return render("matches.html", title=gettext("Matches to review"), page=page, status=status, statuses=STATUSES,
+                  kinds=MATCH_KINDS)
 
 
 def load_match(match_id) -> MatchCandidate:
@@ -234,8 +239,8 @@ def match(match_id):
     audit("match.read", actor=g.user, target=candidate.id, via="web", ip=request.remote_addr,
           children=[i for i in (candidate.child_id, candidate.other_child_id) if i])
     db.session.commit()
-    return render("match.html", title="Match", candidate=candidate, left=left, right=right, compared=COMPARED,
-                  kinds=KINDS)
+    return render("match.html", title=gettext("Match"), candidate=candidate, left=left, right=right, compared=COMPARED,
+                  kinds=MATCH_KINDS)
 
 
 @bp.post("/matches/<match_id>/<any(confirm, dismiss):choice>")
@@ -251,10 +256,13 @@ def match_decide(match_id, choice):
     audit(f"match.{choice}", actor=g.user, target=candidate.id, via="web",
           children=[i for i in (candidate.child_id, candidate.other_child_id) if i])
     db.session.commit()
-    flash({"confirm": "Match confirmed." + (" Verify the family on the request's page before reunifying."
-                                             if candidate.request_id else " The two registrations are linked "
-                                             "as one child; merging them is not done yet."),
-           "dismiss": "Match dismissed; this pair will not be proposed again."}[choice], "success")
+    if choice == "dismiss":
+        flash(gettext("Match dismissed; this pair will not be proposed again."), "success")
+    elif candidate.request_id:
+        flash(gettext("Match confirmed. Verify the family on the request's page before reunifying."), "success")
+    else:
+        flash(gettext("Match confirmed. The two registrations are linked as one child; merging them is not "
+                      "done yet."), "success")
     if choice == "confirm" and candidate.request_id:
         return redirect(url_for("web.tracing_request", request_id=candidate.request_id))
     return redirect(url_for("web.matches"))
