@@ -37,10 +37,17 @@ def enrolment_text(token: str) -> str:
     return "homecoming:enrol?" + urlencode({"server": current_app.config["BASE_URL"], "token": token})
 
 
+def _may_hold_a_device():
+    return db.select(User).where(User.role.in_(DEVICE_ROLES), User.active.is_(True))
+
+
 def caseworkers():
-    return db.session.execute(
-        db.select(User).where(User.role.in_(DEVICE_ROLES), User.active.is_(True)).order_by(User.username)
-    ).scalars().all()
+    return db.session.execute(_may_hold_a_device().order_by(User.username)).scalars().all()
+
+
+def active_caseworker(username: str) -> User | None:
+    """The active user of a device role named in an enrolment form (a bearer-token or an ODK device)."""
+    return db.session.execute(_may_hold_a_device().where(User.username == username)).scalar_one_or_none()
 
 
 def devices_page(status=200, **extra):
@@ -71,9 +78,7 @@ def devices():
 def device_enrol():
     label = request.form.get("label", "").strip()
     username = request.form.get("caseworker", "")
-    caseworker = db.session.execute(
-        db.select(User).where(User.username == username, User.role.in_(DEVICE_ROLES), User.active.is_(True))
-    ).scalar_one_or_none()
+    caseworker = active_caseworker(username)
     if caseworker is None:
         return devices_page(422, errors={"caseworker": [gettext("Choose an active caseworker.")]}, form=request.form)
     if label and request.form.get("same_label") != "true" and label_in_use(label):

@@ -5,16 +5,15 @@ from flask import g, request
 from flask_babel import gettext
 from markupsafe import Markup
 
-from models import User, db
+from models import db
 from models.errors import Problem
 from server.openrosa.collect_settings import collect_settings, odk_server_url, settings_qr
 from server.openrosa.credentials import enroll_odk_device
 from server.web import bp
-from server.web.device_pages import caseworkers
+from server.web.device_pages import active_caseworker, caseworkers
 from server.web.forms import errors_of
 from server.web.rendering import render
 from server.web.session import login_required
-from sync.devices import DEVICE_ROLES
 
 
 def settings_svg(payload: str) -> Markup:
@@ -36,9 +35,7 @@ def odk_device_new():
 @login_required("manager")
 def odk_device_enrol():
     username = request.form.get("caseworker", "")
-    caseworker = db.session.execute(
-        db.select(User).where(User.username == username, User.role.in_(DEVICE_ROLES), User.active.is_(True))
-    ).scalar_one_or_none()
+    caseworker = active_caseworker(username)
     if caseworker is None:
         return page(422, errors={"caseworker": [gettext("Choose an active caseworker.")]}, form=request.form)
     try:
