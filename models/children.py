@@ -77,6 +77,10 @@ class Child(SyncedRecord, db.Model):
     # Set when retention (models.retention) erased the child's personal and restricted values: the case
     # stays in the reports, nobody can edit or reopen it, and retention skips it from then on.
     deidentified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=aggregate())
+    # Set when a manager merged this registration into another (models.merging): the child is soft-deleted
+    # with it, kept for audit and history. Not sent to devices: they receive ``remove`` for the child.
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("child.id"), index=True, info=aggregate(dumped=False))
     # The CAAFAG profile: restricted.
     armed_group: Mapped[str | None] = mapped_column(EncryptedText, info=restricted())
     role_in_group: Mapped[str | None] = mapped_column(EncryptedText, info=restricted())

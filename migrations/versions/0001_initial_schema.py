@@ -103,6 +103,7 @@ def upgrade():
     sa.Column('stage_since', sa.Date(), nullable=True),
     sa.Column('needs_review', sa.Boolean(), nullable=False),
     sa.Column('deidentified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('merged_into', sa.Uuid(), nullable=True),
     sa.Column('armed_group', sa.Text(), nullable=True),
     sa.Column('role_in_group', sa.Text(), nullable=True),
     sa.Column('recruitment', sa.Text(), nullable=True),
@@ -119,6 +120,7 @@ def upgrade():
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['caseworker_id'], ['user.id'], name=op.f('fk_child_caseworker_id_user')),
+    sa.ForeignKeyConstraint(['merged_into'], ['child.id'], name=op.f('fk_child_merged_into_child')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_child')),
     sa.UniqueConstraint('case_code', name=op.f('uq_child_case_code'))
     )
@@ -128,6 +130,7 @@ def upgrade():
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
         batch_op.create_index('ix_child_id_scope', ['id', 'caseworker_id', 'district', 'deleted_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_child_merged_into'), ['merged_into'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_child_stage_district', ['stage', 'district'], unique=False)
 
@@ -782,6 +785,7 @@ def downgrade():
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.drop_index('ix_child_stage_district')
         batch_op.drop_index(batch_op.f('ix_child_seq'))
+        batch_op.drop_index(batch_op.f('ix_child_merged_into'))
         batch_op.drop_index('ix_child_id_scope')
         batch_op.drop_index(batch_op.f('ix_child_district'))
         batch_op.drop_index('ix_child_dashboard')

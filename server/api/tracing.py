@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 from models import Child, audit, db
 from models.access import sees_restricted
 from models.matching import STATUSES, MatchCandidate, decide
+from models.merging import merge_match
 from models.schemas import Strict, dump_record, page_number
 from models.tracing import (
     REQUEST_STATUSES,
@@ -29,7 +30,7 @@ from models.tracing import (
     verify,
 )
 from server.api import Blueprint
-from server.api.common import match_after_commit, not_found, require_version, today, with_etag
+from server.api.common import commit_and_plan, match_after_commit, not_found, require_version, today, with_etag
 from server.auth import require_user
 from server.errors import ApiError
 
@@ -221,6 +222,33 @@ def decide_match(match_id, choice):
     body = match_body(candidate)
     db.session.commit()
     return body
+
+
+class MergeFields(Strict):
+    # The child kept; by default the older registration.
+    survivor_id = fields.UUID(load_default=None)
+
+
+@blp.post("/matches/<uuid:match_id>/merge")
+@blp.arguments(MergeFields)
+@require_user("manager")
+def merge_pair(data, match_id):
+    """Confirm a possible duplicate (if pending) and merge the two children into the survivor."""
+    candidate = load_match(match_id)
+    result = merge_match(candidate, data["survivor_id"], g.user, source="api")
+    audit("match.confirm", actor=g.user, target=candidate.id, children=_children_of([candidate]), merged=True)
+    body = {**match_body(candidate), "merge": merge_body(result)}
+    commit_and_plan(result.survivor.id)
+    return body
+
+
+def merge_body(result) -> dict:
+    return {"survivor_id": str(result.survivor.id), "survivor_case_code": result.survivor.case_code,
+            "absorbed_id": str(result.absorbed.id), "absorbed_case_code": result.absorbed.case_code,
+            "moved": result.moved, "filled_fields": result.filled,
+            "conflict_id": result.conflict and str(result.conflict.id),
+            "conflicting_fields": result.conflict.fields if result.conflict else [],
+            "survivor_stage": result.survivor.stage, "absorbed_stage": result.absorbed.stage}
 
 
 @blp.post("/tracing-links/<uuid:link_id>/verify")
