@@ -219,6 +219,7 @@ def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
     page) is not sent: between the two pages the device would hold another caseworker's child."""
     events = []
     removed = {**deleted_children, **{sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}}
+    removed.update(_merged_away(deleted_children, user_id))
     added = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "add"}
     if added:
         still_ours = db.session.execute(db.select(Child.id).where(
@@ -242,6 +243,21 @@ def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
             events += [(added[row[shape.child_at]], 1, shape.entity, row[shape.id_at], (shape, row))
                        for row in db.session.execute(stmt)]
     return events
+
+
+def _merged_away(deleted_children: dict, user_id) -> dict:
+    """A child merged into one outside this caseload (models.merging) took its records with it: the
+    device drops them with the child, so survivor id -> the absorbed child's seq. (It is sent removals
+    of the survivor's other records too: ids and versions it never held, nothing decrypted.) A survivor
+    in the caseload is left out: its records, moved ones included, come as upserts."""
+    if not deleted_children:
+        return {}
+    survivor = db.aliased(Child)
+    rows = db.session.execute(
+        db.select(Child.id, Child.merged_into).join(survivor, survivor.id == Child.merged_into)
+        .where(Child.id.in_(list(deleted_children)),
+               (survivor.caseworker_id != user_id) | survivor.caseworker_id.is_(None))).all()
+    return {into: deleted_children[child_id] for child_id, into in rows}
 
 
 def _removal(entity: str, record_id, version: int) -> dict:

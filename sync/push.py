@@ -78,6 +78,7 @@ class _Batch:
     follow_up: dict  # child id -> when first reunified (children the batch moves)
     changes: ChangeSet = field(default_factory=ChangeSet)
     rejected_creates: set = field(default_factory=set)  # (entity, id) of creates refused in this batch
+    held_through_merge: set = field(default_factory=set)  # survivors of children merged out of this caseload
     child_ids: set = field(default_factory=set)
 
     @property
@@ -192,7 +193,7 @@ def _load(mutations: list, device: Device, today: date, rules: dict) -> _Batch:
     taken = _present(Child.case_code, {case_code_for(m["id"]) for m in creates if m["entity"] == "child"})
     return _Batch(device=device, actor=Actor(user=device.user, source="device", device=device), today=today,
                   rules=rules, known=known, taken_codes=taken, used_ids=used, history=_history(merged | compared),
-                  follow_up=follow_up_since(moved))
+                  follow_up=follow_up_since(moved), held_through_merge=_held_through_merge(known, device.user_id))
 
 
 def _records_named(mutations: list) -> dict:
@@ -217,6 +218,24 @@ def _records_named(mutations: list) -> dict:
         for child in db.session.execute(db.select(Child).where(Child.id.in_(child_ids))).unique().scalars():
             known[("child", child.id)] = child
     return known
+
+
+def _held_through_merge(known: dict, user_id) -> set:
+    """Merges (models.merging): survivors of children of this caseload merged away, among the children
+    the batch names or whose records it names. A device that still holds the absorbed child writes to
+    the survivor (docs/sync-protocol.md); survivors are loaded into ``known``. One query."""
+    child_ids = [cid for (entity, cid) in known if entity == "child"]
+    if not child_ids:
+        return set()
+    rows = db.session.execute(db.select(Child.id, Child.merged_into).where(
+        Child.caseworker_id == user_id, Child.merged_into.is_not(None),
+        (Child.id.in_(child_ids)) | (Child.merged_into.in_(child_ids)))).all()
+    survivors = {into for _id, into in rows}
+    missing = survivors - {cid for (entity, cid) in known if entity == "child"}
+    if missing:
+        for child in db.session.execute(db.select(Child).where(Child.id.in_(missing))).unique().scalars():
+            known[("child", child.id)] = child
+    return survivors
 
 
 def _present(column, values: set, *where) -> set:
@@ -287,6 +306,8 @@ def _decide(mutation: dict, state: _Batch) -> dict:
     if op == "update" and existing is None and (entity, mutation["id"]) in state.rejected_creates:
         raise Problem("parent_rejected", "The create of this record was rejected in this batch.")
     data = _loaded(entity, op == "update", mutation["changes"])
+    if (merged := _into_survivor(mutation, entity, data, existing, state)) is not None:
+        return merged
     if op == "create":
         return _create(mutation, entity, data, existing, state)
     return _update(mutation, entity, data, existing, state)
@@ -322,10 +343,39 @@ def _child_id_of(mutation, existing):
     return _uuid_or_none(mutation["changes"].get("child_id"))
 
 
+def _into_survivor(mutation, entity, data, existing, state: _Batch) -> dict | None:
+    """A device still holding a child a manager merged away: a new record for it is created under the
+    survivor, an edit of the child itself is kept as a conflict on the survivor (models.merging), each
+    result naming ``merged_into``. None when the mutation is about no merged child."""
+    child = state.known.get(("child", mutation["id"] if entity == "child" else data.get("child_id")))
+    if child is None or child.merged_into is None or child.caseworker_id != state.user.id:
+        return None
+    survivor = state.known[("child", child.merged_into)]
+    if entity == "child":
+        if mutation["op"] != "update" or existing is None:
+            return None  # a create of the absorbed id again: the usual answer (record_deleted)
+        from models.merging import absorb_values
+
+        data = _own_caseworker(data, state)
+        _in_scope_child(survivor.id, state)  # the survivor's own refusals (deleted …) come first
+        _, conflict = absorb_values(state.changes, survivor, data, state.actor, conflict_by=state.user,
+                                    device=state.device, mutation_id=mutation["mutation_id"])
+        state.child_ids.add(survivor.id)
+        result = {"status": "applied", "version": survivor.version, "merged_into": str(survivor.id)}
+        if conflict is not None:
+            result.update(status="conflict", conflict_id=str(conflict.id), conflicting_fields=conflict.fields)
+        return result
+    if mutation["op"] != "create":
+        return None  # an existing record moved with the merge: it names the survivor already
+    result = _create(mutation, entity, {**data, "child_id": survivor.id}, existing, state)
+    return {**result, "merged_into": str(survivor.id)}
+
+
 def _in_scope_child(child_id, state: _Batch) -> Child:
-    """The child, if it is in the device's caseload and not deleted; a rejection otherwise."""
+    """The child, if it is in the device's caseload (or holds a child merged away from it) and not
+    deleted; a rejection otherwise."""
     child = state.known.get(("child", child_id))
-    if child is None or child.caseworker_id != state.user.id:
+    if child is None or (child.caseworker_id != state.user.id and child.id not in state.held_through_merge):
         raise Problem("out_of_scope", NOT_IN_CASELOAD)
     if child.deleted_at is not None:
         raise Problem("record_deleted", f"Child {child.case_code} was deleted; it can no longer be changed.")

@@ -93,15 +93,16 @@ def test_open_conflicts_and_tracing_links_move_to_the_survivor(pair):
     older, newer, manager = pair["older"], pair["newer"], pair["manager"]
     request = create_request({"inquirer_relationship": "mother", "given_name": "Fictional Ocen", "sex": "male"})
     found = link(request.id, newer.id, manager)
-    db.session.add(Conflict(child_id=newer.id, entity="child", record_id=newer.id, base_version=1, server_version=2,
+    waiting = Conflict(child_id=newer.id, entity="child", record_id=newer.id, base_version=1, server_version=2,
                             fields=["risk_level"], base_values={"risk_level": None},
-                            server_values={"risk_level": "high"}, device_values={"risk_level": "low"}))
+                            server_values={"risk_level": "high"}, device_values={"risk_level": "low"})
+    db.session.add(waiting)
     db.session.commit()
     merge_match(pair["candidate"], older.id, manager, source="api")
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(TracingLink, found.id).child_id == older.id
-    moved = db.session.execute(db.select(Conflict).where(Conflict.fields == ["risk_level"])).scalar_one()
+    moved = db.session.get(Conflict, waiting.id)
     assert moved.child_id == older.id and moved.record_id == older.id
 
 

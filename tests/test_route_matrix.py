@@ -153,6 +153,8 @@ MATRIX = {
     ("GET", "/api/v1/matches"): (401, 403, 200, 403, 403, 403, 401, 401),
     ("GET", "/api/v1/matches/<uuid:match_id>"): (401, 403, 200, 403, 403, 403, 401, 401),
     ("POST", "/api/v1/matches/<uuid:match_id>/<any(confirm, dismiss):choice>"): (401, 403, 200, 403, 403, 403, 401, 401),
+    # Merging (the matrix's match is a request ↔ child pair: refused, nothing changes).
+    ("POST", "/api/v1/matches/<uuid:match_id>/merge"): (401, 403, 422, 403, 403, 403, 401, 401),
     ("POST", "/api/v1/tracing-links/<uuid:link_id>/verify"): (401, 403, 422, 403, 403, 403, 401, 401),
     ("GET", "/api/v1/tracing-requests"): (401, 403, 200, 200, 200, 403, 401, 401),
     ("POST", "/api/v1/tracing-requests"): (401, 403, 422, 422, 422, 403, 401, 401),
@@ -163,6 +165,7 @@ MATRIX = {
     ("GET", "/matches"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/matches/<match_id>"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/matches/<match_id>/<any(confirm, dismiss):choice>"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/matches/<match_id>/merge"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     ("GET", "/tracing"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("GET", "/tracing/new"): (LOGIN, 403, 200, 200, 200, 403, LOGIN, LOGIN),
     ("POST", "/tracing/new"): (LOGIN, 403, 422, 422, 422, 403, LOGIN, LOGIN),

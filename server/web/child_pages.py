@@ -194,6 +194,10 @@ def child_page(child, status=200, *, show_restricted=False, errors=None, form=No
 @bp.get("/children/<child_id>")
 @login_required("manager", "caseworker")
 def child(child_id):
+    from server.web.tracing_pages import merged_case  # issue 14; tracing_pages imports this module
+
+    if (moved := merged_case(child_id)) is not None:
+        return moved
     child = load_child(child_id)
     audit("child.read", actor=g.user, child_id=child.id, via="web", ip=request.remote_addr)
     db.session.commit()

@@ -5,6 +5,8 @@ Managers see every request, the queue and the links; a caseworker the requests t
 that shows a request or a match is audited.
 """
 
+import uuid
+
 from flask import abort, flash, g, redirect, request, url_for
 from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
@@ -13,6 +15,7 @@ from models import Child, User, audit, db
 from models.access import sees_restricted
 from models.errors import Problem
 from models.matching import STATUSES, MatchCandidate, decide
+from models.merging import default_survivor, merge_match
 from models.sensitivity import RESTRICTED, sensitivity_of
 from models.tracing import (
     RELATIONSHIPS,
@@ -33,7 +36,7 @@ from models.tracing import (
     verify,
 )
 from models.vocab import SEXES
-from server.api.common import match_after_commit, today
+from server.api.common import commit_and_plan, match_after_commit, today
 from server.web import bp
 from server.web.child_pages import STALE, caseworker_choices
 from server.web.forms import errors_of, form_values, load
@@ -239,8 +242,61 @@ def match(match_id):
     audit("match.read", actor=g.user, target=candidate.id, via="web", ip=request.remote_addr,
           children=[i for i in (candidate.child_id, candidate.other_child_id) if i])
     db.session.commit()
+    mergeable = (candidate.kind == "child_child" and candidate.status != "dismissed"
+                 and left.merged_into is None and right.merged_into is None
+                 and left.deleted_at is None and right.deleted_at is None)
     return render("match.html", title=gettext("Match"), candidate=candidate, left=left, right=right, compared=COMPARED,
-                  kinds=MATCH_KINDS)
+                  kinds=MATCH_KINDS, mergeable=mergeable,
+                  older=default_survivor(left, right) if candidate.kind == "child_child" else None)
+
+
+@bp.post("/matches/<match_id>/merge")
+@login_required("manager")
+def match_merge(match_id):
+    """Confirm (if pending) and merge the pair into the child chosen on the form (models.merging)."""
+    candidate = load_match(match_id)
+    try:
+        result = merge_match(candidate, _form_uuid("survivor"), g.user, source="web")
+    except Problem as exc:
+        db.session.rollback()
+        flash(exc.message, "danger")
+        return redirect(url_for("web.match", match_id=candidate.id))
+    audit("match.confirm", actor=g.user, target=candidate.id, via="web", merged=True,
+          children=[candidate.child_id, candidate.other_child_id])
+    survivor, absorbed = result.survivor, result.absorbed
+    commit_and_plan(survivor.id)
+    flash(gettext("Case %(absorbed)s was merged into %(survivor)s: %(count)s records moved.",
+                  absorbed=absorbed.case_code, survivor=survivor.case_code, count=sum(result.moved.values())),
+          "success")
+    if result.conflict is not None:
+        flash(ngettext("%(num)d field differs between the two registrations: choose on the conflicts page.",
+                       "%(num)d fields differ between the two registrations: choose on the conflicts page.",
+                       len(result.conflict.fields)), "warning")
+    if result.absorbed_stage:
+        flash(gettext("Case %(absorbed)s was at stage %(stage)s; %(survivor)s keeps its own stage. Move it if "
+                      "needed.", absorbed=absorbed.case_code, stage=result.absorbed_stage,
+                      survivor=survivor.case_code), "warning")
+    return redirect(url_for("web.child", child_id=survivor.id))
+
+
+def _form_uuid(name):
+    text = request.form.get(name) or ""
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return text  # matches neither child: merge_match says which are allowed
+
+
+def merged_case(child_id):
+    """A merged child's page (models.merging): managers are sent to the case it was merged into; for
+    everyone else it is gone like any deleted child (404)."""
+    child = db.session.get(Child, parse_uuid(child_id))
+    if child is None or child.merged_into is None or not g.user.is_manager:
+        return None
+    survivor = db.session.get(Child, child.merged_into)
+    flash(gettext("Case %(absorbed)s was merged into %(survivor)s.", absorbed=child.case_code,
+                  survivor=survivor.case_code), "info")
+    return redirect(url_for("web.child", child_id=survivor.id))
 
 
 @bp.post("/matches/<match_id>/<any(confirm, dismiss):choice>")
@@ -261,8 +317,8 @@ def match_decide(match_id, choice):
     elif candidate.request_id:
         flash(gettext("Match confirmed. Verify the family on the request's page before reunifying."), "success")
     else:
-        flash(gettext("Match confirmed. The two registrations are linked as one child; merging them is not "
-                      "done yet."), "success")
+        flash(gettext("Match confirmed. The two registrations are linked as one child; they can still be "
+                      "merged from the match's page."), "success")
     if choice == "confirm" and candidate.request_id:
         return redirect(url_for("web.tracing_request", request_id=candidate.request_id))
     return redirect(url_for("web.matches"))
