@@ -35,7 +35,7 @@ from models.audit import audit
 from models.base import SyncedRecord, db, utcnow
 from models.change_set import ChangeSet, new, written
 from models.children import Child
-from models.errors import ManagerOnly, Problem, RecordDeleted
+from models.errors import ManagerOnly, Problem, RecordDeidentified, RecordDeleted
 from models.followups import Followup
 from models.matching import MatchCandidate, decide
 from models.records import ENTITY_OF, Actor, change_record, json_value
@@ -105,7 +105,7 @@ def check_merge(survivor: Child, absorbed: Child, user) -> None:
         if child.deleted_at is not None:
             raise RecordDeleted(f"Case {child.case_code} was deleted; it cannot be merged.")
         if child.deidentified_at is not None:
-            raise Problem("record_deidentified", f"Case {child.case_code} was de-identified; it cannot be merged.")
+            raise RecordDeidentified(f"Case {child.case_code} was de-identified; it cannot be merged.")
     if not _confirmed_pair(survivor, absorbed):
         raise Problem("not_confirmed", "These two children were not confirmed as duplicates; confirm their "
                       "match on the review queue first.")

@@ -147,3 +147,29 @@ def test_a_dismissed_pair_cannot_be_merged(pair):
     with pytest.raises(Problem) as exc:
         merge_match(pair["candidate"], None, pair["manager"], source="web")
     assert exc.value.code == "not_confirmed"
+
+
+def test_the_api_merges_a_pair_and_refuses_in_the_one_error_shape(app, client, pair):
+    from tests.factories import token_for
+
+    manager, candidate = pair["manager"], pair["candidate"]
+    heads = {"mgr": token_for(client, manager), "cw": token_for(client, pair["second_cw"])}
+    older, newer = str(pair["older"].id), str(pair["newer"].id)
+    assert client.post(f"/api/v1/matches/{candidate.id}/merge", json={}, headers=heads["cw"]).status_code == 403
+    bad = client.post(f"/api/v1/matches/{candidate.id}/merge", json={"survivor_id": str(pair["visit"].id)},
+                      headers=heads["mgr"])
+    assert bad.status_code == 422 and bad.get_json()["error"]["code"] == "validation_error"
+    assert db.session.execute(db.select(MatchCandidate.status).where(
+        MatchCandidate.id == candidate.id)).scalar_one() == "pending"  # a refusal decides nothing
+    done = client.post(f"/api/v1/matches/{candidate.id}/merge", json={}, headers=heads["mgr"])
+    assert done.status_code == 200, done.get_json()
+    body = done.get_json()
+    assert body["status"] == "confirmed" and body["merge"]["survivor_id"] == older
+    assert body["merge"]["absorbed_id"] == newer and body["merge"]["moved"]["followup"] == 2
+    assert "village" in body["merge"]["conflicting_fields"] and body["merge"]["absorbed_stage"] == "registered"
+    again = client.post(f"/api/v1/matches/{candidate.id}/merge", json={}, headers=heads["mgr"])
+    assert again.status_code == 422 and again.get_json()["error"]["code"] == "already_merged"
+    # The absorbed child is gone from the lists and its reads; the survivor has its records.
+    assert client.get(f"/api/v1/children/{newer}", headers=heads["mgr"]).status_code == 404
+    listed = client.get("/api/v1/children?per_page=200", headers=heads["mgr"]).get_json()
+    assert newer not in {c["id"] for c in listed["items"]} and older in {c["id"] for c in listed["items"]}
