@@ -40,6 +40,7 @@ from models.followups import Followup
 from models.matching import MatchCandidate, decide
 from models.records import ENTITY_OF, Actor, change_record, json_value
 from models.schemas import FIELD_SCHEMAS
+from models.sensitivity import RESTRICTED, fields_of
 from models.syncstate import Conflict
 
 # Tables naming a child that a merge leaves where they are: the match decisions, the scope changes
@@ -48,6 +49,7 @@ NOT_MOVED = frozenset({"child", "match_candidate", "scope_change", "child_search
 # The child's fields a merge compares: what a person may edit (the API's names), so a conflict on them
 # is resolved through the same schema as any edit.
 COMPARED = tuple(FIELD_SCHEMAS["child"]._declared_fields)
+RESTRICTED_FIELDS = frozenset(fields_of(Child, RESTRICTED))
 
 
 @dataclass
@@ -97,8 +99,6 @@ def check_merge(survivor: Child, absorbed: Child, user) -> None:
     if survivor.id == absorbed.id:
         raise Problem("same_child", "A child cannot be merged into itself.")
     for child in (survivor, absorbed):
-        if not can_see_child(user, child) and child.deleted_at is None:
-            raise Problem("out_of_scope", "No such child in your reach.")
         if child.merged_into is not None:
             raise Problem("already_merged", f"Case {child.case_code} was already merged into another case.",
                           {"merged_into": str(child.merged_into)})
@@ -106,6 +106,8 @@ def check_merge(survivor: Child, absorbed: Child, user) -> None:
             raise RecordDeleted(f"Case {child.case_code} was deleted; it cannot be merged.")
         if child.deidentified_at is not None:
             raise RecordDeidentified(f"Case {child.case_code} was de-identified; it cannot be merged.")
+        if not can_see_child(user, child):
+            raise Problem("out_of_scope", "No such child in your reach.")
     if not _confirmed_pair(survivor, absorbed):
         raise Problem("not_confirmed", "These two children were not confirmed as duplicates; confirm their "
                       "match on the review queue first.")
@@ -215,13 +217,19 @@ def absorb_values(changes: ChangeSet, survivor: Child, values: dict, actor: Acto
     """Fold another registration's (or a stale device's) field values into the survivor: a value the
     survivor lacks fills it, a differing one is kept as a conflict. Returns (filled names, conflict)."""
     current = _values(survivor)
+    # From a device, a restricted field the survivor holds clashes whatever its value, as in a sync
+    # merge (sync/push.py): "applied" for the stored value would let a device test guesses at it.
+    blind = RESTRICTED_FIELDS if device is not None else frozenset()
     fill, clashing = {}, {}
     for name, value in values.items():
-        if name not in current or _empty(value) or json_value(value) == json_value(current[name]):
+        if name not in current or _empty(value):
             continue
-        (fill if _empty(current[name]) else clashing)[name] = value
+        if _empty(current[name]):
+            fill[name] = value
+        elif name in blind or json_value(value) != json_value(current[name]):
+            clashing[name] = value
     if "date_of_birth" in fill and "birth_year" in clashing:
-        clashing.pop("birth_year")  # derived from the date of birth filled in
+        clashing["date_of_birth"] = fill.pop("date_of_birth")  # it would overwrite the survivor's year
     conflict = None
     if clashing:
         names = sorted(clashing)
