@@ -21,8 +21,8 @@ One child survives (by default the older registration); the other is *absorbed*:
 - the absorbed child is soft-deleted with ``merged_into`` set: never hard-deleted, audit and history
   keep it; its devices receive ``remove`` (sync.pull).
 
-Plain functions; they flush (through the write step), never commit. The caller audits nothing more,
-commits and plans the survivor (models.unit_of_work.commit_and_plan).
+Plain functions; they flush (through the write step), never commit. ``merge_children`` audits
+``child.merge``; the caller commits and plans the survivor (models.unit_of_work.commit_and_plan).
 """
 
 import uuid
@@ -239,8 +239,9 @@ def absorb_values(changes: ChangeSet, survivor: Child, values: dict, actor: Acto
                        server_version=survivor.version, fields=names, base_values={k: None for k in names},
                        server_values={k: json_value(current[k]) for k in names},
                        device_values={k: json_value(clashing[k]) for k in names})
-        changes.rows.append(conflict)
     write = {**fill, **({"needs_review": True} if conflict or review else {})}
     if write:
-        change_record(changes, survivor, write, actor)
+        change_record(changes, survivor, write, actor)  # its refusals first: then nothing is decided
+    if conflict is not None:
+        changes.rows.append(conflict)
     return sorted(fill), conflict

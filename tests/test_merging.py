@@ -173,3 +173,19 @@ def test_the_api_merges_a_pair_and_refuses_in_the_one_error_shape(app, client, p
     assert client.get(f"/api/v1/children/{newer}", headers=heads["mgr"]).status_code == 404
     listed = client.get("/api/v1/children?per_page=200", headers=heads["mgr"]).get_json()
     assert newer not in {c["id"] for c in listed["items"]} and older in {c["id"] for c in listed["items"]}
+
+
+def test_a_merge_conflict_is_resolved_field_by_field_like_any_other(pair):
+    from sync.conflicts import resolve_conflict
+
+    result = merge_match(pair["candidate"], None, pair["manager"], source="web")
+    db.session.commit()
+    conflict = db.session.get(Conflict, result.conflict.id)
+    choices = {name: "server" for name in conflict.fields}
+    choices.update(village="device", caseworker="device")  # the absorbed registration's village and caseworker
+    resolve_conflict(conflict, choices, Actor(user=pair["manager"], source="web"))
+    db.session.commit()
+    db.session.expire_all()
+    survivor = db.session.get(Child, pair["older"].id)
+    assert survivor.village == "Fictional Pabbo" and survivor.caseworker_id == pair["second_cw"].id
+    assert survivor.given_name == "Fictional Ocen" and not survivor.needs_review
