@@ -116,3 +116,25 @@ def test_a_phone_whose_caseworker_holds_both_sees_the_records_move(app, client):
     assert got[("child", newer)]["op"] == "remove"
     assert got[("followup", newer_visit)]["op"] == "upsert" and got[("followup", newer_visit)]["data"]["child_id"] == older
     assert got[("child", older)]["op"] == "upsert"
+
+
+def test_a_stale_push_cannot_test_guesses_at_the_kept_cases_restricted_values(app, client):
+    phones = people_and_phones(app, client)
+    older, newer = new_id(), new_id()
+    phones["cw1"].push_ok(mutation("child", older, fields={**OLDER, "armed_group": "Fictional group"}))
+    phones["cw2"].push_ok(mutation("child", newer, fields=NEWER))
+    with app.app_context():
+        sweep()
+        db.session.commit()
+        candidate = db.session.execute(db.select(MatchCandidate)).scalar_one()
+    office = app.test_client()
+    sign_in(office, "mgr")
+    assert post(office, f"/matches/{candidate.id}/merge", {"survivor": older}).status_code == 302
+    # The stored value and another one get the same answer: a conflict for a manager.
+    answers = [phones["cw2"].push_ok(mutation("child", newer, op="update", base_version=1,
+                                              fields={"armed_group": guess}))[0] for guess in
+               ("Fictional group", "Another fictional group")]
+    assert [a["status"] for a in answers] == ["conflict", "conflict"]
+    assert all(a["conflicting_fields"] == ["armed_group"] and a["merged_into"] == older for a in answers)
+    with app.app_context():
+        assert get(Child, older).armed_group == "Fictional group"
