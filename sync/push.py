@@ -276,6 +276,8 @@ def _decide(mutation: dict, state: _Batch) -> dict:
     entity, op = mutation["entity"], mutation["op"]
     if entity == "alert":
         return _acknowledge(mutation, state)
+    if entity in DECISIONS:  # referrals, tracing requests, traces: sync.push_tracing_referrals
+        return DECISIONS[entity](mutation, state)
     if entity == "stage_transition" and op == "update":
         raise Problem("validation_error", "A stage transition cannot be changed; record a new one.",
                       {"fields": {"op": ["Stage transitions are append-only: use op 'create'."]}})
@@ -515,3 +517,6 @@ def _record_outcomes(outcomes: dict) -> None:
         {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
         for mid, r in outcomes.items()
     ])
+
+
+from sync.push_tracing_referrals import DECISIONS  # noqa: E402  (it builds on the functions above)
