@@ -94,6 +94,12 @@ def _referral_consent(child_id, state: _Batch) -> None:
         raise ConsentRequired("referral")
 
 
+def _day_of(mutation, state: _Batch):
+    """The day a step was taken offline: the device's own day when it recorded it (never after today)."""
+    recorded = mutation["recorded_at"]
+    return min(recorded.date(), state.today) if recorded is not None else state.today
+
+
 def _step(state: _Batch, referral_id, status: str, occurred_on) -> None:
     state.changes.rows.append(new(ReferralStep, id=uuid.uuid4(), referral_id=referral_id, status=status,
                                   occurred_on=occurred_on, at=utcnow(), actor_id=state.user.id))
@@ -119,7 +125,7 @@ def referral(mutation, state: _Batch) -> dict:
               "provider_name": (data.get("provider_name") or "").strip() or None}
     record = add_record(state.changes, "referral", fields, state.actor, record_id=rid,
                         recorded_at=mutation["recorded_at"])
-    _step(state, rid, "proposed", state.today)
+    _step(state, rid, "proposed", _day_of(mutation, state))
     state.known[("referral", rid)] = record
     state.child_ids.add(child.id)
     return {"status": "applied", "version": record.version}
@@ -138,7 +144,7 @@ def _referral_step(mutation, record, state: _Batch) -> dict:
     check_step(record, to_status)
     if to_status == "sent" and not record.consent_overridden:
         _referral_consent(child.id, state)
-    occurred_on = data.get("occurred_on") or state.today
+    occurred_on = data.get("occurred_on") or _day_of(mutation, state)
     change_record(state.changes, record, {"status": to_status, **({"sent_on": occurred_on} if to_status == "sent" else {})},
                   state.actor, recorded_at=mutation["recorded_at"])
     _step(state, record.id, to_status, occurred_on)

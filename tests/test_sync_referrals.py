@@ -91,13 +91,18 @@ def test_the_lifecycle_steps_a_device_records_and_an_invalid_one(app, client):
     (invalid,) = cw1.push_ok(step(rid, "completed", 1))
     assert invalid["status"] == "rejected" and invalid["code"] == "invalid_transition"
     assert "Allowed: sent" in invalid["message"]
-    results = cw1.push_ok(step(rid, "sent", 1, occurred_on="2026-11-02"), step(rid, "accepted", 2),
+    results = cw1.push_ok(step(rid, "sent", 1, occurred_on="2026-11-22"), step(rid, "accepted", 2),
                           step(rid, "completed", 3))
     assert [(r["status"], r["version"]) for r in results] == [("applied", 2), ("applied", 3), ("applied", 4)]
     with app.app_context():
         referral = get(Referral, rid)
-        assert (referral.status, referral.sent_on) == ("completed", date(2026, 11, 2))
+        assert (referral.status, referral.sent_on) == ("completed", date(2026, 11, 22))
         assert steps_of(rid) == ["proposed", "sent", "accepted", "completed"]
+        # A step's day: the one the device named, else the device's own day when it recorded it.
+        days = db.session.execute(db.select(ReferralStep.status, ReferralStep.occurred_on).where(
+            ReferralStep.referral_id == referral.id)).all()
+        assert dict(days) == {"proposed": date(2026, 11, 20), "sent": date(2026, 11, 22),
+                              "accepted": date(2026, 11, 20), "completed": date(2026, 11, 20)}
     (finished,) = cw1.push_ok(step(rid, "closed_without_service", 4))
     assert finished["code"] == "invalid_transition" and "finished" in finished["message"]
     (unknown,) = cw1.push_ok(step(rid, "lost", 4))
