@@ -271,12 +271,15 @@ ENCODE_GROUP = 100
 _encoder = json.JSONEncoder(separators=(",", ":"))
 
 
-def noting_children(changes: Iterator[dict], shown: set) -> Iterator[dict]:
-    """Pass the changes through, adding to ``shown`` the child each upsert carries (for the audit)."""
+def noting_children(changes: Iterator[dict], shown: set, requests: set | None = None) -> Iterator[dict]:
+    """Pass the changes through, adding to ``shown`` the child each upsert carries, and to ``requests``
+    each tracing request sent (for the audit)."""
     for change in changes:
         if change["op"] == "upsert":
-            child_id = change["id"] if change["entity"] == "child" else change["data"].get("child_id")
-            if child_id:
+            if change["entity"] == "tracing_request":
+                if requests is not None:
+                    requests.add(change["id"])
+            elif child_id := change["id"] if change["entity"] == "child" else change["data"].get("child_id"):
                 shown.add(child_id)
         yield change
 

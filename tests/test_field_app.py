@@ -479,7 +479,9 @@ def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
              "child": f"#/child/{site.children['overdue']}",
              "visit": f"#/child/{site.children['due']}/visit/{site.followups['today']}",
              "stage": f"#/child/{site.children['due']}/stage",
-             "service": f"#/child/{site.children['due']}/service"}
+             "service": f"#/child/{site.children['due']}/service",
+             "referral": f"#/child/{site.children['due']}/referral",
+             "tracing": "#/tracing", "tracing request": "#/tracing/new"}
     for name, hash_ in views.items():
         page.goto(site.app_url + hash_)
         expect(page.get_by_role("heading", level=1)).to_be_focused()

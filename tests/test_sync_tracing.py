@@ -2,7 +2,7 @@
 them, merges and refused clashes, scope, duplicates, what a device pulls (never the armed group) and the
 removals when a request is handed on or closed. Every name is fictional."""
 
-from models import RecordHistory, db
+from models import AuditEvent, RecordHistory, db
 from models.tracing import Trace, TracingRequest, create_request, update_request
 from tests.sync_server_helpers import mutation, new_id, people_and_phones, user_named
 
@@ -46,6 +46,10 @@ def test_a_request_and_a_trace_opened_offline_reach_the_server_and_come_back_wit
         assert db.session.execute(db.select(db.func.count()).select_from(RecordHistory).where(
             RecordHistory.entity == "tracing_request")).scalar_one() == 1
     pulled = {c["entity"]: c for c in cw1.pull_all() if c["entity"] in ("tracing_request", "trace")}
+    with app.app_context():  # the pull that showed the request names it in the audit
+        event = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "sync.pull")
+                                   .order_by(AuditEvent.id.desc())).scalars().first()
+        assert event.details["requests"] == [rid]
     assert pulled["tracing_request"]["data"]["inquirer_contact"] == "Fictional 0700 000 000"
     assert pulled["tracing_request"]["data"]["caseworker"] == "cw1"
     assert "armed_group" not in pulled["tracing_request"]["data"]
