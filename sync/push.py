@@ -334,12 +334,12 @@ def _in_scope_child(child_id, state: _Batch) -> Child:
     return child
 
 
-def _own_caseworker(data: dict, state: _Batch) -> dict:
+def _own_caseworker(data: dict, state: _Batch, refusal: str = "A device can only assign children to its own "
+                    "caseworker; a manager reassigns children on the web.") -> dict:
     """A device writes only into its own caseworker's caseload."""
     if "caseworker" in data:
         if data["caseworker"] != state.user.username:
-            raise Problem("out_of_scope", "A device can only assign children to its own caseworker; "
-                          "a manager reassigns children on the web.")
+            raise Problem("out_of_scope", refusal)
         data = {k: v for k, v in data.items() if k != "caseworker"}
     return data
 

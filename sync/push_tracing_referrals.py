@@ -35,6 +35,8 @@ from sync.push import (
     _Batch,
     _in_scope_child,
     _loaded,
+    _own_caseworker,
+    _restricted,
     _same_content,
     _unused_id,
     _uuid_or_none,
@@ -167,13 +169,9 @@ def _own_request(record, state: _Batch) -> TracingRequest:
     return record
 
 
-def _own_caseworker(data: dict, state: _Batch) -> dict:
-    if "caseworker" in data:
-        if data["caseworker"] != state.user.username:
-            raise Problem("out_of_scope", "A device follows only its own caseworker's tracing requests; "
-                          "a manager hands a request to someone else on the web.")
-        data = {k: v for k, v in data.items() if k != "caseworker"}
-    return data
+def _own_requests(data: dict, state: _Batch) -> dict:
+    return _own_caseworker(data, state, "A device follows only its own caseworker's tracing requests; "
+                           "a manager hands a request to someone else on the web.")
 
 
 def tracing_request(mutation, state: _Batch) -> dict:
@@ -181,7 +179,7 @@ def tracing_request(mutation, state: _Batch) -> dict:
     if mutation["op"] == "update":
         _refusing_parent(mutation, state, None)
         return _request_edit(mutation, existing, state)
-    data = _own_caseworker(_loaded("tracing_request", False, mutation["changes"]), state)
+    data = _own_requests(_loaded("tracing_request", False, mutation["changes"]), state)
     data.pop("status", None)  # a request starts open, as on the API; matching and people move it on
     if existing is not None:
         _own_request(existing, state)
@@ -194,15 +192,17 @@ def tracing_request(mutation, state: _Batch) -> dict:
 
 
 def _request_edit(mutation, record, state: _Batch) -> dict:
-    data = _own_caseworker(_loaded("tracing_request", True, mutation["changes"]), state)
+    data = _own_requests(_loaded("tracing_request", True, mutation["changes"]), state)
     _own_request(record, state)
     _live(record, "tracing request")
     _stale_base(mutation, record)
     base = mutation["base_version"]
     if base < record.version:
         changed_since = {name for row in state.history_of(record.id) if row["version"] > base for name in row["fields"]}
-        clashing = sorted(k for k, v in data.items()
-                          if k in changed_since and json_value(getattr(record, k)) != json_value(v))
+        # A restricted field changed since clashes whatever its value, as in sync.push's merge: an
+        # answer that differed for the stored value would let a device test guesses at it.
+        clashing = sorted(k for k, v in data.items() if k in changed_since and (
+            k in _restricted("tracing_request") or json_value(getattr(record, k)) != json_value(v)))
         if clashing:
             raise Problem("edit_conflict", "Someone changed this tracing request on the server since your "
                           f"last sync ({', '.join(clashing)}); pull, then edit again.", {"fields": {

@@ -77,7 +77,17 @@ def test_edits_merge_and_a_clash_is_refused(app, client):
     with app.app_context():
         request = by_id(TracingRequest, rid)
         assert (request.notes, request.sub_county, request.version) == ("Fictional: seen at the market", None, 4)
-    (bad,) = cw1.push_ok(mutation("tracing_request", rid, op="update", base_version=4, fields={"sex": "robot"}))
+    # The armed group (restricted) changed since the base: refused whatever the device guesses, even the
+    # stored value, so the answer tells nothing about it.
+    with app.app_context():
+        update_request(by_id(TracingRequest, rid), {"armed_group": "Fictional other group"}, user_named("mgr"), "web")
+        db.session.commit()
+    for guess in ("Fictional other group", "Fictional third group"):
+        (result,) = cw1.push_ok(mutation("tracing_request", rid, op="update", base_version=4,
+                                         fields={"armed_group": guess}))
+        assert (result["status"], result["code"], list(result["errors"])) == ("rejected", "edit_conflict",
+                                                                               ["armed_group"])
+    (bad,) = cw1.push_ok(mutation("tracing_request", rid, op="update", base_version=5, fields={"sex": "robot"}))
     assert bad["code"] == "validation_error" and "sex" in bad["errors"]
 
 
