@@ -31,7 +31,9 @@ class ScopeChange(db.Model):
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger, index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("user.id"), index=True)
-    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"))
+    # A child, or a tracing request (issue 14: handed to another caseworker); one of the two.
+    child_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("child.id"))
+    tracing_request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tracing_request.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(8))  # "add" or "remove"
 
 

@@ -34,6 +34,13 @@ ENTITIES = {
 ENTITY_OF = {model: name for name, model in ENTITIES.items()}
 
 
+def register_entity(name: str, model) -> None:
+    """Add a synced entity defined in a module this one cannot import (models.referrals and
+    models.tracing import it); importing ``models`` registers them all."""
+    ENTITIES[name] = model
+    ENTITY_OF[model] = name
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who is writing and through which door."""

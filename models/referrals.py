@@ -15,10 +15,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.agencies import Agency
 from models.audit import audit
-from models.base import UTCDateTime, db, utcnow
+from models.base import SyncedRecord, UTCDateTime, db, utcnow
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
 from models.errors import FieldErrors, InvalidTransition, RecordDeidentified
+from models.records import register_entity
 from models.sensitivity import aggregate, personal
 from models.vocab import SERVICE_TYPES
 
@@ -35,10 +36,12 @@ OPEN_STATUSES = ("proposed", "sent", "accepted")
 LIMITS = {"reason": 1000, "provider_name": 120}
 
 
-class Referral(db.Model):
+class Referral(SyncedRecord, db.Model):
+    """Synced to the devices of the child's caseworker (issue 13): ``version``, ``seq`` and history as
+    every synced record; the web and the API step ``version`` on each step too."""
+
     __tablename__ = "referral"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
     child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
     service_type: Mapped[str] = mapped_column(String(24), info=aggregate())
     agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), info=aggregate())
@@ -47,10 +50,9 @@ class Referral(db.Model):
     status: Mapped[str] = mapped_column(String(24), default="proposed", index=True, info=aggregate())
     sent_on: Mapped[date | None] = mapped_column(Date, info=aggregate())
     consent_overridden: Mapped[bool] = mapped_column(default=False, info=aggregate())
-    override_reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    # A manager's reason may say more about the family than the case needs: never sent to devices.
+    override_reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal(dumped=False))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, info=aggregate())
 
     agency: Mapped[Agency | None] = relationship(lazy="joined")
     steps: Mapped[list["ReferralStep"]] = relationship(order_by="ReferralStep.at", lazy="selectin")
@@ -123,21 +125,27 @@ def propose_referral(child, data: dict, user, *, today: date) -> Referral:
     return referral
 
 
-def advance_referral(referral: Referral, to_status: str, user, *, today: date) -> Referral:
-    """Move a referral one step; refuses a step its status does not allow, naming the allowed ones.
-    Sending re-checks the consent: one withdrawn since the proposal stops the referral going out,
-    unless the proposal was a manager's override."""
+def check_step(referral: Referral, to_status: str) -> None:
+    """Refuse a step the referral's status does not allow, naming the allowed ones."""
     allowed = NEXT_STEPS.get(referral.status, ())
     if to_status not in allowed:
         choices = ", ".join(allowed) if allowed else "none (the referral is finished)"
         raise InvalidTransition(f"A referral that is {referral.status.replace('_', ' ')} cannot become "
                                 f"{to_status.replace('_', ' ')}. Allowed: {choices}.",
                                 {"status": referral.status, "allowed": list(allowed)})
+
+
+def advance_referral(referral: Referral, to_status: str, user, *, today: date) -> Referral:
+    """Move a referral one step; refuses a step its status does not allow, naming the allowed ones.
+    Sending re-checks the consent: one withdrawn since the proposal stops the referral going out,
+    unless the proposal was a manager's override."""
+    check_step(referral, to_status)
     if to_status == "sent" and not referral.consent_overridden:
         from models.children import Child
 
         require_consent(db.session.get(Child, referral.child_id), "referral", user, None, on=today)
     referral.status = to_status
+    referral.version += 1
     if to_status == "sent":
         referral.sent_on = today
     db.session.add(ReferralStep(referral_id=referral.id, status=to_status, occurred_on=today, actor_id=user.id))
@@ -166,3 +174,6 @@ def referral_body(referral: Referral, *, show_override: bool) -> dict:
                    "actor_id": str(s.actor_id) if s.actor_id else None} for s in referral.steps],
         "created_at": referral.created_at.isoformat(),
     }
+
+
+register_entity("referral", Referral)

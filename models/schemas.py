@@ -17,6 +17,7 @@ from models.field_messages import ClientSchema
 from models.followups import outcome_problems
 from models.lifecycle import STAGES, phase_of
 from models.records import json_value
+from models.referrals import REFERRAL_STATUSES
 from models.sensitivity import RESTRICTED
 
 
@@ -278,6 +279,23 @@ class TransitionFields(ChildRecordFields):
     details = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), allow_none=True)
 
 
+class ReferralFields(ChildRecordFields):
+    """A referral a device proposes (issue 13); the receiver and limits are checked by
+    models.referrals.referral_problems, as on the web and the API."""
+
+    service_type = fields.String(required=True, validate=one_of(vocab.SERVICE_TYPES))
+    agency_id = fields.UUID(allow_none=True)
+    provider_name = text(120)
+    reason = text(1000)
+
+
+class ReferralStepFields(Strict):
+    """A device's update of a referral: one step of its lifecycle, on the day it was taken."""
+
+    status = fields.String(required=True, validate=one_of(REFERRAL_STATUSES))
+    occurred_on = fields.Date(allow_none=True, validate=no_future)
+
+
 class AlertFields(Strict):
     """A device may only acknowledge an alert."""
 
@@ -293,6 +311,8 @@ FIELD_SCHEMAS = {
     "service": ServiceFields,
     "followup": FollowupFields,
     "alert": AlertFields,
+    "referral": ReferralFields,
+    # models.tracing adds tracing_request and trace (it defines their fields; it imports this module).
 }
 
 

@@ -3,8 +3,9 @@ between a request and a registered child, and the family verification that reuni
 
 A request names its sought child with the same field names as ``Child`` (given_name, family_name,
 other_names, sex, birth_year, district … armed_group), so matching (models.matching) reads both alike.
-Personal values are sealed like a child's; the armed group is restricted (managers only). Requests are
-not synced to devices this part: only the API and the web write them, through the functions below.
+Personal values are sealed like a child's; the armed group is restricted (managers only). Requests and
+traces are synced records: the web, the API and a device's push (sync.push_tracing_referrals) write
+them through ``models.records``, so every version has its history row.
 """
 
 import uuid
@@ -16,13 +17,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models import vocab
 from models.accounts import User
-from models.base import UTCDateTime, db, utcnow
+from models.base import SyncedRecord, UTCDateTime, db, utcnow
+from models.change_set import ChangeSet, new, written
+from models.changes import ScopeChange
 from models.children import Child
 from models.crypto import EncryptedDate, EncryptedText
 from models.districts import District
 from models.errors import FieldErrors, Problem
-from models.records import _resolve_caseworker  # one rule for who may hold a caseload
-from models.schemas import Strict, no_future, text
+from models.records import Actor, _resolve_caseworker, add_record, change_record, register_entity
+from models.schemas import FIELD_SCHEMAS, Strict, no_future, text
 from models.sensitivity import aggregate, personal, restricted
 
 REQUEST_STATUSES = ("open", "matched", "reunified", "closed")
@@ -35,13 +38,11 @@ SOUGHT_FIELDS = ("given_name", "family_name", "other_names", "sex", "birth_year"
                  "parish", "village", "armed_group")
 
 
-class TracingRequest(db.Model):
+class TracingRequest(SyncedRecord, db.Model):
+    """Synced to the devices of the caseworker who follows it while open or matched (docs/sync-protocol.md)."""
+
     __tablename__ = "tracing_request"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
-    version: Mapped[int] = mapped_column(default=1, info=aggregate())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, info=aggregate())
     status: Mapped[str] = mapped_column(String(16), default="open", index=True, info=aggregate())
     # The caseworker who follows the request (and may see it); managers see every request.
     caseworker_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -68,23 +69,23 @@ class TracingRequest(db.Model):
 
     caseworker: Mapped[User | None] = relationship(lazy="joined")
 
-    # No seq, no deleted_at: not a synced record (yet); ``dump_record`` leaves those out anyway.
-    BOOKKEEPING = ("id", "version", "created_at", "updated_at")
 
-
-class Trace(db.Model):
-    """One action taken for a request: a radio announcement, a home visit …"""
+class Trace(SyncedRecord, db.Model):
+    """One action taken for a request: a radio announcement, a home visit … Append-only; synced with
+    its request."""
 
     __tablename__ = "trace"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
     request_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tracing_request.id", ondelete="CASCADE"),
                                                   index=True, info=aggregate())
     kind: Mapped[str] = mapped_column(String(24), info=aggregate())
     done_on: Mapped[date] = mapped_column(Date, info=aggregate())
     note: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
+
+
+register_entity("tracing_request", TracingRequest)
+register_entity("trace", Trace)
 
 
 class TracingLink(db.Model):
@@ -118,33 +119,49 @@ def can_see_request(user, tracing_request: TracingRequest) -> bool:
     return user.role == "manager" or (user.role == "caseworker" and tracing_request.caseworker_id == user.id)
 
 
-def create_request(fields: dict) -> TracingRequest:
-    record = TracingRequest(**_resolve_caseworker(fields))
-    db.session.add(record)
-    db.session.flush()
-    return record
+def _actor(user: User | None, source: str) -> Actor:
+    return Actor(user=user, source=source if user is not None else "system")
 
 
-def update_request(record: TracingRequest, fields: dict) -> list[str]:
+def create_request(fields: dict, by: User | None = None, source: str = "api") -> TracingRequest:
+    """A new request at version 1, with its history row (what a device's later stale edit merges against)."""
+    with written() as changes:
+        return add_record(changes, "tracing_request", _resolve_caseworker(fields), _actor(by, source),
+                          record_id=uuid.uuid4())
+
+
+def update_request(record: TracingRequest, fields: dict, by: User | None = None, source: str = "api") -> list[str]:
     """Apply the fields that differ and step the version once; return the names that changed."""
-    changed = {k: v for k, v in _resolve_caseworker(fields).items() if getattr(record, k) != v}
-    if not changed:
-        return []
-    for key, value in changed.items():
-        setattr(record, key, value)
-    record.version += 1
-    db.session.flush()
-    return sorted(changed)
+    with written() as changes:
+        return change_request(changes, record, _resolve_caseworker(fields), _actor(by, source))
 
 
-def add_trace(record: TracingRequest, fields: dict, actor: User) -> Trace:
-    if fields["done_on"] < record.created_at.date():
-        raise FieldErrors({"done_on": ["Cannot be before the request was made "
-                                       f"({record.created_at.date().isoformat()})."]})
-    trace = Trace(request_id=record.id, actor_id=actor.id, **fields)
-    db.session.add(trace)
-    db.session.flush()
-    return trace
+def change_request(changes: ChangeSet, record: TracingRequest, fields: dict, actor: Actor, *,
+                   recorded_at: datetime | None = None) -> list[str]:
+    """``change_record`` for a request; handing it to another caseworker moves it between devices."""
+    before = record.caseworker_id
+    changed = change_record(changes, record, fields, actor, recorded_at=recorded_at)
+    if "caseworker_id" in changed:
+        for user_id, kind in ((before, "remove"), (record.caseworker_id, "add")):
+            if user_id is not None:
+                changes.rows.append(new(ScopeChange, user_id=user_id, tracing_request_id=record.id, kind=kind))
+    return changed
+
+
+def trace_problems(record: TracingRequest, fields: dict) -> dict:
+    # A request opened offline is made when the device recorded it, days before the server heard of it.
+    made = (record.recorded_at or record.created_at).date()
+    if fields["done_on"] < made:
+        return {"done_on": [f"Cannot be before the request was made ({made.isoformat()})."]}
+    return {}
+
+
+def add_trace(record: TracingRequest, fields: dict, actor: User, source: str = "api") -> Trace:
+    if problems := trace_problems(record, fields):
+        raise FieldErrors(problems)
+    with written() as changes:
+        return add_record(changes, "trace", {"request_id": record.id, "actor_id": actor.id, **fields},
+                          _actor(actor, source), record_id=uuid.uuid4())
 
 
 def traces_of(record: TracingRequest) -> list[Trace]:
@@ -162,7 +179,7 @@ def link(request_id, child_id, by: User) -> TracingLink:
     found = TracingLink(request_id=request_id, child_id=child_id, linked_by_id=by.id)
     db.session.add(found)
     if record.status == "open":
-        update_request(record, {"status": "matched"})
+        update_request(record, {"status": "matched"}, by)
     db.session.flush()
     return found
 
@@ -254,3 +271,12 @@ class TraceFields(Strict):
 class VerificationFields(Strict):
     verified_on = fields.Date(required=True, validate=no_future)
     note = text(5000)
+
+
+class DeviceTraceFields(TraceFields):
+    """A trace a device pushes names its request."""
+
+    request_id = fields.UUID(required=True)
+
+
+FIELD_SCHEMAS.update(tracing_request=TracingRequestFields, trace=DeviceTraceFields)

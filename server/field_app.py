@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, send_from_directory
 
-from models import districts, lifecycle, vocab
+from models import districts, lifecycle, referrals, tracing, vocab
 
 STATIC = Path(__file__).resolve().parent / "field" / "static"
 SW_TEMPLATE = "sw.js"
@@ -54,6 +54,12 @@ def vocabulary() -> dict:
                                      if (stage, to) not in lifecycle.MANAGER_ONLY]
                              for stage in lifecycle.STAGES},
         "districts": list(districts.allowed()),
+        # Referrals and tracing (issues 13, 14): the steps from each status, the relationships and kinds.
+        "referral_statuses": list(referrals.REFERRAL_STATUSES),
+        "referral_next_steps": {status: list(steps) for status, steps in referrals.NEXT_STEPS.items()},
+        "relationships": list(tracing.RELATIONSHIPS),
+        "trace_kinds": list(tracing.TRACE_KINDS),
+        "request_statuses": list(tracing.REQUEST_STATUSES),
     }
 
 

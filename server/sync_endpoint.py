@@ -117,16 +117,17 @@ def pull_changes():
     tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
                        "server_time": utcnow().isoformat()})
 
-    shown, user_id, device_id = set(), device.user_id, device.id
+    shown, requests, user_id, device_id = set(), set(), device.user_id, device.id
 
     def body():
         try:
             yield '{"changes":['
-            yield from encode_changes(noting_children(page.changes, shown))
+            yield from encode_changes(noting_children(page.changes, shown, requests))
             yield "]," + tail[1:]
         finally:
-            # One audit row per page with the children it carried (as far as it was sent).
-            audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper)
+            # One audit row per page with the children and tracing requests it carried (as far as it was sent).
+            audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper,
+                  **({"requests": sorted(requests)} if requests else {}))
             db.session.commit()
 
     chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())

@@ -51,17 +51,31 @@ from sync.client_cipher import MIN_PASSPHRASE, StoreCipher, derive_key, new_kdf
 from sync.client_cipher import WrongPassphrase as WrongPassphrase  # raised by SyncClient(), re-exported
 
 PROTOCOL = 1
-ENTITIES = ("child", "consent", "stage_transition", "assessment", "service", "followup", "alert")
+ENTITIES = ("child", "consent", "stage_transition", "assessment", "service", "followup", "alert", "referral",
+            "tracing_request", "trace")
+
+# Entities whose updates are lifecycle steps, each sent as its own mutation (see _enqueue).
+STEPPED = ("referral",)
 
 # The CAAFAG profile (DESIGN §3 "restricted"). The server never sends these to a device; the device
 # may collect them offline but must not keep them once the server has them. Mirrors the columns of
-# models.children.Child marked restricted (a test keeps the two lists equal).
+# models.children.Child and models.tracing.TracingRequest marked restricted (a test keeps them equal).
 RESTRICTED_FIELDS = {
     "child": (
         "armed_group", "role_in_group", "recruitment", "date_joined", "date_left", "how_left",
         "sexual_violence", "restricted_notes",
     ),
+    "tracing_request": ("armed_group",),
 }
+
+
+def parent_of(entity: str, record_id: str, data: dict) -> str | None:
+    """What the store's ``child_id`` column holds: the record a record belongs to, so that a parent's
+    records are listed (``records(entity, parent)``) and removed with it. A child is its own; a trace
+    belongs to its tracing request; a tracing request to nothing."""
+    if entity == "child":
+        return record_id
+    return data.get("request_id") if entity == "trace" else data.get("child_id")
 
 # A child's case code is derived from its id, so a phone shows it the moment the child is registered
 # offline (the server derives the same one). Mirrors models.children.case_code_for; a test keeps them
@@ -399,8 +413,7 @@ class SyncClient:
                     shown["case_code"] = case_code_for(record_id)
                 self.db.execute(
                     "INSERT INTO record (entity, id, child_id, version, server_data, data) VALUES (?, ?, ?, 0, '{}', ?)",
-                    (entity, record_id, fields.get("child_id") if entity != "child" else record_id,
-                     self._seal(entity, record_id, shown)))
+                    (entity, record_id, parent_of(entity, record_id, fields), self._seal(entity, record_id, shown)))
             else:
                 record_id = row["id"]
                 shown = self._unseal(entity, record_id, row["data"])
@@ -418,11 +431,13 @@ class SyncClient:
     def _enqueue(self, entity, record_id, op, base_version, fields) -> None:
         # At most one unsent mutation per record: a second edit before the first was sent is merged
         # into it. Two queued updates with the same base would make the server see the device's own
-        # first edit as someone else's change and report a conflict against itself.
+        # first edit as someone else's change and report a conflict against itself. A referral's update
+        # is a lifecycle step, checked against the server's status rather than merged from a base: each
+        # step is queued as its own mutation (sent, then accepted, offline).
         unsent = self.db.execute(
             "SELECT seq, fields FROM outbox WHERE entity = ? AND record_id = ? AND batch_id IS NULL",
             (entity, record_id)).fetchone()
-        if unsent is not None:
+        if unsent is not None and entity not in STEPPED:
             merged = {**self._unseal(entity, record_id, unsent["fields"]), **fields}
             self.db.execute("UPDATE outbox SET fields = ?, recorded_at = ? WHERE seq = ?",
                             (self._seal(entity, record_id, merged), self._now_iso(), unsent["seq"]))
@@ -829,7 +844,7 @@ class SyncClient:
         # Never overwrite the device's unsent edits: they stay on top of the server's copy until the
         # server has answered them.
         view = {**data, **self._outstanding_fields(entity, record_id), "id": record_id}
-        child_id = record_id if entity == "child" else data.get("child_id")
+        child_id = parent_of(entity, record_id, data)
         self.db.execute(
             "INSERT INTO record (entity, id, child_id, version, server_data, data, pulled_gen)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (entity, id) DO UPDATE SET child_id = excluded.child_id,"
@@ -843,6 +858,11 @@ class SyncClient:
             return  # kept until the server answers the edit (it will reject it; failed() shows it)
         self.db.execute("DELETE FROM record WHERE entity = ? AND id = ?", (entity, record_id))
         self.db.execute("DELETE FROM conflict WHERE entity = ? AND record_id = ?", (entity, record_id))
+        if entity == "tracing_request":
+            # A request reunified or closed is removed alone; its traces go with it.
+            for (trace_id,) in self.db.execute("SELECT id FROM record WHERE entity = 'trace' AND child_id = ?",
+                                               (record_id,)).fetchall():
+                self._remove("trace", trace_id)
 
 
 def _view(server_data: dict, outstanding: dict, record_id: str) -> dict:

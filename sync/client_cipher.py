@@ -57,6 +57,15 @@ PLAIN_FIELDS = {
         "key", "rule", "severity", "child_id", "followup_id", "recipient_id", "due_on", "status",
         "acknowledged_by_id", "resolved_by_id", "id", "version", "seq", "created_at", "updated_at",
         "recorded_at", "deleted_at")),
+    "referral": frozenset((
+        "child_id", "service_type", "agency_id", "status", "sent_on", "consent_overridden", "created_by_id",
+        "id", "version", "seq", "created_at", "updated_at", "recorded_at", "deleted_at")),
+    "tracing_request": frozenset((
+        "status", "inquirer_relationship", "sex", "birth_year", "district", "id", "version", "seq",
+        "created_at", "updated_at", "recorded_at", "deleted_at")),
+    "trace": frozenset((
+        "request_id", "kind", "done_on", "actor_id", "id", "version", "seq", "created_at", "updated_at",
+        "recorded_at", "deleted_at")),
 }
 
 # scrypt cost for new stores (RFC 7914 names). 32 MiB of memory makes guessing on a GPU expensive.

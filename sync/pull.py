@@ -1,7 +1,7 @@
 """Answering a device's pull (DESIGN §5): its scope, changed since its cursor, one keyset page at a time.
 
-The scope is the children assigned to the device's caseworker, their records, and the alerts addressed
-to that caseworker. Changes are ordered by the server-wide change sequence ``seq``. A page covers a
+The scope is the children assigned to the device's caseworker, their records (referrals among them),
+the alerts addressed to that caseworker, and the tracing requests they follow (sync.pull_tracing). Changes are ordered by the server-wide change sequence ``seq``. A page covers a
 window of sequence numbers ``(after, upper]`` found with one UNION ALL over the entity tables, which
 also says which table each change is in; then each table with changes on the page is read once, by
 those sequence numbers: a page costs a fixed number of queries, whatever its size.
@@ -31,9 +31,11 @@ from models.errors import Problem
 from models.followups import Alert, Followup
 from models.lifecycle import StageTransition
 from models.records import ENTITY_OF
+from models.referrals import Referral
 from sync.pull_rows import row_data, shape_of
+from sync.pull_tracing import request_scope_events, tracing_sources
 
-CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup)
+CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Referral)
 
 
 @dataclass
@@ -115,7 +117,8 @@ def _plan(full: bool) -> _Plan:
     sources, own_children = _sources(bindparam("user_id"), full)
     reads = []
     for model, cond, _via_child in sources:
-        columns = ((ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq) if model is ScopeChange
+        columns = ((ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq, ScopeChange.tracing_request_id)
+                   if model is ScopeChange
                    else shape_of(model).columns)
         reads.append(db.select(*columns).where(model.seq.in_(bindparam("seqs", expanding=True)), *cond))
     return _Plan(sources, own_children, _window_query(sources, own_children), reads)
@@ -136,6 +139,7 @@ def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
         sources[-1][1].append(Alert.status == "open")
     else:
         sources.append((ScopeChange, [ScopeChange.user_id == user_id], False))
+    sources += tracing_sources(user_id, full)
     return sources, own_children
 
 
@@ -192,7 +196,9 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
             if model is Child and row[shape.deleted_at] is not None:
                 deleted[row[shape.id_at]] = row[shape.seq_at]
-    events += _expand(scope_changes, deleted, user_id)
+    events += _expand([sc for sc in scope_changes if sc.child_id is not None], deleted, user_id)
+    events += request_scope_events([sc for sc in scope_changes if sc.tracing_request_id is not None], user_id,
+                                   _removal)
     events.sort(key=lambda e: (e[0], e[1]))
     last = {}
     for position, event in enumerate(events):
@@ -269,7 +275,7 @@ def _change(item, usernames: dict) -> dict:
         return item
     shape, row = item
     record_id, version = row[shape.id_at], row[shape.version_at]
-    if row[shape.deleted_at] is not None or (shape.status_at is not None and row[shape.status_at] != "open"):
+    if row[shape.deleted_at] is not None or (shape.status_at is not None and row[shape.status_at] not in shape.live):
         return _removal(shape.entity, record_id, version)
     return {"entity": shape.entity, "id": str(record_id), "version": version, "op": "upsert",
             "data": row_data(shape, row, usernames)}
@@ -281,12 +287,15 @@ ENCODE_GROUP = 100
 _encoder = json.JSONEncoder(separators=(",", ":"))
 
 
-def noting_children(changes: Iterator[dict], shown: set) -> Iterator[dict]:
-    """Pass the changes through, adding to ``shown`` the child each upsert carries (for the audit)."""
+def noting_children(changes: Iterator[dict], shown: set, requests: set | None = None) -> Iterator[dict]:
+    """Pass the changes through, adding to ``shown`` the child each upsert carries, and to ``requests``
+    each tracing request sent (for the audit)."""
     for change in changes:
         if change["op"] == "upsert":
-            child_id = change["id"] if change["entity"] == "child" else change["data"].get("child_id")
-            if child_id:
+            if change["entity"] == "tracing_request":
+                if requests is not None:
+                    requests.add(change["id"])
+            elif child_id := change["id"] if change["entity"] == "child" else change["data"].get("child_id"):
                 shown.add(child_id)
         yield change
 

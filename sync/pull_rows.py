@@ -25,6 +25,8 @@ from models.schemas import _dumped_keys
 # Column types whose values are already what JSON carries; the others are converted as json_value does.
 _AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, EncryptedJSON)
 _ISO = (Date, UTCDateTime, EncryptedDate)
+# Entities a device holds only in some statuses; in any other, the record is sent as a removal.
+LIVE_STATUSES = {"alert": ("open",), "tracing_request": ("open", "matched")}
 
 
 def _isoformat(value: date | datetime) -> str:
@@ -53,7 +55,8 @@ class Shape:
     id_at: int
     version_at: int
     child_at: int | None  # where the child's id is: its own id for a child, child_id for its records
-    status_at: int | None  # an alert's status
+    status_at: int | None  # the status of an entity of LIVE_STATUSES
+    live: tuple  # its statuses a device holds
     seq_at: int
     deleted_at: int
     caseworker_at: int | None
@@ -75,7 +78,8 @@ def shape_of(model) -> Shape:
         id_at=keys.index("id"),
         version_at=keys.index("version"),
         child_at=keys.index(child_key) if child_key else None,
-        status_at=keys.index("status") if model.__tablename__ == "alert" else None,
+        status_at=keys.index("status") if model.__tablename__ in LIVE_STATUSES else None,
+        live=LIVE_STATUSES.get(model.__tablename__, ()),
         seq_at=len(keys),
         deleted_at=len(keys) + 1,
         caseworker_at=keys.index("caseworker_id") if "caseworker_id" in keys else None,

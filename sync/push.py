@@ -295,6 +295,8 @@ def _decide(mutation: dict, state: _Batch) -> dict:
     entity, op = mutation["entity"], mutation["op"]
     if entity == "alert":
         return _acknowledge(mutation, state)
+    if entity in DECISIONS:  # referrals, tracing requests, traces: sync.push_tracing_referrals
+        return DECISIONS[entity](mutation, state)
     if entity == "stage_transition" and op == "update":
         raise Problem("validation_error", "A stage transition cannot be changed; record a new one.",
                       {"fields": {"op": ["Stage transitions are append-only: use op 'create'."]}})
@@ -382,12 +384,12 @@ def _in_scope_child(child_id, state: _Batch) -> Child:
     return child
 
 
-def _own_caseworker(data: dict, state: _Batch) -> dict:
+def _own_caseworker(data: dict, state: _Batch, refusal: str = "A device can only assign children to its own "
+                    "caseworker; a manager reassigns children on the web.") -> dict:
     """A device writes only into its own caseworker's caseload."""
     if "caseworker" in data:
         if data["caseworker"] != state.user.username:
-            raise Problem("out_of_scope", "A device can only assign children to its own caseworker; "
-                          "a manager reassigns children on the web.")
+            raise Problem("out_of_scope", refusal)
         data = {k: v for k, v in data.items() if k != "caseworker"}
     return data
 
@@ -565,3 +567,6 @@ def _record_outcomes(outcomes: dict) -> None:
         {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
         for mid, r in outcomes.items()
     ])
+
+
+from sync.push_tracing_referrals import DECISIONS  # noqa: E402  (it builds on the functions above)

@@ -17,7 +17,9 @@ TERM_LISTS = {"sexes": "sex", "risk_levels": "risk", "not_seen_reasons": "not_se
               "concerns": "concern", "followup_kinds": "followup_kind", "followup_statuses": "followup_status",
               "assessment_kinds": "assessment_kind", "service_types": "service_type",
               "service_statuses": "service_status", "consent_purposes": "consent_purpose",
-              "consent_givers": "consent_giver", "how_left": "how_left", "stages": "stage"}
+              "consent_givers": "consent_giver", "how_left": "how_left", "stages": "stage",
+              "referral_statuses": "referral_status", "relationships": "relationship", "trace_kinds": "trace_kind",
+              "request_statuses": "request_status"}
 
 
 def catalogue(code: str) -> dict:
@@ -477,7 +479,9 @@ def test_the_app_at_390_px_has_no_serious_accessibility_violation(site, phone):
              "child": f"#/child/{site.children['overdue']}",
              "visit": f"#/child/{site.children['due']}/visit/{site.followups['today']}",
              "stage": f"#/child/{site.children['due']}/stage",
-             "service": f"#/child/{site.children['due']}/service"}
+             "service": f"#/child/{site.children['due']}/service",
+             "referral": f"#/child/{site.children['due']}/referral",
+             "tracing": "#/tracing", "tracing request": "#/tracing/new"}
     for name, hash_ in views.items():
         page.goto(site.app_url + hash_)
         expect(page.get_by_role("heading", level=1)).to_be_focused()
@@ -573,3 +577,84 @@ def test_a_revoke_with_wipe_empties_the_phone_and_says_why(site, phone):
     expect(page.locator(".flash")).to_contain_text("switched this phone off")
     assert site.codes["overdue"] not in idb_text(page)
     shot(page, "revoked")
+
+
+@journey
+def test_offline_a_referral_is_proposed_and_sent_and_a_tracing_request_opened_with_a_trace(site, phone):
+    import uuid
+    from datetime import date
+
+    from models import Actor, MutationLog, User, db
+    from models.records import create_record
+    from models.referrals import Referral, ReferralStep
+    from models.tracing import Trace, TracingRequest, create_request
+    from tests.browser.field_site import CASEWORKER, MANAGER, idb_text
+
+    child_id = site.children["due"]
+    with site.app().app_context():  # the consent the referral needs, and a request a manager opened for the caseworker
+        manager = db.session.scalar(db.select(User).where(User.username == MANAGER))
+        create_record("consent", {"child_id": uuid.UUID(child_id), "purpose": "referral", "given_by": "child",
+                                  "given_on": date.today()}, Actor(user=manager, source="web"))
+        create_request({"caseworker": CASEWORKER, "inquirer_name": "Fictional Grandmother",
+                        "inquirer_relationship": "grandparent", "given_name": "Fictional Ojok", "sex": "male",
+                        "armed_group": "Fictional group"}, manager, "web")
+        db.session.commit()
+    context, page = phone()
+    enrol(page, site)
+    context.set_offline(True)
+
+    page.goto(f"{site.app_url}#/child/{child_id}")
+    page.get_by_role("link", name="Refer to a service").click()
+    expect(heading(page, "Refer to a service")).to_be_visible()
+    expect(page.locator(".message")).to_have_count(0)  # the consent is on the phone: no warning
+    page.get_by_label("Service", exact=True).select_option("vocational_training")
+    page.get_by_label("Referred to").fill("Fictional Workshop")
+    page.get_by_label("Reason").fill("Fictional: wants to learn tailoring.")
+    page.get_by_role("button", name="Propose the referral").click()
+    referrals = page.locator("section", has=page.get_by_role("heading", name="Referrals"))
+    expect(referrals).to_contain_text("Fictional Workshop · proposed")
+    referrals.get_by_role("button", name="Mark as sent").click()
+    expect(referrals).to_contain_text("sent")
+    expect(referrals.get_by_role("button", name="Mark as accepted")).to_be_visible()
+
+    page.get_by_role("link", name="Tracing").click()
+    expect(heading(page, "Tracing requests")).to_be_visible()
+    expect(page.locator(".cards")).to_contain_text("Fictional Ojok")
+    page.get_by_role("link", name="New tracing request").click()
+    page.get_by_role("button", name="Save the request").click()
+    expect(page.locator(".error-summary")).to_contain_text("Give at least one name")
+    page.get_by_label("Who is asking").fill("Fictional Inquirer-Akello")
+    page.get_by_label("Relationship to the child").select_option("mother")
+    page.get_by_label("Given name").fill("Fictional Atim")
+    page.get_by_label("Sex", exact=True).select_option("female")
+    page.get_by_role("button", name="Save the request").click()
+    expect(heading(page, "Fictional Atim")).to_be_visible()
+    request_id = page.url.rsplit("/", 1)[1]
+    page.get_by_role("link", name="Add a trace").click()
+    page.get_by_label("Kind").select_option("home_visit")
+    page.get_by_label("Notes").fill("Fictional: neighbours remember her.")
+    page.get_by_role("button", name="Save the trace").click()
+    expect(page.locator(".timeline")).to_contain_text("home visit: Fictional: neighbours remember her.")
+    assert "Inquirer-Akello" not in idb_text(page)  # sealed at rest
+    shot(page, "tracing-request")
+
+    context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    synced(page)
+    page.goto(f"{site.app_url}#/tracing/{request_id}")
+    expect(page.locator(".badge")).to_have_count(0)
+    with site.app().app_context():
+        referral = db.session.scalar(db.select(Referral).where(Referral.child_id == uuid.UUID(child_id)))
+        assert (referral.status, referral.provider_name) == ("sent", "Fictional Workshop")
+        assert [s.status for s in db.session.scalars(db.select(ReferralStep).where(
+            ReferralStep.referral_id == referral.id).order_by(ReferralStep.at))] == ["proposed", "sent"]
+        request = db.session.get(TracingRequest, uuid.UUID(request_id))
+        assert (request.inquirer_name, request.caseworker.username, request.status) == (
+            "Fictional Inquirer-Akello", CASEWORKER, "open")
+        trace = db.session.scalar(db.select(Trace).where(Trace.request_id == request.id))
+        assert trace.kind == "home_visit"
+        ids = [referral.id, request.id, trace.id]
+        logged = db.session.execute(db.select(MutationLog.entity, MutationLog.op, MutationLog.status)
+                                    .where(MutationLog.record_id.in_(ids))).all()
+        assert sorted(logged) == sorted([("referral", "create", "applied"), ("referral", "update", "applied"),
+                                         ("tracing_request", "create", "applied"), ("trace", "create", "applied")])

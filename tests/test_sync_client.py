@@ -11,7 +11,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from models import Child
+from models.records import ENTITIES
 from models.sensitivity import RESTRICTED, fields_of
+from sync.client import ENTITIES as CLIENT_ENTITIES
 from sync.client import (
     RESTRICTED_FIELDS,
     DeviceRevoked,
@@ -172,9 +174,11 @@ def test_case_code_is_known_offline_and_matches_the_server():
     assert case_code_for("00000000-0000-4000-8000-000000000000") == "2222-2222"
 
 
-def test_restricted_list_mirrors_the_child_model():
+def test_restricted_list_mirrors_the_models():
+    assert set(CLIENT_ENTITIES) == set(ENTITIES)
     assert list(RESTRICTED_FIELDS["child"]) == fields_of(Child, RESTRICTED)
-    assert set(RESTRICTED_FIELDS) == {"child"}  # no other entity has restricted fields yet
+    assert RESTRICTED_FIELDS == {entity: tuple(fields_of(model, RESTRICTED)) for entity, model in ENTITIES.items()
+                                 if fields_of(model, RESTRICTED)}
 
 
 def test_offline_edits_are_queued_in_order_with_only_changed_fields(make_client, server):

@@ -38,9 +38,19 @@ def every_entity(phone, app) -> str:
                                                "wellbeing": "good", "risk_level": "medium",
                                                "concerns": ["health", "school_dropout"], "notes": "Fictional"}),
         mutation("followup", new_id(), fields={"child_id": child_id, "kind": "visit", "due_on": "2026-12-10"}),
+        mutation("consent", new_id(), fields={"child_id": child_id, "purpose": "referral", "given_by": "child",
+                                              "given_on": "2026-10-02"}),
+        mutation("referral", new_id(), fields={"child_id": child_id, "service_type": "vocational_training",
+                                               "provider_name": "Fictional workshop", "reason": "Fictional"}),
+        mutation("tracing_request", request_id := new_id(), fields={
+            "inquirer_name": "Fictional Mother", "inquirer_relationship": "mother", "inquirer_contact": "0700 000000",
+            "given_name": "Fictional", "sex": "male", "birth_year": 2012, "separation_date": "2024-05-01",
+            "district": "Kitgum", "armed_group": "Fictional group"}),
+        mutation("trace", new_id(), fields={"request_id": request_id, "kind": "radio_announcement",
+                                            "done_on": "2026-11-21", "note": "Fictional"}),
     ]
     results = phone.push_ok(*muts)
-    assert all(r["status"] == "applied" for r in results), results
+    assert all(r["status"] == "applied" for r in results), [r for r in results if r["status"] != "applied"]
     with app.app_context():
         create_record("alert", {"key": f"{child_id}:rows:1", "rule": "rows", "severity": "urgent",
                                 "child_id": get(Child, child_id).id, "recipient_id": user_named("cw1").id},
@@ -85,8 +95,9 @@ def test_incremental_and_scope_added_pulls_send_exactly_dump_record(app, client)
         update_record(get(Child, child_id), {"caseworker": "cw2"}, Actor(user=user_named("mgr"), source="api"))
         db.session.commit()
     added = cw2.pull_all()
-    # The scope addition brings the child's records (the alert stays addressed to cw1).
-    assert {c["entity"] for c in added} == set(ENTITIES) - {"alert"}
+    # The scope addition brings the child's records (the alert stays addressed to cw1, and the
+    # tracing request, with its trace, stays with the caseworker who follows it).
+    assert {c["entity"] for c in added} == set(ENTITIES) - {"alert", "tracing_request", "trace"}
     assert_same_as_dump_record(app, added)
     assert next(c for c in added if c["entity"] == "child")["data"]["caseworker"] == "cw2"
 

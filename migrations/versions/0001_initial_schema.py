@@ -176,10 +176,6 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_manager_grant_user_id'), ['user_id'], unique=False)
 
     op.create_table('tracing_request',
-    sa.Column('id', sa.Uuid(), nullable=False),
-    sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('caseworker_id', sa.Uuid(), nullable=True),
     sa.Column('inquirer_name', sa.Text(), nullable=True),
@@ -198,12 +194,20 @@ def upgrade():
     sa.Column('village', sa.Text(), nullable=True),
     sa.Column('armed_group', sa.Text(), nullable=True),
     sa.Column('notes', sa.Text(), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['caseworker_id'], ['user.id'], name=op.f('fk_tracing_request_caseworker_id_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tracing_request'))
     )
     with op.batch_alter_table('tracing_request', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tracing_request_caseworker_id'), ['caseworker_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tracing_request_district'), ['district'], unique=False)
+        batch_op.create_index(batch_op.f('ix_tracing_request_seq'), ['seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_tracing_request_status'), ['status'], unique=False)
 
     op.create_table('assessment',
@@ -402,7 +406,6 @@ def upgrade():
         batch_op.create_index('ix_record_history_record', ['record_id', 'version'], unique=True)
 
     op.create_table('referral',
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('child_id', sa.Uuid(), nullable=False),
     sa.Column('service_type', sa.String(length=24), nullable=False),
     sa.Column('agency_id', sa.Uuid(), nullable=True),
@@ -413,8 +416,13 @@ def upgrade():
     sa.Column('consent_overridden', sa.Boolean(), nullable=False),
     sa.Column('override_reason', sa.Text(), nullable=True),
     sa.Column('created_by_id', sa.Uuid(), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_referral_agency_id_agency')),
     sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_referral_child_id_child')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_referral_created_by_id_user')),
@@ -422,15 +430,18 @@ def upgrade():
     )
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_referral_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_referral_seq'), ['seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_status'), ['status'], unique=False)
 
     op.create_table('scope_change',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=True),
+    sa.Column('tracing_request_id', sa.Uuid(), nullable=True),
     sa.Column('kind', sa.String(length=8), nullable=False),
     sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_scope_change_child_id_child')),
+    sa.ForeignKeyConstraint(['tracing_request_id'], ['tracing_request.id'], name=op.f('fk_scope_change_tracing_request_id_tracing_request'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_scope_change_user_id_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_scope_change'))
     )
@@ -504,19 +515,25 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_sync_batch_device_id'), ['device_id'], unique=False)
 
     op.create_table('trace',
-    sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('request_id', sa.Uuid(), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
     sa.Column('done_on', sa.Date(), nullable=False),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('actor_id', sa.Uuid(), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_trace_actor_id_user')),
     sa.ForeignKeyConstraint(['request_id'], ['tracing_request.id'], name=op.f('fk_trace_request_id_tracing_request'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_trace'))
     )
     with op.batch_alter_table('trace', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_trace_request_id'), ['request_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_trace_seq'), ['seq'], unique=False)
 
     op.create_table('tracing_link',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -690,6 +707,7 @@ def downgrade():
 
     op.drop_table('tracing_link')
     with op.batch_alter_table('trace', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_trace_seq'))
         batch_op.drop_index(batch_op.f('ix_trace_request_id'))
 
     op.drop_table('trace')
@@ -715,6 +733,7 @@ def downgrade():
     op.drop_table('scope_change')
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_status'))
+        batch_op.drop_index(batch_op.f('ix_referral_seq'))
         batch_op.drop_index(batch_op.f('ix_referral_child_id'))
 
     op.drop_table('referral')
@@ -769,6 +788,7 @@ def downgrade():
     op.drop_table('assessment')
     with op.batch_alter_table('tracing_request', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tracing_request_status'))
+        batch_op.drop_index(batch_op.f('ix_tracing_request_seq'))
         batch_op.drop_index(batch_op.f('ix_tracing_request_district'))
         batch_op.drop_index(batch_op.f('ix_tracing_request_caseworker_id'))
 

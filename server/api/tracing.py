@@ -97,7 +97,7 @@ def list_requests(query):
 def create(data):
     _own_caseload(data)
     data.pop("status", None)  # a request starts open; matching and people move it on
-    record = create_request(data)
+    record = create_request(data, g.user)
     audit("tracing_request.create", actor=g.user, target=record.id)
     body = request_body(record)
     db.session.commit()
@@ -126,7 +126,7 @@ def edit(data, request_id):
     require_version(record)
     if g.user.role == "caseworker" and "caseworker" in data:
         _own_caseload(data)
-    changed = update_request(record, data)
+    changed = update_request(record, data, g.user)
     audit("tracing_request.update", actor=g.user, target=record.id, fields=changed)
     body = request_body(record)
     db.session.commit()

@@ -111,7 +111,7 @@ def _request_data(names, *, partial: bool) -> dict:
 @login_required("manager", "caseworker")
 def tracing_create():
     try:
-        record = create_request(_request_data(_fields(g.user), partial=False))
+        record = create_request(_request_data(_fields(g.user), partial=False), g.user, "web")
     except Problem as exc:
         db.session.rollback()
         return request_form_page(422, errors=errors_of(exc), form=request.form)
@@ -163,7 +163,7 @@ def tracing_edit(request_id):
         return request_page(record, 409, errors={"edit": {"_form": [STALE]}})
     try:
         data = _request_data((*_fields(g.user), "status"), partial=True)
-        changed = update_request(record, data)
+        changed = update_request(record, data, g.user, "web")
     except Problem as exc:
         return _failed(record, "edit", exc)
     audit("tracing_request.update", actor=g.user, target=record.id, fields=changed, via="web")
@@ -179,7 +179,7 @@ def tracing_edit(request_id):
 def tracing_trace(request_id):
     record = load_request(request_id)
     try:
-        trace = add_trace(record, load(TraceFields(), form_values(request.form, ("kind", "done_on", "note"))), g.user)
+        trace = add_trace(record, load(TraceFields(), form_values(request.form, ("kind", "done_on", "note"))), g.user, "web")
     except Problem as exc:
         return _failed(record, "trace", exc)
     audit("trace.create", actor=g.user, target=record.id, kind=trace.kind, via="web")

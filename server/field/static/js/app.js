@@ -9,6 +9,8 @@ import {dayView} from './ui/day.js';
 import {caseloadView, forgetSearch} from './ui/caseload.js';
 import {childView} from './ui/child.js';
 import {assessmentView, childFormView, serviceView, stageView, visitView} from './ui/edit.js';
+import {referralView} from './ui/referrals.js';
+import {requestFormView, requestView, traceView, tracingListView} from './ui/tracing.js';
 import {syncBar} from './ui/syncbar.js';
 import {errorText} from './ui/words.js';
 
@@ -24,9 +26,17 @@ const ROUTES = [
   [new RegExp(`^/child/${ID}/stage(?:/${ID})?$`), stageView, ['id', 'record']],
   [new RegExp(`^/child/${ID}/assessment(?:/${ID})?$`), assessmentView, ['id', 'record']],
   [new RegExp(`^/child/${ID}/service(?:/${ID})?$`), serviceView, ['id', 'record']],
+  [new RegExp(`^/child/${ID}/referral$`), referralView, ['id']],
+  [/^\/tracing$/, tracingListView, []],
+  [/^\/tracing\/new$/, requestFormView, []],
+  [new RegExp(`^/tracing/${ID}$`), requestView, ['id']],
+  [new RegExp(`^/tracing/${ID}/edit$`), requestFormView, ['id']],
+  [new RegExp(`^/tracing/${ID}/trace$`), traceView, ['id']],
 ];
-const TABS = [['#/today', 'nav.today'], ['#/children', 'nav.children'], ['#/register', 'nav.register']];
-const READ_VIEWS = new Set([dayView, caseloadView, childView]);  // safe to redraw after a sync
+const TABS = [['#/today', 'nav.today'], ['#/children', 'nav.children'], ['#/register', 'nav.register'],
+  ['#/tracing', 'nav.tracing']];
+// Safe to redraw after a sync.
+const READ_VIEWS = new Set([dayView, caseloadView, childView, tracingListView, requestView]);
 
 const top = document.getElementById('top');
 const nav = document.getElementById('nav');

@@ -16,7 +16,8 @@ export const DB_NAME = 'homecoming-field';
 const DB_VERSION = 1;
 const SEALED = '_sealed';
 const ALL = ['records', 'outbox', 'failed', 'conflicts', 'meta'];
-export const ENTITIES = ['child', 'consent', 'stage_transition', 'assessment', 'service', 'followup', 'alert'];
+export const ENTITIES = ['child', 'consent', 'stage_transition', 'assessment', 'service', 'followup', 'alert', 'referral',
+  'tracing_request', 'trace'];
 const COMMON = ['id', 'version', 'seq', 'created_at', 'updated_at', 'recorded_at', 'deleted_at'];
 export const PLAIN_FIELDS = {
   child: ['case_code', 'sex', 'birth_year', 'age_estimation_method', 'district', 'identified_on', 'risk_level',
@@ -30,13 +31,27 @@ export const PLAIN_FIELDS = {
     'concerns', 'planned_by_rule', 'child_id', ...COMMON],
   alert: ['key', 'rule', 'severity', 'child_id', 'followup_id', 'recipient_id', 'due_on', 'status',
     'acknowledged_by_id', 'resolved_by_id', ...COMMON],
+  referral: ['child_id', 'service_type', 'agency_id', 'status', 'sent_on', 'consent_overridden', 'created_by_id', ...COMMON],
+  tracing_request: ['status', 'inquirer_relationship', 'sex', 'birth_year', 'district', ...COMMON],
+  trace: ['request_id', 'kind', 'done_on', 'actor_id', ...COMMON],
 };
 const PLAIN = Object.fromEntries(Object.entries(PLAIN_FIELDS).map(([e, names]) => [e, new Set(names)]));
 // The CAAFAG profile: collected offline, gone from the phone once the server has it (sync/client.py).
 export const RESTRICTED_FIELDS = {
   child: ['armed_group', 'role_in_group', 'recruitment', 'date_joined', 'date_left', 'how_left', 'sexual_violence',
     'restricted_notes'],
+  tracing_request: ['armed_group'],
 };
+// A referral's update is a lifecycle step, checked by the server against its current status, not merged
+// from a base: each step is queued as its own mutation (sent, then accepted, offline).
+const STEPPED = new Set(['referral']);
+
+// What a record's `child_id` holds: the record it belongs to, so a parent's records are listed (and
+// removed) with it. A child is its own; a trace belongs to its tracing request; a request to nothing.
+export function parentOf(entity, id, data) {
+  if (entity === 'child') return id;
+  return (entity === 'trace' ? data.request_id : data.child_id) ?? null;
+}
 const SETTLED = new Set(['applied', 'duplicate', 'conflict']);
 const DAY_MS = 86400000;
 
@@ -224,9 +239,9 @@ export class Store {
       base = existing.version;
       shown = {...current, ...changed};
     }
-    const childId = entity === 'child' ? recordId : (shown.child_id ?? existing?.child_id ?? null);
+    const childId = parentOf(entity, recordId, shown) ?? existing?.child_id ?? null;
     // One unsent mutation per record: a second edit before the first is sent merges into it.
-    const mutation = unsent
+    const mutation = unsent && !STEPPED.has(entity)
       ? {...unsent, fields: await this.sealFields(entity, recordId, {...await this.openFields(entity, recordId, unsent.fields), ...changed}),
         recorded_at: nowIso(), urgent: unsent.urgent || urgent}
       : {mutation_id: uuid(), entity, record_id: recordId, child_id: childId, op, base_version: base,
@@ -452,7 +467,7 @@ export class Store {
       // Never overwrite the device's unsent edits: they stay on top of the server's copy.
       const waiting = outstanding.get(rkey(entity, id));
       const view = waiting ? await this.sealFields(entity, id, {...data, ...waiting, id}) : server;
-      return {entity, id, version: c.version, row: {entity, id, child_id: entity === 'child' ? id : (data.child_id ?? null),
+      return {entity, id, version: c.version, row: {entity, id, child_id: parentOf(entity, id, data),
         version: c.version, server, view, gen}};
     }));
     await tx(this.db, ['records', 'conflicts', 'meta'], 'readwrite', async (s) => {
@@ -467,6 +482,14 @@ export class Store {
           if (waitingKeys.has(k)) continue;  // kept until the server answers the edit (it will be rejected)
           s.records.delete([p.entity, p.id]);
           for (const c of found[i]) s.conflicts.delete(c.conflict_id);
+          if (p.entity === 'tracing_request') {
+            // A request reunified or closed is removed alone; its traces go with it.
+            for (const key of await req(s.records.index('by_child').getAllKeys(['trace', p.id]))) {
+              if (waitingKeys.has(rkey(...key))) continue;
+              s.records.delete(key);
+              this.views.delete(rkey(...key));
+            }
+          }
           continue;
         }
         report.pulled += 1;

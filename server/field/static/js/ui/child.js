@@ -1,9 +1,11 @@
 // A child's page: who, stage, what needs attention (messages, alerts), planned visits, last visits and
 // the timeline of everything recorded.
+// (Referrals: ui/referrals.js.)
 import * as engine from '../engine.js';
 import {h} from './dom.js';
 import {formatDate, t, term} from '../i18n.js';
 import {alertItem} from './day.js';
+import {referralsSection} from './referrals.js';
 import {childName, errorText, messageBlock} from './words.js';
 
 const FIX_ROUTES = {child: 'edit', followup: 'visit', stage_transition: 'stage', assessment: 'assessment',
@@ -16,14 +18,16 @@ function fixHref(childId, entity, record, mutationId) {
   return `#/child/${childId}/${route}${target}?fix=${encodeURIComponent(mutationId)}`;
 }
 
-function messages(ctx, childId, entries) {
+// What needs attention on a page: each record's conflicts and refusals, with "correct" where
+// `hrefFor(entity, record, mutationId)` names a form for it, and "dismiss" for a refusal.
+export function attention(ctx, entries, hrefFor) {
   const blocks = [];
   for (const [entity, record] of entries) {
     for (const message of record._messages || []) {
       const actions = [];
       const href = message.kind === 'rejected' && message.mutation_id
         && !['out_of_scope', 'record_deleted', 'id_conflict'].includes(message.code)
-        ? fixHref(childId, entity, record, message.mutation_id) : null;
+        ? hrefFor(entity, record, message.mutation_id) : null;
       if (href) actions.push(h('a', {class: 'button secondary', href}, t('message.fix')));
       // A conflict stays until a person decides on the web (the protocol sends the outcome by pull,
       // not a signal), so only a refusal can be dismissed here.
@@ -37,7 +41,7 @@ function messages(ctx, childId, entries) {
           }
         }}, t('message.dismiss')));
       }
-      blocks.push(h('li', {}, h('p', {class: 'meta'}, t(`entity.${entity}`)), messageBlock(message, actions)));
+      blocks.push(h('li', {}, h('p', {class: 'meta'}, t(`entity.${entity}`)), messageBlock(message, actions, entity)));
     }
   }
   return blocks.length ? h('section', {class: 'attention'}, h('h2', {}, t('child.attention')),
@@ -73,7 +77,7 @@ function timeline(records) {
 export async function childView(ctx, {id}) {
   const child = await engine.get('child', id);
   if (!child) return ctx.notFound();
-  const entities = ['stage_transition', 'assessment', 'service', 'followup', 'consent', 'alert'];
+  const entities = ['stage_transition', 'assessment', 'service', 'followup', 'consent', 'alert', 'referral'];
   const lists = await Promise.all(entities.map((e) => engine.list(e, {childId: id})));
   const records = Object.fromEntries(entities.map((e, i) => [e, lists[i]]));
   const scheduled = records.followup.filter((f) => f.status === 'scheduled')
@@ -94,7 +98,7 @@ export async function childView(ctx, {id}) {
     h('h1', {tabindex: -1}, childName(child)),
     child._pending ? h('p', {class: 'badge'}, t('status.pending_badge')) : null,
     h('dl', {class: 'facts'}, facts.map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
-    messages(ctx, id, entries),
+    attention(ctx, entries, (entity, record, mutationId) => fixHref(id, entity, record, mutationId)),
     h('nav', {class: 'actions', 'aria-label': t('child.actions')},
       h('a', {class: 'button primary', href: `#/child/${id}/visit`}, t('child.record_visit')),
       h('a', {class: 'button secondary', href: `#/child/${id}/stage`}, t('child.move_stage')),
@@ -104,6 +108,7 @@ export async function childView(ctx, {id}) {
     h('section', {}, h('h2', {}, t('child.alerts')),
       openAlerts.length ? h('ul', {class: 'cards'}, openAlerts.map((a) => alertItem(ctx, a, null)))
         : h('p', {class: 'empty'}, t('child.no_alerts'))),
+    referralsSection(ctx, id, records.referral),
     h('section', {}, h('h2', {}, t('child.planned')),
       scheduled.length ? h('ul', {class: 'cards'}, scheduled.map((f) => h('li', {class: 'card'},
         h('a', {class: 'card-link', href: `#/child/${id}/visit/${f.id}`},

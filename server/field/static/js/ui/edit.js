@@ -17,14 +17,14 @@ export function reportsDanger(fields) {
 }
 
 // Drop empty values a record never had, so an update carries only what the user really changed.
-function changed(values, before = {}) {
+export function changed(values, before = {}) {
   return Object.fromEntries(Object.entries(values)
     .filter(([k, v]) => !((v == null || (Array.isArray(v) && !v.length)) && before[k] == null)));
 }
 
 // Save through the engine; an engine error becomes the form's error summary (field errors when the
 // engine names fields, else one line).
-async function save(ctx, entity, fields, {id, fix} = {}) {
+export async function save(ctx, entity, fields, {id, fix} = {}) {
   try {
     const saved = fix ? await engine.resubmit(fix, fields) : await engine.record(entity, fields, id ? {id} : {});
     return {id: saved || id};

@@ -21,11 +21,13 @@ function fieldLabel(name) {
 
 // A conflict or rejection: what happened and what to do, from the catalogue by code; the server's
 // English message is kept as the detail when the catalogue has no words for the code.
-export function messageBlock(message, actions = []) {
+// A code may have words of its own for one entity (`message.rejected.invalid_transition.referral`).
+export function messageBlock(message, actions = [], entity = null) {
   const {kind, code} = message;
-  const what = has(`message.${kind}.${code}`) ? t(`message.${kind}.${code}`)
+  const own = (key) => (entity && has(`${key}.${entity}`) ? `${key}.${entity}` : key);
+  const what = has(`message.${kind}.${code}`) ? t(own(`message.${kind}.${code}`))
     : (kind === 'conflict' ? t('message.conflict.default') : message.message || t('message.rejected.default'));
-  const todo = has(`message.todo.${code}`) ? t(`message.todo.${code}`) : t(`message.todo.${kind}`);
+  const todo = has(`message.todo.${code}`) ? t(own(`message.todo.${code}`)) : t(`message.todo.${kind}`);
   // A conflict names its fields; a refusal maps the fields at fault to the server's words for them.
   const errors = message.errors && typeof message.errors === 'object' ? message.errors : {};
   const fields = kind === 'conflict' ? [].concat(message.fields || []) : [];
