@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, null, or_, select, union_all, update
 
+from models.attachments import erase_for_children as erase_attachments
 from models.audit import audit
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
@@ -141,6 +142,7 @@ def deidentify(child_ids: list, now: datetime | None = None) -> BatchCounts:
     H = RecordHistory.__table__
     counts.history = session.execute(update(H).where(H.c.child_id.in_(ids)).values(values={})).rowcount
     delete_tokens(ids)  # the blind index of its names, village and aliases
+    erase_attachments(ids)  # the files, their names, hashes and keys
     X = ChildExtraField.__table__
     session.execute(X.delete().where(X.c.child_id.in_(ids)))
     R = OpenRosaSubmission.__table__  # its hash stays: a phone's retry is still known as a retry
