@@ -21,6 +21,11 @@ TYPES = {
     "application/pdf": "pdf",
     "audio/ogg": "audio", "audio/mpeg": "audio", "audio/mp4": "audio", "audio/wav": "audio",
 }
+# What browsers and phones also call these types (a file picker's File.type, a form's part).
+ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "audio/x-wav": "audio/wav",
+           "audio/wave": "audio/wav", "audio/vnd.wave": "audio/wav", "audio/mp3": "audio/mpeg",
+           "audio/x-m4a": "audio/mp4", "audio/m4a": "audio/mp4", "audio/opus": "audio/ogg",
+           "application/ogg": "audio/ogg"}
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is far beyond a phone's; past it, decoding is the attack
 # Case-insensitive markers of something a browser would run or render as a page.
 MARKUP = (b"<script", b"<html", b"<!doctype", b"<iframe", b"<svg", b"<body", b"<?php", b"<object", b"<embed")

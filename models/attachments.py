@@ -120,6 +120,8 @@ def start_upload(child, data: dict, *, user, device=None, limits: dict, now=None
     record_id, for_field. ``limits``: max_bytes, max_count, upload_hours. Flushes."""
     now = now or utcnow()
     purge_expired(now)
+    declared = (data.get("content_type") or "").split(";")[0].strip().lower()
+    data = {**data, "content_type": attachment_content.ALIASES.get(declared, declared)}
     if child.deidentified_at is not None:
         raise RecordDeidentified("This case was de-identified: nothing can be attached to it.")
     size, problems = data.get("size"), {}

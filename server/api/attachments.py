@@ -110,10 +110,13 @@ def child_attachments(child_id):
 
 
 @blp.post("/children/<uuid:child_id>/attachments/uploads")
-@blp.arguments(UploadFields)
-def create_upload(data, child_id):
+def create_upload(child_id):
+    """Start an upload: body ``UploadFields``. The caller is checked before the body is read."""
     user, device = caller()
-    upload = start_upload(_child(user, child_id), data, user=user, device=device, limits=limits())
+    child = _child(user, child_id)
+    body = request.get_json(silent=True)
+    data = UploadFields().load(body if isinstance(body, dict) else {})
+    upload = start_upload(child, data, user=user, device=device, limits=limits())
     db.session.commit()
     body = upload_body(upload)
     return {**body, "chunk_max_bytes": current_app.config["ATTACHMENT_CHUNK_MAX_BYTES"]}, 201, {
@@ -154,11 +157,12 @@ def upload_chunk(upload_id):
     """The bytes from ``Upload-Offset``; a wrong offset is 409 with the upload's offset."""
     user, _ = caller()
     upload = _upload(user, upload_id)
+    data = _chunk(upload)
     offset = whole_number((request.headers.get("Upload-Offset") or "").strip())
     if offset is None:
         raise ApiError(400, "bad_request", "Send 'Upload-Offset: <bytes already sent>' with each chunk.",
                        {"offset": upload.received})
-    append_chunk(upload, offset, _chunk(upload))
+    append_chunk(upload, offset, data)
     db.session.commit()
     return _with_offset(upload_body(upload))
 
@@ -193,7 +197,7 @@ def get_attachment(attachment_id):
     audit("attachment.read", actor=user, device=device, child_id=attachment.child_id, target=attachment.id,
           ip=request.remote_addr)
     db.session.commit()
-    return attachment_body(attachment)
+    return attachment_body(attachment), 200, {"ETag": f'"{attachment.sha256}"'}
 
 
 @blp.get("/attachments/<uuid:attachment_id>/content")
@@ -207,7 +211,16 @@ def remove(attachment_id):
     user, device = caller()
     if device is not None:
         raise ApiError(403, "forbidden", "Attachments are deleted by a manager, on the web or with an API token.")
-    delete_attachment(_attachment(user, None, attachment_id), user, via="api")
+    attachment = _attachment(user, None, attachment_id)
+    if not user.is_manager:
+        raise ApiError(403, "manager_only", "Only a manager may delete an attachment.")
+    sent = (request.headers.get("If-Match") or "").strip().removeprefix("W/").strip('"')
+    if not sent:
+        raise ApiError(428, "precondition_required", "Send 'If-Match: \"<sha256>\"' (the ETag of the attachment) "
+                       "to say which file you mean to delete.")
+    if sent != attachment.sha256:
+        raise ApiError(412, "version_mismatch", "If-Match does not name this attachment's file (its ETag).")
+    delete_attachment(attachment, user, via="api")
     db.session.commit()
     return "", 204
 
@@ -231,6 +244,7 @@ def download_response(attachment: Attachment, user, device, *, via: str) -> Resp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
     response.headers["Cache-Control"] = "no-store"
+    response.set_etag(attachment.sha256)
     return response
 
 
