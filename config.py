@@ -244,7 +244,8 @@ class TestingConfig(Config):
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
         self.BASE_URL = "http://homecoming.test"
         # Tests that upload set their own folder; this one keeps strays out of the repository.
-        self.ATTACHMENT_DIR = os.path.join(tempfile.gettempdir(), f"homecoming-test-attachments-{os.getpid()}")
+        self.ATTACHMENT_DIR = _env("ATTACHMENT_DIR") or os.path.join(
+            tempfile.gettempdir(), f"homecoming-test-attachments-{os.getpid()}")
 
 
 class ProductionConfig(Config):

@@ -114,7 +114,9 @@ def create_upload(child_id):
     """Start an upload: body ``UploadFields``. The caller is checked before the body is read."""
     user, device = caller()
     child = _child(user, child_id)
-    body = request.get_json(silent=True)
+    from server.sync_endpoint import json_body  # devices send it gzip-compressed, as a push
+
+    body = json_body() if request.content_length or request.headers.get("Content-Encoding") else {}
     data = UploadFields().load(body if isinstance(body, dict) else {})
     upload = start_upload(child, data, user=user, device=device, limits=limits())
     db.session.commit()
