@@ -215,7 +215,7 @@ def walk_wav(size, read):
 
 
 def walk_pdf(size, read):
-    if not read(0, 8)[5:8] in (b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"):
+    if read(0, 8)[5:8] not in (b"1.0", b"1.1", b"1.2", b"1.3", b"1.4", b"1.5", b"1.6", b"1.7", b"2.0"):
         raise ContentRefused("The PDF's header names no known PDF version.")
     tail = read(max(0, size - 1024), min(size, 1024))
     end = tail.rfind(b"%%EOF")

@@ -38,47 +38,42 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 PURGE_BATCH = 50
 
 
-class Attachment(db.Model):
-    __tablename__ = "attachment"
+class _Described:
+    """What an attachment and an upload both say of the file: whose, on what, which type, how big."""
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
     child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
     record_entity: Mapped[str | None] = mapped_column(String(24), info=aggregate())
     record_id: Mapped[uuid.UUID | None] = mapped_column(info=aggregate())
-    kind: Mapped[str] = mapped_column(String(8), info=aggregate())
     content_type: Mapped[str] = mapped_column(String(40), info=aggregate())
     size: Mapped[int] = mapped_column(BigInteger, info=aggregate())
-    # A hash confirms a copy of a known photo: erased with the file.
-    sha256: Mapped[str | None] = mapped_column(String(64), info=personal())
     filename: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
-    file_key: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
     for_field: Mapped[bool] = mapped_column(Boolean, default=False, info=aggregate())
-    uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
     device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("device.id"), info=aggregate())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
+
+
+class Attachment(_Described, db.Model):
+    __tablename__ = "attachment"
+
+    kind: Mapped[str] = mapped_column(String(8), info=aggregate())
+    # A hash confirms a copy of a known photo: erased with the file.
+    sha256: Mapped[str | None] = mapped_column(String(64), info=personal())
+    file_key: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
+    uploaded_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, info=aggregate())
 
 
-class AttachmentUpload(db.Model):
+class AttachmentUpload(_Described, db.Model):
     """An upload in progress: what was declared, how much has arrived, its sealed parts' lengths."""
 
     __tablename__ = "attachment_upload"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4, info=aggregate())
-    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
-    record_entity: Mapped[str | None] = mapped_column(String(24), info=aggregate())
-    record_id: Mapped[uuid.UUID | None] = mapped_column(info=aggregate())
-    content_type: Mapped[str] = mapped_column(String(40), info=aggregate())
-    size: Mapped[int] = mapped_column(BigInteger, info=aggregate())
     sha256: Mapped[str] = mapped_column(String(64), info=aggregate())
-    filename: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
-    for_field: Mapped[bool] = mapped_column(Boolean, default=False, info=aggregate())
     file_key: Mapped[str] = mapped_column(EncryptedText, info=personal())
     received: Mapped[int] = mapped_column(BigInteger, default=0, info=aggregate())
     parts: Mapped[list] = mapped_column(JSON, default=list, info=aggregate())
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
-    device_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("device.id"), info=aggregate())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, info=aggregate())
 
 

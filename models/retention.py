@@ -4,7 +4,8 @@ De-identifying a child erases, for that child only, every value the sensitivity 
 (``models.sensitivity``) marks ``personal`` or ``restricted`` on the child and on each of its records
 (names, aliases, date of birth, parish and village, contacts, the caseworker, notes, the CAAFAG
 profile), the values kept in its record history and in its conflicts, its name-search tokens, the answers to a
-programme's own OpenRosa questions kept with it (``child_extra_field``, deleted) and the XML of the OpenRosa
+programme's own OpenRosa questions kept with it (``child_extra_field``, deleted), its attachment files with
+their names, hashes and keys (``models.attachments.erase_for_children``), and the XML of the OpenRosa
 forms about it (``openrosa_submission``), and the verbatim payloads of
 the mutations devices sent about it (``mutation_log``) with the messages answered to them. Every
 ``aggregate`` column survives (sex, birth year, district, stage and stage dates, risk, flags,

@@ -520,7 +520,7 @@ class SyncClient:
         where the next chunk starts."""
         import hashlib
 
-        if self.version("child", child_id) is None:
+        if not self.version("child", child_id):  # 0: created here, not pushed yet
             raise SyncError("Push the child first: the server does not know it yet.")
         digest = hashlib.sha256(data).hexdigest()
         key, report = f"upload:{digest}", SyncReport()

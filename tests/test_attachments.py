@@ -6,27 +6,23 @@ from pathlib import Path
 
 import pytest
 
-from models import AuditEvent, User, db, utcnow
+from models import AuditEvent, User, attachment_storage, db, utcnow
 from models.attachments import Attachment, AttachmentUpload
 from models.retention import deidentify
-from server import create_app
 from sync.devices import enroll_device, revoke_device
 from tests import attachment_samples as samples
-from tests.conftest import empty_tables, make_config
 from tests.factories import make_child, make_user, token_for
 
 API = "/api/v1"
 
 
 @pytest.fixture
-def app(migrated, tmp_path):
-    app = create_app(make_config(migrated, ATTACHMENT_DIR=str(tmp_path / "files"), ATTACHMENT_MAX_PER_CHILD=3,
-                                 ATTACHMENT_MAX_BYTES=300_000, ATTACHMENT_CHUNK_MAX_BYTES=100_000))
-    yield app
-    with app.app_context():
-        db.session.remove()
-        empty_tables()
-        db.engine.dispose()
+def app(app, tmp_path):
+    """The suite's app with its own attachment folder and small limits."""
+    app.config.update(ATTACHMENT_DIR=str(tmp_path / "files"), ATTACHMENT_MAX_PER_CHILD=3,
+                      ATTACHMENT_MAX_BYTES=300_000, ATTACHMENT_CHUNK_MAX_BYTES=100_000)
+    attachment_storage.configure(app.config)
+    return app
 
 
 @pytest.fixture

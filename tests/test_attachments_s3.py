@@ -6,9 +6,7 @@ import pytest
 from moto import mock_aws
 
 from models import attachment_storage, db
-from server import create_app
 from tests import attachment_samples as samples
-from tests.conftest import empty_tables, make_config
 from tests.factories import make_child, make_user, token_for
 from tests.test_attachments import API, upload
 
@@ -25,13 +23,11 @@ def bucket(monkeypatch):
 
 
 @pytest.fixture
-def app(migrated, bucket):
-    app = create_app(make_config(migrated, ATTACHMENT_S3_BUCKET="homecoming-test", ATTACHMENT_S3_PREFIX="hc/"))
-    yield app
-    with app.app_context():
-        db.session.remove()
-        empty_tables()
-        db.engine.dispose()
+def app(app, bucket):
+    """The suite's app, storing in the fake bucket."""
+    app.config.update(ATTACHMENT_S3_BUCKET="homecoming-test", ATTACHMENT_S3_PREFIX="hc/")
+    attachment_storage.configure(app.config)
+    return app
 
 
 def objects(bucket) -> dict:

@@ -6,7 +6,7 @@ import pytest
 
 from models import db
 from models.attachments import Attachment
-from sync.client import AttachmentRefused, Offline, SyncClient, UrllibTransport
+from sync.client import AttachmentRefused, Offline, SyncClient, SyncError, UrllibTransport
 from tests import attachment_samples as samples
 from tests.factories import make_user
 from tests.server_process import ServerProcess
@@ -55,7 +55,7 @@ def test_an_upload_cut_twice_completes_once_with_the_same_bytes(app, server, tmp
     child_id = client.record("child", {"sex": "female", "given_name": "Fictional", "district": "Pader",
                                        "caseworker": username, "identified_on": "2026-11-01"})
     data = samples.big_png()
-    with pytest.raises(Exception):
+    with pytest.raises(SyncError, match="Push the child first"):
         client.upload_attachment(child_id, data, "image/png")  # the child is not on the server yet
     client.sync()
     with pytest.raises(Offline):
