@@ -26,10 +26,11 @@ def attachments_of(child) -> dict:
     return {"items": live_attachments(child.id), "accept": ACCEPT, "max_bytes": limits()["max_bytes"]}
 
 
-@bp.before_request
+@bp.before_app_request
 def keep_uploaded_file_in_memory():
     """The form's file is plaintext: keep it in memory (bounded by the limit), never in a temporary
-    file, and let a body as large as the attachment limit through."""
+    file, and let a body as large as the attachment limit through. An app-wide hook, so that it runs
+    before the page hooks that read the form (forms.refuse_unstorable_input)."""
     if request.endpoint == "web.attachment_upload":
         request.max_content_length = current_app.config["ATTACHMENT_MAX_BYTES"] + 64 * 1024
         request._get_file_stream = lambda *args, **kwargs: io.BytesIO()
