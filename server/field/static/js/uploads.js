@@ -65,6 +65,11 @@ export async function sendPhotos(store, syncer, report) {
   return sent;
 }
 
+async function forgetUpload(store, id, about) {
+  await writeMeta(store.db, {[`photo:${id}`]: await seal(store.key, JSON.stringify({...about, upload_id: null}), `photo/${id}`)});
+  return 'kept';
+}
+
 async function sendOne(store, syncer, report, id, about, bytes) {
   let offset = null;
   if (about.upload_id) {
@@ -89,6 +94,7 @@ async function sendOne(store, syncer, report, id, about, bytes) {
     const error = (answer.body && answer.body.error) || {};
     if (answer.status === 409 && error.code === 'offset_mismatch') offset = error.details.offset;  // a resent chunk
     else if (answer.status === 200) offset = answer.body.offset;
+    else if (answer.status === 404) return forgetUpload(store, id, about);  // expired: start again next sync
     else return 'refused';
   }
   const done = await syncer.request('POST', `/api/v1/attachments/uploads/${about.upload_id}/finish`, undefined, report);
