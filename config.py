@@ -5,6 +5,7 @@ the factory can build a configuration after changing the environment.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
@@ -54,7 +55,8 @@ def rule_problems(rules: dict) -> list[str]:
 def scheduler_problems(config) -> list[str]:
     names = ("SCAN_INTERVAL_MINUTES", "DISPATCH_INTERVAL_SECONDS", "LEADER_POLL_SECONDS",
              "NOTIFY_EXPIRE_HOURS", "NOTIFY_RETRY_SECONDS", "SMTP_TIMEOUT_SECONDS", "RETENTION_DAYS",
-             "RETENTION_BATCH_SIZE", "MATCH_SWEEP_HOURS")
+             "RETENTION_BATCH_SIZE", "MATCH_SWEEP_HOURS", "ATTACHMENT_MAX_BYTES", "ATTACHMENT_MAX_PER_CHILD",
+             "ATTACHMENT_CHUNK_MAX_BYTES", "ATTACHMENT_UPLOAD_HOURS")
     problems = [f"HOMECOMING_{name} must be a positive whole number, got {getattr(config, name)!r}"
                 for name in names if getattr(config, name) < 1]
     if config.WEBHOOK_URL and not config.WEBHOOK_SECRET:
@@ -185,6 +187,18 @@ class Config:
         # Times on the web and in e-mails are shown in the programme's zone (an IANA name), with its
         # abbreviation ("14:05 EAT"); they are stored in UTC.
         self.TIME_ZONE = _env("TIME_ZONE", "Africa/Kampala")
+        # Attachments (models/attachments.py, docs/referrals.md): sealed files outside the database, in
+        # this folder, or in an S3-compatible bucket when one is named (endpoint, region and credentials
+        # the usual AWS way: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION).
+        self.ATTACHMENT_DIR = _env("ATTACHMENT_DIR", str(INSTANCE_DIR / "attachments"))
+        self.ATTACHMENT_S3_BUCKET = _env("ATTACHMENT_S3_BUCKET")
+        self.ATTACHMENT_S3_PREFIX = _env("ATTACHMENT_S3_PREFIX", "")
+        self.ATTACHMENT_S3_ENDPOINT = _env("ATTACHMENT_S3_ENDPOINT")
+        self.ATTACHMENT_MAX_BYTES = _env_int("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+        self.ATTACHMENT_MAX_PER_CHILD = _env_int("ATTACHMENT_MAX_PER_CHILD", 50)
+        # One PATCH of a resumable upload carries at most this much (kept under MAX_BODY_BYTES).
+        self.ATTACHMENT_CHUNK_MAX_BYTES = _env_int("ATTACHMENT_CHUNK_MAX_BYTES", 2 * 1024 * 1024)
+        self.ATTACHMENT_UPLOAD_HOURS = _env_int("ATTACHMENT_UPLOAD_HOURS", 72)
 
     def default_database_url(self):
         return f"sqlite:///{INSTANCE_DIR / 'homecoming.sqlite'}"
@@ -229,6 +243,9 @@ class TestingConfig(Config):
         self.BACKUP_KEY = "dGVzdC1iYWNrdXAta2V5LWZpY3Rpb25hbC0wMDAwMDA="
         self.SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
         self.BASE_URL = "http://homecoming.test"
+        # Tests that upload set their own folder; this one keeps strays out of the repository.
+        self.ATTACHMENT_DIR = _env("ATTACHMENT_DIR") or os.path.join(
+            tempfile.gettempdir(), f"homecoming-test-attachments-{os.getpid()}")
 
 
 class ProductionConfig(Config):

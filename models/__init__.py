@@ -7,6 +7,7 @@ Importing this package registers every model on ``db.metadata``. Nothing here im
 from models import changes  # noqa: F401  (registers the change-sequence flush hook)
 from models.accounts import Device, User
 from models.agencies import Agency  # noqa: F401  (registers partner agencies)
+from models.attachments import Attachment, AttachmentUpload  # noqa: F401  (registers attachments)
 from models.audit import AuditEvent, AuditEventChild, audit
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service

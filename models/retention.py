@@ -4,7 +4,8 @@ De-identifying a child erases, for that child only, every value the sensitivity 
 (``models.sensitivity``) marks ``personal`` or ``restricted`` on the child and on each of its records
 (names, aliases, date of birth, parish and village, contacts, the caseworker, notes, the CAAFAG
 profile), the values kept in its record history and in its conflicts, its name-search tokens, the answers to a
-programme's own OpenRosa questions kept with it (``child_extra_field``, deleted) and the XML of the OpenRosa
+programme's own OpenRosa questions kept with it (``child_extra_field``, deleted), its attachment files with
+their names, hashes and keys (``models.attachments.erase_for_children``), and the XML of the OpenRosa
 forms about it (``openrosa_submission``), and the verbatim payloads of
 the mutations devices sent about it (``mutation_log``) with the messages answered to them. Every
 ``aggregate`` column survives (sex, birth year, district, stage and stage dates, risk, flags,
@@ -29,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, bindparam, func, insert, null, or_, select, union_all, update
 
+from models.attachments import erase_for_children as erase_attachments
 from models.audit import audit
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
@@ -141,6 +143,7 @@ def deidentify(child_ids: list, now: datetime | None = None) -> BatchCounts:
     H = RecordHistory.__table__
     counts.history = session.execute(update(H).where(H.c.child_id.in_(ids)).values(values={})).rowcount
     delete_tokens(ids)  # the blind index of its names, village and aliases
+    erase_attachments(ids)  # the files, their names, hashes and keys
     X = ChildExtraField.__table__
     session.execute(X.delete().where(X.c.child_id.in_(ids)))
     R = OpenRosaSubmission.__table__  # its hash stays: a phone's retry is still known as a retry

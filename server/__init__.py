@@ -6,7 +6,7 @@ from sqlalchemy import TypeDecorator, event
 
 import models
 from config import Config, load_config, private_sqlite_file
-from models import crypto, db, districts, search
+from models import attachment_storage, crypto, db, districts, search
 from server import i18n
 
 migrate = Migrate()
@@ -45,6 +45,7 @@ def register_extensions(app: Flask) -> None:
                      app.config.get("DATA_KEYS_OLD"))
     districts.configure(app.config.get("DISTRICTS"))
     search.configure(app.config["SEARCH_KEY"])
+    attachment_storage.configure(app.config)
     private_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])  # 0600 before the engine first opens it
     db.init_app(app)
     i18n.init_app(app)

@@ -658,3 +658,53 @@ def test_offline_a_referral_is_proposed_and_sent_and_a_tracing_request_opened_wi
                                     .where(MutationLog.record_id.in_(ids))).all()
         assert sorted(logged) == sorted([("referral", "create", "applied"), ("referral", "update", "applied"),
                                          ("tracing_request", "create", "applied"), ("trace", "create", "applied")])
+
+
+def test_a_photo_taken_at_registration_is_uploaded_after_the_child_and_resumes_after_a_cut(site, phone):
+    import hashlib
+    import uuid
+
+    from models import db
+    from models.attachments import Attachment
+    from tests.attachment_samples import big_png
+
+    photo = big_png(size=600_000, seed=7)  # three chunks of the app's 256 KiB
+    context, page = phone()
+    enrol(page, site)
+    context.set_offline(True)
+    page.get_by_role("link", name="New child").click()
+    page.get_by_label("Given name").fill("Fictional")
+    page.get_by_label("Sex", exact=True).select_option("male")
+    camera = page.get_by_label("Photo of the child (optional)")
+    assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
+    camera.set_input_files({"name": "camera.png", "mimeType": "image/png", "buffer": photo})
+    page.get_by_role("button", name="Register the child").click()
+    expect(heading(page, "Fictional")).to_be_visible()
+    child_id = uuid.UUID(page.url.rsplit("/", 1)[1])
+
+    # The link drops after the first chunk: the sync stops there, the photo stays sealed on the phone.
+    chunks = []
+
+    def cut_after_first(route):
+        chunks.append(route.request.headers.get("upload-offset"))
+        if len(chunks) == 1:
+            route.continue_()
+        else:
+            context.set_offline(True)
+            route.abort("connectionreset")
+
+    page.route("**/api/v1/attachments/uploads/*", lambda route: cut_after_first(route)
+               if route.request.method == "PATCH" else route.continue_())
+    context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.locator(".sync-line")).to_contain_text("no connection", timeout=30_000)
+    with site.app().app_context():
+        assert db.session.execute(db.select(Attachment).where(Attachment.child_id == child_id)).first() is None
+    page.unroute("**/api/v1/attachments/uploads/*")
+    context.set_offline(False)
+    page.get_by_role("button", name="Sync now").click()
+    synced(page)
+    with site.app().app_context():
+        stored = db.session.execute(db.select(Attachment).where(Attachment.child_id == child_id)).scalar_one()
+        assert (stored.sha256, stored.size, stored.for_field) == (hashlib.sha256(photo).hexdigest(), len(photo), True)
+    assert chunks[:2] == ["0", str(256 * 1024)]

@@ -19,6 +19,7 @@ import pytest
 
 from models import Actor, User, db, utcnow
 from models.agencies import save_agency
+from models.attachments import attach_whole, start_upload
 from models.grants import request_grant
 from models.matching import MatchCandidate
 from models.records import create_record
@@ -26,6 +27,7 @@ from models.referrals import propose_referral
 from models.syncstate import Conflict
 from models.tracing import create_request, link
 from sync.devices import disable_user, enroll_device
+from tests import attachment_samples
 from tests.factories import make_child, make_user, token_for, walk
 from tests.web_client import TOKEN, sign_in
 
@@ -173,6 +175,21 @@ MATRIX = {
     ("POST", "/tracing/<request_id>/edit"): (LOGIN, 403, 409, 409, 404, 403, LOGIN, LOGIN),
     ("POST", "/tracing/<request_id>/traces"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("POST", "/tracing/links/<link_id>/verify"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    # Attachments (issue 13): managers and the child's caseworker; the caseworker's device for its own
+    # uploads and the files marked for the field. An upload belongs to whoever started it (own).
+    ("GET", "/api/v1/children/<uuid:child_id>/attachments"): (401, 403, 200, 200, 404, 403, 200, 401),
+    ("POST", "/api/v1/children/<uuid:child_id>/attachments/uploads"): (401, 403, 422, 422, 404, 403, 422, 401),
+    ("GET", "/api/v1/attachments/uploads/<uuid:upload_id>"): (401, 403, 404, 200, 404, 403, 200, 401),
+    ("PATCH", "/api/v1/attachments/uploads/<uuid:upload_id>"): (401, 403, 404, 415, 404, 403, 415, 401),
+    ("PUT", "/api/v1/attachments/uploads/<uuid:upload_id>"): (401, 403, 404, 415, 404, 403, 415, 401),
+    ("POST", "/api/v1/attachments/uploads/<uuid:upload_id>/finish"): (401, 403, 404, 409, 404, 403, 409, 401),
+    ("DELETE", "/api/v1/attachments/uploads/<uuid:upload_id>"): (401, 403, 404, 204, 404, 403, 404, 401),
+    ("GET", "/api/v1/attachments/<uuid:attachment_id>"): (401, 403, 200, 200, 404, 403, 404, 401),
+    ("GET", "/api/v1/attachments/<uuid:attachment_id>/content"): (401, 403, 200, 200, 404, 403, 404, 401),
+    ("DELETE", "/api/v1/attachments/<uuid:attachment_id>"): (401, 403, 428, 403, 404, 403, 403, 401),
+    ("POST", "/children/<child_id>/attachments"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
+    ("GET", "/attachments/<attachment_id>"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
+    ("POST", "/attachments/<attachment_id>/delete"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
 }
 
 # The values each path parameter takes (the own caseworker's child and its records, spare objects).
@@ -182,8 +199,10 @@ PARAMS = {
     "agency_id": "agency", "referral_id": "referral",
     "filename": "style.css", "form_id": "homecoming_visit", "asset": "index.html", "action": "enable", "decision": "refuse",
     "request_id": "tracing_request", "match_id": "match", "link_id": "link", "choice": "dismiss",
-    "entity": "followup",
+    "entity": "followup", "attachment_id": "attachment", "upload_id": "upload",
 }
+# Routes whose permitted call destroys what the path names get a throwaway of their own.
+THROWAWAY = {("DELETE", "/api/v1/attachments/uploads/<uuid:upload_id>"): {"upload_id": "spare_upload"}}
 ACTION_OF = {"/alerts/<alert_id>/<action>": "acknowledge"}
 # Form fields that keep a permitted web action from changing what later requests see.
 FORM = {"/children/<child_id>/reassign": {"caseworker": "m.own"}}
@@ -235,6 +254,12 @@ def build_world() -> dict:
     db.session.add(match)
     db.session.flush()
     ids["match"] = match.id
+    limits = {"max_bytes": 10_000, "max_count": 10, "upload_hours": 1}
+    ids["attachment"] = attach_whole(mine, {"content_type": "image/png"}, attachment_samples.png(),
+                                     user=people["manager"], limits=limits).id
+    for key in ("upload", "spare_upload"):
+        ids[key] = start_upload(mine, {"content_type": "image/png", "size": 100, "sha256": "0" * 64},
+                                user=people["own"], limits=limits).id
     ids["grant"] = request_grant(people["spare_user"], "role", by=people["admin"], via="test").id
     ids.update(conflict=conflict.id, spare_device=spare.id, spare_user=people["spare_user"].id,
                device_token=device_token)
@@ -243,15 +268,15 @@ def build_world() -> dict:
             "disabled_id": people["disabled"].id}
 
 
-def url_for_rule(rule: str, ids: dict) -> str:
-    path = rule
+def url_for_rule(rule: str, ids: dict, method: str = "GET") -> str:
+    path, throwaway = rule, THROWAWAY.get((method, rule), {})
     for part in rule.split("<")[1:]:
         spec = part.split(">", 1)[0]
         name = spec.split(":")[-1]
         if name == "record_id":
             value = ids[RECORD_OF[rule.split("/")[3]]]
         else:
-            key = ACTION_OF.get(rule, PARAMS[name]) if name == "action" else PARAMS[name]
+            key = ACTION_OF.get(rule, PARAMS[name]) if name == "action" else throwaway.get(name, PARAMS[name])
             value = ids.get(key, key)
         path = path.replace(f"<{spec}>", str(value))
     return path
@@ -281,7 +306,7 @@ def probe(app, world) -> dict:
     seen = {}
     # Signing out ends the session: it goes last.
     for method, rule in sorted(routes(app), key=lambda r: r[1] == "/logout"):
-        url = url_for_rule(rule, world["ids"])
+        url = url_for_rule(rule, world["ids"], method)
         row = []
         for identity in IDENTITIES:
             client, headers = clients[identity]

@@ -231,6 +231,56 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_assessment_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_assessment_seq'), ['seq'], unique=False)
 
+    op.create_table('attachment',
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=True),
+    sa.Column('file_key', sa.Text(), nullable=True),
+    sa.Column('uploaded_by_id', sa.Uuid(), nullable=True),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('record_entity', sa.String(length=24), nullable=True),
+    sa.Column('record_id', sa.Uuid(), nullable=True),
+    sa.Column('content_type', sa.String(length=40), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('filename', sa.Text(), nullable=True),
+    sa.Column('for_field', sa.Boolean(), nullable=False),
+    sa.Column('device_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_attachment_child_id_child')),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_attachment_device_id_device')),
+    sa.ForeignKeyConstraint(['uploaded_by_id'], ['user.id'], name=op.f('fk_attachment_uploaded_by_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachment'))
+    )
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachment_child_id'), ['child_id'], unique=False)
+
+    op.create_table('attachment_upload',
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('file_key', sa.Text(), nullable=False),
+    sa.Column('received', sa.BigInteger(), nullable=False),
+    sa.Column('parts', sa.JSON(), nullable=False),
+    sa.Column('user_id', sa.Uuid(), nullable=True),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('record_entity', sa.String(length=24), nullable=True),
+    sa.Column('record_id', sa.Uuid(), nullable=True),
+    sa.Column('content_type', sa.String(length=40), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('filename', sa.Text(), nullable=True),
+    sa.Column('for_field', sa.Boolean(), nullable=False),
+    sa.Column('device_id', sa.Uuid(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_attachment_upload_child_id_child')),
+    sa.ForeignKeyConstraint(['device_id'], ['device.id'], name=op.f('fk_attachment_upload_device_id_device')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_attachment_upload_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachment_upload'))
+    )
+    with op.batch_alter_table('attachment_upload', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachment_upload_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachment_upload_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('audit_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -781,6 +831,15 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_audit_event_action'))
 
     op.drop_table('audit_event')
+    with op.batch_alter_table('attachment_upload', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachment_upload_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_attachment_upload_child_id'))
+
+    op.drop_table('attachment_upload')
+    with op.batch_alter_table('attachment', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachment_child_id'))
+
+    op.drop_table('attachment')
     with op.batch_alter_table('assessment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_assessment_seq'))
         batch_op.drop_index(batch_op.f('ix_assessment_child_id'))

@@ -5,7 +5,7 @@ import json
 import flask_smorest
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
-from flask import request
+from flask import current_app, request
 from flask_smorest import Api
 from webargs.flaskparser import FlaskParser
 
@@ -56,9 +56,17 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = JsonBodyParser()
 
 
+def raw_body(view):
+    """Mark a view that reads a body other than JSON (an attachment's chunk): put it under the route."""
+    view.raw_body = True
+    return view
+
+
 def require_json_body():
     """415 for a body that is not JSON, before any parsing (an empty body is fine)."""
     if not request.path.startswith("/api") or request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if getattr(current_app.view_functions.get(request.endpoint or ""), "raw_body", False):
         return
     has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
     if has_body and request.mimetype != "application/json":
@@ -75,7 +83,18 @@ def register_api(app):
 
     app.before_request(check_before_parsing)
 
-    from server.api import agencies, alerts, auth, children, conflicts, devices, records, referrals, tracing
+    from server.api import (
+        agencies,
+        alerts,
+        attachments,
+        auth,
+        children,
+        conflicts,
+        devices,
+        records,
+        referrals,
+        tracing,
+    )
 
-    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals):
+    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals, attachments):
         api.register_blueprint(module.blp)

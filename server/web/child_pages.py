@@ -317,4 +317,4 @@ def followup_outcome(followup_id):
     return redirect(url_for("web.child", child_id=child.id))
 
 
-from server.web import record_pages, summary_pages  # noqa: E402, F401  (their routes join bp with this module's)
+from server.web import attachment_pages, record_pages, summary_pages  # noqa: E402, F401  (their routes join bp with this module's)

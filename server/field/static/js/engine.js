@@ -6,6 +6,9 @@ import {makeCheck, newDataKey, newKdf, pinKey, unwrapDataKey, verifyCheck} from 
 import {caseCodeFor as codeFor} from './casecode.js';
 import {ENTITIES, ProtocolError, Store, counts, destroyStore, nowIso, openStore, readMeta, writeMeta} from './store.js';
 import {SyncFailure, Syncer, newReport} from './sync.js';
+import {keepPhoto, sendPhotos} from './uploads.js';
+
+export {PHOTO_TYPES} from './uploads.js';
 
 export class EngineError extends Error {
   constructor(code, message, extra = {}) {
@@ -359,6 +362,7 @@ async function runSync() {
   try {
     await store.eraseExpired(settings.keepRejectedRestrictedDays);
     const report = await syncer(store).sync();
+    report.photos = await sendPhotos(store, syncer(store), report);  // after the push: their children are there
     await writeMeta(store.db, {last_sync_ok_at: nowIso(), last_error: undefined});
     const {pushed, applied, duplicates, conflicts, rejected, pulled, removed} = report;
     emit('synced');
@@ -374,6 +378,14 @@ async function runSync() {
     }
     throw err;
   }
+}
+
+/** Keep a photo taken at registration, sealed, until the sync after the child's create sends it. */
+export async function attachPhoto(childId, file) {
+  const id = await keepPhoto(unlocked(), childId, file);
+  touch();
+  emit('changed');
+  return id;
 }
 
 // ------------------------------------------------------------------ small helpers

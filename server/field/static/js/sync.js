@@ -38,9 +38,10 @@ export class Syncer {
 
   /** One call with retries: network errors, truncated bodies, 5xx and 429 are retried with
    * exponential backoff and full jitter, never sooner than Retry-After. Anything else is returned. */
-  async request(method, path, payload, report) {
-    const headers = {Authorization: `Bearer ${this.o.token}`, Accept: 'application/json'};
-    let body;
+  async request(method, path, payload, report, {raw, headers: extra} = {}) {
+    // `raw`: a body that is not JSON (an attachment's chunk), sent as it is with `extra` headers.
+    const headers = {Authorization: `Bearer ${this.o.token}`, Accept: 'application/json', ...extra};
+    let body = raw;
     if (payload !== undefined) {
       // Serialised once: a retry sends the very same bytes.
       body = await gzip(JSON.stringify(payload));

@@ -116,7 +116,10 @@ export async function childFormView(ctx, {id}, query) {
   const restricted = RESTRICTED.map(([name, make]) => (make
     ? make(name, t(`field.${name}`), {max: make === date ? today : undefined})
     : choice(name, t(`field.${name}`), 'how_left', vocab('how_left'))));
-  const controls = [...details, ...consents, ...restricted];
+  // A photo at registration (docs/field-app.md, "Photos"): kept sealed, sent after the child.
+  const photo = child ? null : text('photo', t('register.photo'), {type: 'file', accept: 'image/*',
+    capture: 'environment', hint: t('register.photo_hint')});
+  const controls = [...details, ...consents, ...(photo ? [photo] : []), ...restricted];
   const body = form(controls, t(child ? 'register.save' : 'register.submit'), async (v) => {
     const fields = Object.fromEntries(details.map((c) => [c.name, v[c.name]]));
     for (const c of restricted) fields[c.name] = v[c.name];
@@ -125,6 +128,8 @@ export async function childFormView(ctx, {id}, query) {
       fields.birth_year = Number(fields.birth_year);
     }
     if (!fields.sex) return {sex: [t('form.required')]};
+    const picture = photo?.input.files[0];
+    if (picture && !engine.PHOTO_TYPES.includes(picture.type)) return {photo: [t('register.photo_type')]};
     const result = await save(ctx, 'child', changed(fields, was), {id, fix: query.fix});
     if (result.errors) return result.errors;
     const childId = result.id;
@@ -134,6 +139,7 @@ export async function childFormView(ctx, {id}, query) {
         given_by: v[c.name], given_on: today});
       if (saved.errors) return saved.errors;
     }
+    if (picture) await engine.attachPhoto(childId, picture);
     ctx.flash(t(child ? 'register.saved' : 'register.done'));
     ctx.syncSoon();
     ctx.go(`#/child/${childId}`);
