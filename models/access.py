@@ -1,25 +1,50 @@
-"""Who may see which child (DESIGN §7). One place, used by the API, the web pages and exports."""
+"""Who may see which child (DESIGN §7, issue 13). One place, used by the API, the web pages, exports,
+alerts and reports: a manager sees every child, a caseworker the children assigned to them; a user of
+an agency marked ``limits_reach`` only those of the children that belong to that agency."""
 
-from sqlalchemy import false, true
+from sqlalchemy import and_, false, true
 
+from models.agencies import Agency
+from models.base import db
 from models.children import Child
 
 CHILD_READERS = ("manager", "caseworker")
 
 
+def agency_limit(user):
+    """The id of the agency whose children alone ``user`` may reach, or None when their reach is not
+    limited (no agency, or an agency without ``limits_reach``)."""
+    if getattr(user, "agency_id", None) is None:
+        return None
+    agency = db.session.get(Agency, user.agency_id)
+    return agency.id if agency is not None and agency.limits_reach else None
+
+
 def child_scope(user):
     """A SQL condition selecting the children ``user`` may see; none for admins and analysts."""
     if user.role == "manager":
-        return true()
-    if user.role == "caseworker":
-        return Child.caseworker_id == user.id
-    return false()
+        condition = true()
+    elif user.role == "caseworker":
+        condition = Child.caseworker_id == user.id
+    else:
+        return false()
+    limit = agency_limit(user)
+    return condition if limit is None else and_(condition, Child.agency_id == limit)
 
 
 def can_see_child(user, child: Child) -> bool:
     if child.deleted_at is not None:
         return False
-    return user.role == "manager" or (user.role == "caseworker" and child.caseworker_id == user.id)
+    if not (user.role == "manager" or (user.role == "caseworker" and child.caseworker_id == user.id)):
+        return False
+    limit = agency_limit(user)
+    return limit is None or child.agency_id == limit
+
+
+def manages_reach(user) -> bool:
+    """Who may put users in agencies and mark an agency ``limits_reach``: an admin, or a manager whose
+    own reach is not limited (a limited manager could otherwise lift their own limit)."""
+    return user.role == "admin" or (user.role == "manager" and agency_limit(user) is None)
 
 
 def sees_restricted(user) -> bool:

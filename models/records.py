@@ -181,7 +181,9 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     """A new child, at version 1, with the first transition so the timeline starts where the case starts."""
     fields = _derive_child_fields(_resolve_caseworker(fields))
     identified_on = fields.get("identified_on") or today or utcnow().date()
-    fields = {**fields, "identified_on": identified_on}
+    # A child belongs to the agency of whoever registered it (models.access limits reach by it).
+    agency_id = fields.pop("agency_id", None) or (actor.user.agency_id if actor.user else None)
+    fields = {**fields, "identified_on": identified_on, **({"agency_id": agency_id} if agency_id else {})}
     child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
                 stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)
     changes.add(child)

@@ -106,9 +106,10 @@ def propose_referral(child, data: dict, user, *, today: date) -> Referral:
     if problems:
         raise FieldErrors(problems)
     override = data.get("override_reason")
-    gate = require_consent(child, "referral", user, override, on=today)
+    referral_id = uuid.uuid4()
+    gate = require_consent(child, "referral", user, override, on=today, action="referral", target_id=referral_id)
     referral = Referral(
-        child_id=child.id, service_type=data["service_type"],
+        id=referral_id, child_id=child.id, service_type=data["service_type"],
         agency_id=_as_uuid(data["agency_id"]) if data.get("agency_id") else None,
         provider_name=(data.get("provider_name") or "").strip() or None, reason=data.get("reason") or None,
         status="proposed", consent_overridden=gate == OVERRIDDEN,

@@ -27,6 +27,8 @@ PROBLEM_STATUS = {
     "id_conflict": 409,
     "validation_error": 422,
     "out_of_scope": 404,
+    "not_agency_manager": 403,
+    "transfer_pending": 409,
 }
 
 HTTP_CODES = {
