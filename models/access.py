@@ -41,10 +41,15 @@ def can_see_child(user, child: Child) -> bool:
     return limit is None or child.agency_id == limit
 
 
+def sees_all_children(user) -> bool:
+    """A manager whose reach is not limited: ``child_scope`` is no narrowing, so a query may skip it."""
+    return user.role == "manager" and agency_limit(user) is None
+
+
 def manages_reach(user) -> bool:
     """Who may put users in agencies and mark an agency ``limits_reach``: an admin, or a manager whose
     own reach is not limited (a limited manager could otherwise lift their own limit)."""
-    return user.role == "admin" or (user.role == "manager" and agency_limit(user) is None)
+    return user.role == "admin" or sees_all_children(user)
 
 
 def sees_restricted(user) -> bool:

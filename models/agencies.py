@@ -70,11 +70,19 @@ def save_agency(data: dict, agency: Agency | None = None) -> Agency:
 
 
 def set_user_agency(user, agency_id, actor) -> None:
-    """Put ``user`` in an agency (or none: ``agency_id`` None), audited. Refuses an unknown agency. Flushes."""
-    if agency_id is not None and db.session.get(Agency, agency_id) is None:
-        raise FieldErrors({"agency_id": ["No agency with this id."]})
-    if user.agency_id == agency_id:
+    """Put ``user`` in an agency (``agency_id`` as a form or the API sends it; empty: none), audited.
+    Refuses an unknown agency. Flushes."""
+    agency = None
+    if agency_id:
+        try:
+            agency = db.session.get(Agency, uuid.UUID(str(agency_id)))
+        except ValueError:
+            agency = None
+        if agency is None:
+            raise FieldErrors({"agency_id": ["No agency with this id."]})
+    new_id = agency.id if agency else None
+    if user.agency_id == new_id:
         return
-    user.agency_id = agency_id
-    audit("user.agency", actor=actor, target=user.id, agency_id=str(agency_id) if agency_id else None)
+    user.agency_id = new_id
+    audit("user.agency", actor=actor, target=user.id, agency_id=str(new_id) if new_id else None)
     db.session.flush()

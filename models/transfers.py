@@ -24,6 +24,7 @@ from models.base import UTCDateTime, db, utcnow
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
 from models.errors import FieldErrors, InvalidTransition, Problem, RecordDeidentified
+from models.referrals import _as_uuid  # one reading of an agency id from a form or the API
 from models.sensitivity import aggregate, personal
 
 TRANSFER_STATUSES = ("proposed", "accepted", "declined", "withdrawn")
@@ -80,7 +81,7 @@ def propose_transfer(child, data: dict, user, *, today: date) -> Transfer:
     if not _manager_of(user, child.agency_id):
         raise NotAgencyManager("sending")
     problems = {}
-    to_agency = db.session.get(Agency, data["to_agency_id"]) if data.get("to_agency_id") else None
+    to_agency = db.session.get(Agency, _as_uuid(data["to_agency_id"])) if data.get("to_agency_id") else None
     if to_agency is None or not to_agency.active:
         problems["to_agency_id"] = ["Choose an active receiving agency."]
     elif to_agency.id == child.agency_id:

@@ -75,7 +75,9 @@ def register_api(app):
 
     app.before_request(check_before_parsing)
 
-    from server.api import agencies, alerts, auth, children, conflicts, devices, records, referrals, tracing
+    from server.api import (
+        agencies, alerts, auth, children, conflicts, devices, records, referrals, tracing, transfers,
+    )
 
-    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals):
+    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals, transfers):
         api.register_blueprint(module.blp)

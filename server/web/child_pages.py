@@ -112,6 +112,9 @@ def timeline(child: Child) -> list[dict]:
                       "text": f"{a.severity} alert: {a.rule.replace('_', ' ')} ({a.status})", "detail": None})
     items.extend(_conflict_items(child))
     items.extend(_tracing_items(child))
+    from server.web.transfer_pages import transfer_timeline  # that module builds on this one
+
+    items.extend(transfer_timeline(child))
     items.sort(key=lambda i: (i["on"], i["at"]), reverse=True)
     return items
 

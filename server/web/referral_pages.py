@@ -6,6 +6,7 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from models import Child, audit, db
+from models.access import child_scope
 from models.agencies import Agency
 from models.errors import Problem
 from models.referrals import NEXT_STEPS, OPEN_STATUSES, Referral, advance_referral, propose_referral
@@ -69,7 +70,7 @@ def referrals():
     """The open referrals of the programme, oldest sent first: the ones waiting longest for an answer."""
     rows = db.session.execute(
         db.select(Referral, Child.case_code).join(Child, Child.id == Referral.child_id)
-        .where(Referral.status.in_(OPEN_STATUSES), Child.deleted_at.is_(None))
+        .where(Referral.status.in_(OPEN_STATUSES), child_scope(g.user), Child.deleted_at.is_(None))
         .order_by(Referral.sent_on.is_(None), Referral.sent_on, Referral.created_at)).all()
     audit("referral.read", actor=g.user, children=[r.child_id for r, _ in rows], via="web", ip=request.remote_addr)
     db.session.commit()
