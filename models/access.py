@@ -2,7 +2,7 @@
 alerts and reports: a manager sees every child, a caseworker the children assigned to them; a user of
 an agency marked ``limits_reach`` only those of the children that belong to that agency."""
 
-from sqlalchemy import and_, false, true
+from sqlalchemy import and_, false, or_, select, true
 
 from models.agencies import Agency
 from models.base import db
@@ -39,6 +39,22 @@ def can_see_child(user, child: Child) -> bool:
         return False
     limit = agency_limit(user)
     return limit is None or child.agency_id == limit
+
+
+def matches_in_scope(user):
+    """A SQL condition on match candidates: both children of a pair (a request has no agency) in reach."""
+    from models.matching import MatchCandidate
+
+    if sees_all_children(user):
+        return true()
+    reach = select(Child.id).where(child_scope(user), Child.deleted_at.is_(None))
+    return and_(MatchCandidate.child_id.in_(reach),
+                or_(MatchCandidate.other_child_id.is_(None), MatchCandidate.other_child_id.in_(reach)))
+
+
+def match_visible(user, candidate) -> bool:
+    return all(can_see_child(user, child) for child_id in (candidate.child_id, candidate.other_child_id)
+               if child_id is not None and (child := db.session.get(Child, child_id)) is not None)
 
 
 def sees_all_children(user) -> bool:
