@@ -55,7 +55,8 @@ EDIT_FIELDS = ("given_name", "family_name", "other_names", "sex", "date_of_birth
 BOOLEAN_FIELDS = ("child_mother", "disability", "unaccompanied")
 RESTRICTED_FIELDS = tuple(fields_of(Child, RESTRICTED))
 # Bookkeeping and derived columns are shown in the case summary, not as profile fields.
-HIDDEN = {"id", "seq", "deleted_at", "created_at", "updated_at", "recorded_at", "caseworker_id", "version"}
+HIDDEN = {"id", "seq", "deleted_at", "created_at", "updated_at", "recorded_at", "caseworker_id", "version",
+          "agency_id"}  # the agency: by name, in the transfers section
 CHOICES = {"sex": SEXES, "risk_level": RISK_LEVELS, "age_estimation_method": AGE_ESTIMATION_METHODS,
            "how_left": HOW_LEFT}
 DATES = {"date_of_birth", "date_joined", "date_left", "identified_on", "stage_since"}

@@ -9,7 +9,7 @@ from models import Child, audit, db
 from models.access import child_scope
 from models.agencies import Agency
 from models.errors import Problem
-from models.referrals import NEXT_STEPS, OPEN_STATUSES, Referral, advance_referral, propose_referral
+from models.referrals import NEXT_STEPS, OPEN_STATUSES, Referral, advance_referral, propose_referral, referral_form
 from models.vocab import SERVICE_TYPES
 from server.api.common import today
 from server.web import bp
@@ -62,6 +62,18 @@ def referral_step(referral_id):
     db.session.commit()
     flash(gettext("Referral %(status)s.", status=humanize(referral.status)), "success")
     return redirect(url_for("web.child", child_id=child.id) + "#h-referrals")
+
+
+@bp.get("/referrals/<referral_id>/form")
+@login_required("manager", "caseworker")
+def referral_form_page(referral_id):
+    """The printable referral form for an outside provider (models.referrals.referral_form)."""
+    referral = db.session.get(Referral, parse_uuid(referral_id))
+    child = load_child(referral.child_id if referral else None)
+    content = referral_form(referral, child, g.user, today=today())
+    db.session.commit()  # the audit of the printing
+    return render("referral_form.html", title=gettext("Referral %(code)s", code=child.case_code), f=content,
+                  child_id=child.id)
 
 
 @bp.get("/referrals")
