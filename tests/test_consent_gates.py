@@ -8,6 +8,7 @@ import io
 from datetime import date, timedelta
 
 import pytest
+from sqlalchemy import true
 
 from models import Actor, AuditEvent, Child, db, utcnow
 from models.care import Consent
@@ -17,7 +18,6 @@ from models.indicators import Period
 from models.records import create_record, update_record
 from models.referrals import Referral, propose_referral
 from models.reporting import build_report
-from sqlalchemy import true
 from tests.factories import make_child, make_user
 from tests.web_client import post, sign_in, text
 

@@ -2,6 +2,8 @@
 limits its staff's reach, every transition of a transfer and who may take it, the consent gate with
 its override, and the sending caseworker's device losing the child. Every name here is fictional."""
 
+import uuid
+
 import pytest
 
 from models import Actor, AuditEvent, Child, User, db, utcnow
@@ -58,7 +60,7 @@ def sees(client, world, who, child) -> bool:
 
 def test_a_child_belongs_to_the_registering_users_agency(app, world):
     with app.app_context():
-        child = db.session.get(Child, __import__("uuid").UUID(world["consented"]))
+        child = db.session.get(Child, uuid.UUID(world["consented"]))
         assert str(child.agency_id) == world["north"]
 
 
@@ -78,7 +80,7 @@ def test_the_web_list_and_the_reports_honour_the_agency(app, world):
     with app.app_context():
         codes = {str(c.id): c.case_code for c in db.session.execute(db.select(Child)).scalars()}
         for child_id in (world["southern"], world["consented"]):  # both would be in the case list
-            create_record("consent", {"child_id": __import__("uuid").UUID(child_id), "purpose": "reporting",
+            create_record("consent", {"child_id": uuid.UUID(child_id), "purpose": "reporting",
                                       "given_by": "child", "given_on": utcnow().date()}, Actor(None, "api"))
         db.session.commit()
     assert codes[world["southern"]] in listing and codes[world["consented"]] not in listing
@@ -248,4 +250,27 @@ def test_managers_who_see_all_put_staff_in_agencies_and_limited_ones_may_not(app
                         json={"limits_reach": False})
     assert lift.status_code == 403 and lift.get_json()["error"]["code"] == "manager_only"
     with app.app_context():
-        assert db.session.get(Agency, __import__("uuid").UUID(world["north"])).limits_reach
+        assert db.session.get(Agency, uuid.UUID(world["north"])).limits_reach
+
+
+def test_a_limited_caseworker_holds_only_children_of_their_agency(client, world, app):
+    boss = world["heads"]["boss"]
+    # Registered by a manager of no agency for North's caseworker: the child is North's.
+    made = client.post("/api/v1/children", headers=boss, json={
+        "given_name": "Fictional", "sex": "male", "district": "Kitgum", "caseworker": "cw.n"})
+    assert made.status_code == 201, made.get_json()
+    assert sees(client, {**world, "made": made.get_json()["id"]}, "mgr.n", "made")
+    # Handing a North child to South's caseworker is refused: transfer it first.
+    child = client.get(f"/api/v1/children/{world['consented']}", headers=boss).get_json()
+    moved = client.patch(f"/api/v1/children/{world['consented']}", headers={**boss, "If-Match": str(child["version"])},
+                         json={"caseworker": "cw.s"})
+    assert moved.status_code == 422 and "transfer the case" in moved.get_json()["error"]["details"]["fields"]["caseworker"][0]
+    # After the transfer, the receiving manager assigns their own caseworker.
+    transfer = propose(client, world).get_json()
+    assert decide(client, world, transfer["id"], "accept", "mgr.s").status_code == 200
+    child = client.get(f"/api/v1/children/{world['consented']}", headers=world["heads"]["mgr.s"]).get_json()
+    assigned = client.patch(f"/api/v1/children/{world['consented']}",
+                            headers={**world["heads"]["mgr.s"], "If-Match": str(child["version"])},
+                            json={"caseworker": "cw.s"})
+    assert assigned.status_code == 200, assigned.get_json()
+    assert sees(client, world, "cw.s", "consented")

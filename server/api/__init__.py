@@ -76,7 +76,16 @@ def register_api(app):
     app.before_request(check_before_parsing)
 
     from server.api import (
-        agencies, alerts, auth, children, conflicts, devices, records, referrals, tracing, transfers,
+        agencies,
+        alerts,
+        auth,
+        children,
+        conflicts,
+        devices,
+        records,
+        referrals,
+        tracing,
+        transfers,
     )
 
     for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals, transfers):

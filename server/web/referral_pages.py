@@ -9,7 +9,14 @@ from models import Child, audit, db
 from models.access import child_scope
 from models.agencies import Agency
 from models.errors import Problem
-from models.referrals import NEXT_STEPS, OPEN_STATUSES, Referral, advance_referral, propose_referral, referral_form
+from models.referrals import (
+    NEXT_STEPS,
+    OPEN_STATUSES,
+    Referral,
+    advance_referral,
+    propose_referral,
+    referral_form,
+)
 from models.vocab import SERVICE_TYPES
 from server.api.common import today
 from server.web import bp
