@@ -193,8 +193,9 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     identified_on = fields.get("identified_on") or today or utcnow().date()
     # A child belongs to the agency of whoever registered it, else of its caseworker (models.access).
     agency_id = fields.pop("agency_id", None) or (actor.user.agency_id if actor.user else None)
-    if agency_id is None and (holder := db.session.get(User, fields.get("caseworker_id") or 0)) is not None:
-        agency_id = holder.agency_id
+    if agency_id is None and fields.get("caseworker_id") is not None:
+        holder = db.session.get(User, fields["caseworker_id"])
+        agency_id = holder.agency_id if holder is not None else None
     _check_caseload(fields.get("caseworker_id"), agency_id)
     fields = {**fields, "identified_on": identified_on, **({"agency_id": agency_id} if agency_id else {})}
     child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
