@@ -18,9 +18,11 @@ from datetime import date, datetime
 from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from models.access import can_see_child
 from models.agencies import Agency
 from models.audit import audit
 from models.base import UTCDateTime, db, utcnow
+from models.children import Child
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
 from models.errors import FieldErrors, InvalidTransition, Problem, RecordDeidentified
@@ -126,10 +128,8 @@ def decide_transfer(transfer: Transfer, to_status: str, user, *, today: date, no
     note = (note or "").strip() or None
     if note and len(note) > MAX_TEXT:
         raise FieldErrors({"note": [f"At most {MAX_TEXT} characters (got {len(note)})."]})
-    from models.children import Child
-
-    child = db.session.get(Child, transfer.child_id)
     if to_status == "accepted":
+        child = db.session.get(Child, transfer.child_id)
         if child.deleted_at is not None or child.deidentified_at is not None:
             raise RecordDeidentified("This case was deleted or de-identified: it can no longer be transferred.")
         if not transfer.consent_overridden:
@@ -167,8 +167,6 @@ def incoming_transfers(user) -> list[Transfer]:
 def can_see_transfer(user, transfer: Transfer, child) -> bool:
     """Who may read a transfer: whoever may see the child, and the receiving agency's managers (who
     may not see the child yet: that is what they are deciding)."""
-    from models.access import can_see_child
-
     return _manager_of(user, transfer.to_agency_id) or can_see_child(user, child)
 
 

@@ -92,7 +92,7 @@ def transfer_decide(transfer_id):
         decide_transfer(transfer, status, g.user, today=today(), note=request.form.get("note"))
     except Problem as exc:
         db.session.rollback()
-        flash(errors_of(exc).get("_form", [exc.message])[0], "error")
+        flash(exc.message, "error")
         return redirect(url_for("web.transfers"))
     commit_and_plan(child.id)
     flash(gettext("Transfer %(status)s.", status=humanize(status)), "success")
