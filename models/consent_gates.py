@@ -41,7 +41,7 @@ class ConsentOverride(db.Model):
     purpose: Mapped[str] = mapped_column(String(16), info=aggregate())
     action: Mapped[str] = mapped_column(String(32), info=aggregate())
     target_id: Mapped[uuid.UUID | None] = mapped_column(info=aggregate())
-    reason: Mapped[str] = mapped_column(EncryptedText, info=personal())
+    reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal())  # None once de-identified
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
 

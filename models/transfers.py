@@ -44,7 +44,7 @@ class Transfer(db.Model):
     from_agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), info=aggregate())
     to_agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True, info=aggregate())
     status: Mapped[str] = mapped_column(String(16), default="proposed", index=True, info=aggregate())
-    reason: Mapped[str] = mapped_column(EncryptedText, info=personal())
+    reason: Mapped[str | None] = mapped_column(EncryptedText, info=personal())  # None once de-identified
     consent_overridden: Mapped[bool] = mapped_column(default=False, info=aggregate())
     proposed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
     proposed_on: Mapped[date] = mapped_column(Date, info=aggregate())

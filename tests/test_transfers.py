@@ -274,3 +274,16 @@ def test_a_limited_caseworker_holds_only_children_of_their_agency(client, world,
                             json={"caseworker": "cw.s"})
     assert assigned.status_code == 200, assigned.get_json()
     assert sees(client, world, "cw.s", "consented")
+
+
+def test_de_identification_erases_the_reasons_of_transfers_and_overrides(client, world, app):
+    from models.retention import deidentify
+    from models.transfers import Transfer
+
+    transfer = propose(client, world, child="bare", override_reason="Fictional court order").get_json()
+    with app.app_context():
+        deidentify([uuid.UUID(world["bare"])])
+        db.session.commit()
+        kept = db.session.get(Transfer, uuid.UUID(transfer["id"]))
+        assert kept.reason is None and kept.status == "proposed"
+        assert db.session.execute(db.select(ConsentOverride.reason)).scalar_one() is None
