@@ -178,7 +178,7 @@ def referral_form(referral: Referral, child, user, *, today: date) -> dict:
     Refused for a referral to a partner agency (it sees the referral in the system), and once the
     consent is no longer in force, unless the referral was proposed on a manager's override. Audited."""
     from models.accounts import User
-    from models.age_bands import AGE_BAND_LABELS, age_band_of
+    from models.age_bands import age_band_of
 
     if referral.agency_id is not None:
         raise Problem("not_outside_provider", "This referral goes to a partner agency, which sees it in the "
@@ -193,7 +193,7 @@ def referral_form(referral: Referral, child, user, *, today: date) -> dict:
     audit("referral.form_printed", actor=user, child_id=child.id, target=referral.id)
     return {
         "case_code": child.case_code, "given_name": child.given_name, "sex": child.sex,
-        "age_band": AGE_BAND_LABELS[age_band_of(child.birth_year, today.year)],
+        "age_band": age_band_of(child.birth_year, today.year),  # a key: the page says it in its language
         "service_type": referral.service_type, "reason": referral.reason, "provider_name": referral.provider_name,
         "proposed_on": referral.steps[0].occurred_on if referral.steps else None, "sent_on": referral.sent_on,
         "referred_by": (referrer.display_name or referrer.username) if referrer else None,
