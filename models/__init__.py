@@ -26,6 +26,7 @@ from models.referrals import Referral, ReferralStep  # noqa: F401  (registers re
 from models.search import ChildSearchToken
 from models.syncstate import Conflict, MutationLog, SyncBatch  # noqa: F401  (registers the sync tables)
 from models.tracing import TracingRequest  # noqa: F401  (registers the tracing tables)
+from models.transfers import Transfer  # noqa: F401  (registers inter-agency transfers)
 
 __all__ = [
     "Actor", "Alert", "Assessment", "AuditEvent", "AuditEventChild", "ChangeCounter", "Child", "ChildSearchToken", "Consent", "Device", "ENTITIES",

@@ -1,25 +1,85 @@
-"""Who may see which child (DESIGN §7). One place, used by the API, the web pages and exports."""
+"""Who may see which child (DESIGN §7, issue 13). One place, used by the API, the web pages, exports,
+alerts and reports: a manager sees every child, a caseworker the children assigned to them; a user of
+an agency marked ``limits_reach`` only those of the children that belong to that agency."""
 
-from sqlalchemy import false, true
+from sqlalchemy import and_, false, or_, select, true
 
+from models.agencies import Agency
+from models.base import db
 from models.children import Child
 
 CHILD_READERS = ("manager", "caseworker")
 
 
+def agency_limit(user):
+    """The id of the agency whose children alone ``user`` may reach, or None when their reach is not
+    limited (no agency, or an agency without ``limits_reach``)."""
+    if getattr(user, "agency_id", None) is None:
+        return None
+    agency = db.session.get(Agency, user.agency_id)
+    return agency.id if agency is not None and agency.limits_reach else None
+
+
+def caseload_problem(caseworker_id, agency_id) -> str | None:
+    """Why the user ``caseworker_id`` may not hold a child of agency ``agency_id``, or None. Someone
+    whose reach is limited to their agency holds only its children, so a device's pull (which selects
+    the caseworker's children) never sends a child that ``child_scope`` would hide."""
+    from models.accounts import User
+
+    holder = db.session.get(User, caseworker_id) if caseworker_id is not None else None
+    limit = agency_limit(holder) if holder is not None else None
+    if limit is None or limit == agency_id:
+        return None
+    return (f"{holder.username} works for an agency that sees only its own children, and this child "
+            "belongs to another agency: transfer the case to that agency first.")
+
+
 def child_scope(user):
     """A SQL condition selecting the children ``user`` may see; none for admins and analysts."""
     if user.role == "manager":
-        return true()
-    if user.role == "caseworker":
-        return Child.caseworker_id == user.id
-    return false()
+        condition = true()
+    elif user.role == "caseworker":
+        condition = Child.caseworker_id == user.id
+    else:
+        return false()
+    limit = agency_limit(user)
+    return condition if limit is None else and_(condition, Child.agency_id == limit)
 
 
 def can_see_child(user, child: Child) -> bool:
     if child.deleted_at is not None:
         return False
-    return user.role == "manager" or (user.role == "caseworker" and child.caseworker_id == user.id)
+    if not (user.role == "manager" or (user.role == "caseworker" and child.caseworker_id == user.id)):
+        return False
+    limit = agency_limit(user)
+    return limit is None or child.agency_id == limit
+
+
+def matches_in_scope(user):
+    """A SQL condition on match candidates: both children of a pair (a request has no agency) in reach."""
+    from models.matching import MatchCandidate
+
+    if sees_all_children(user):
+        return true()
+    reach = select(Child.id).where(child_scope(user), Child.deleted_at.is_(None))
+    return and_(MatchCandidate.child_id.in_(reach),
+                or_(MatchCandidate.other_child_id.is_(None), MatchCandidate.other_child_id.in_(reach)))
+
+
+def match_visible(user, candidate) -> bool:
+    return all(can_see_child(user, child) for child_id in (candidate.child_id, candidate.other_child_id)
+               if child_id is not None and (child := db.session.get(Child, child_id)) is not None)
+
+
+def sees_all_children(user) -> bool:
+    """A manager whose reach is not limited: ``child_scope`` is no narrowing, so a query may skip it."""
+    return user.role == "manager" and agency_limit(user) is None
+
+
+def manages_reach(user) -> bool:
+    """Who may put users in agencies and mark an agency ``limits_reach``: an admin, or a manager whose
+    own reach is not limited (a limited manager could otherwise lift their own limit)."""
+    return user.role == "admin" or sees_all_children(user)
 
 
 def sees_restricted(user) -> bool:

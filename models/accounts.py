@@ -53,7 +53,7 @@ class User(db.Model):
     # user must choose their own before doing anything else, so the one who handed it out cannot keep
     # using it unnoticed.
     password_temporary: Mapped[bool] = mapped_column(default=False)
-    # The partner agency the user works for (models.agencies); caseloads are not limited by it yet.
+    # The partner agency the user works for (models.agencies); its ``limits_reach`` limits what they see.
     agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"))
     # The web's language (a catalogue under server/translations, or "en"); None: the browser's choice.
     language: Mapped[str | None] = mapped_column(String(16))

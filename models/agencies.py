@@ -1,6 +1,8 @@
 """Partner agencies: the NGOs, UNICEF partners, probation and social welfare offices, health centres,
 schools and vocational centres a programme refers children to. Managers keep the list; a user may
-belong to one (``User.agency_id``). The contact person's details are personal and encrypted at rest."""
+belong to one (``User.agency_id``), and a child to the agency that registered it (``Child.agency_id``).
+An agency may be marked ``limits_reach``: its staff then reach only its own children (models.access).
+The contact person's details are personal and encrypted at rest."""
 
 import uuid
 from datetime import datetime
@@ -8,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from models.audit import audit
 from models.base import UTCDateTime, db, utcnow
 from models.crypto import EncryptedText
 from models.errors import FieldErrors
@@ -27,6 +30,8 @@ class Agency(db.Model):
     district: Mapped[str | None] = mapped_column(String(64), info=aggregate())
     contact: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
     active: Mapped[bool] = mapped_column(default=True, info=aggregate())
+    # Its managers and caseworkers see only the children of this agency (off: one agency sees all).
+    limits_reach: Mapped[bool] = mapped_column(default=False, info=aggregate())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, info=aggregate())
 
 
@@ -55,10 +60,29 @@ def save_agency(data: dict, agency: Agency | None = None) -> Agency:
     if problems:
         raise FieldErrors(problems)
     agency = agency or Agency()
-    for field in ("name", "kind", "district", "contact", "active"):
+    for field in ("name", "kind", "district", "contact", "active", "limits_reach"):
         if field in data:
             value = data[field]
             setattr(agency, field, value.strip() if isinstance(value, str) else value)
     db.session.add(agency)
     db.session.flush()
     return agency
+
+
+def set_user_agency(user, agency_id, actor) -> None:
+    """Put ``user`` in an agency (``agency_id`` as a form or the API sends it; empty: none), audited.
+    Refuses an unknown agency. Flushes."""
+    agency = None
+    if agency_id:
+        try:
+            agency = db.session.get(Agency, uuid.UUID(str(agency_id)))
+        except ValueError:
+            agency = None
+        if agency is None:
+            raise FieldErrors({"agency_id": ["No agency with this id."]})
+    new_id = agency.id if agency else None
+    if user.agency_id == new_id:
+        return
+    user.agency_id = new_id
+    audit("user.agency", actor=actor, target=user.id, agency_id=str(new_id) if new_id else None)
+    db.session.flush()

@@ -65,6 +65,10 @@ class Child(SyncedRecord, db.Model):
     caseworker_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("user.id"), index=True, info=personal(api="caseworker")
     )
+    # The owning agency (issue 13): the registering user's, changed only by an accepted transfer
+    # (models.transfers). Server-side: devices never get it (``dumped=False``).
+    agency_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agency.id"), index=True, info=aggregate(dumped=False))
     risk_level: Mapped[str | None] = mapped_column(String(8), info=aggregate())
     child_mother: Mapped[bool] = mapped_column(default=False, info=aggregate())
     disability: Mapped[bool] = mapped_column(default=False, info=aggregate())

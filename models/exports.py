@@ -5,7 +5,9 @@
 - The **identified** export is a case-level list for managers: the children counted in the period,
   with their names and aggregate fields and which indicators counted them. Restricted (CAAFAG) fields
   are never in it, and neither are notes, villages or contacts: it carries only the columns listed in
-  ``IDENTIFIED_COLUMNS``. The caller audits it.
+  ``IDENTIFIED_COLUMNS``. It lists only children the exporter may see and who have a ``reporting``
+  consent in force (issue 13); the aggregates of the de-identified export count every child. The
+  caller audits it.
 
 Every cell of both goes through ``spreadsheet_safe`` so a value such as ``=HYPERLINK(...)`` typed
 into a name can never run as a formula when the file is opened in a spreadsheet.
@@ -14,12 +16,14 @@ into a name can never run as a formula when the file is opened in a spreadsheet.
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from datetime import date
 
 from sqlalchemy import select
 
 from models.age_bands import AGE_BAND_LABELS
 from models.base import db
 from models.children import Child
+from models.consent_gates import consent_in_force_clause
 from models.indicators import CHILD_INDICATORS, Period, age_band
 from models.lifecycle import StageTransition, phase_of
 from models.reporting import COLUMNS, Report
@@ -74,10 +78,12 @@ IDENTIFIED_COLUMNS = (
 )
 
 
-def identified_children(period: Period) -> tuple[dict, dict]:
-    """The children an identified export of the period holds: {child id: indicator keys} and
-    {child id: closure reason}. Worked out before the export streams, so its audit can name them.
-    Set-based: one query per indicator for the ids, then the live ones in batches."""
+def identified_children(period: Period, *, scope, on: date) -> tuple[dict, dict, int]:
+    """The children an identified export of the period holds: {child id: indicator keys},
+    {child id: closure reason}, and how many counted children were left out for want of a
+    ``reporting`` consent in force ``on`` the day of the export (models.consent_gates). ``scope``: the
+    exporting user's ``models.access.child_scope``. Worked out before the export streams, so its audit
+    can name them. Set-based: one query per indicator for the ids, then the listable ones in batches."""
     counted: dict = {}
     for key, (_, ids) in CHILD_INDICATORS.items():
         for (child_id,) in db.session.execute(ids(period)):
@@ -89,11 +95,13 @@ def identified_children(period: Period) -> tuple[dict, dict]:
     ).all())
     for child_id in closures:
         counted.setdefault(child_id, set()).add("closed")
-    ids, live = list(counted), set()
+    ids, live, listed = list(counted), set(), set()
     for i in range(0, len(ids), 500):
-        live.update(db.session.execute(
-            select(Child.id).where(Child.id.in_(ids[i:i + 500]), Child.deleted_at.is_(None))).scalars())
-    return {k: v for k, v in counted.items() if k in live}, closures
+        batch = (Child.id.in_(ids[i:i + 500]), Child.deleted_at.is_(None), scope)
+        live.update(db.session.execute(select(Child.id).where(*batch)).scalars())
+        listed.update(db.session.execute(select(Child.id).where(
+            *batch, consent_in_force_clause(Child, "reporting", on))).scalars())
+    return {k: v for k, v in counted.items() if k in listed}, closures, len(live - listed)
 
 
 def identified_rows(period: Period, counted: dict, closures: dict) -> Iterator[tuple]:

@@ -505,7 +505,7 @@ def sweep(threshold: float = DEFAULT_THRESHOLD, *, full: bool = False) -> SweepR
 # --- the review queue ------------------------------------------------------------------------------
 
 
-def decide(candidate: MatchCandidate, decision: str, by) -> None:
+def decide(candidate: MatchCandidate, decision: str, by, *, override_reason: str | None = None) -> None:
     """A manager's decision. Confirming a request ↔ child pair links them (models.tracing.link);
     confirming two children records them as one child registered twice (merging is not done yet)."""
     from models.errors import Problem
@@ -518,5 +518,5 @@ def decide(candidate: MatchCandidate, decision: str, by) -> None:
     candidate.status = "confirmed" if decision == "confirm" else "dismissed"
     candidate.decided_by_id, candidate.decided_at = by.id, utcnow()
     if decision == "confirm" and candidate.kind == "request_child":
-        link(candidate.request_id, candidate.child_id, by)
+        link(candidate.request_id, candidate.child_id, by, override_reason=override_reason)  # consent-gated
     db.session.flush()

@@ -114,6 +114,14 @@ def _resolve_caseworker(fields: dict) -> dict:
     return fields
 
 
+def _check_caseload(caseworker_id, agency_id) -> None:
+    from models.access import caseload_problem
+
+    problem = caseload_problem(caseworker_id, agency_id)
+    if problem:
+        raise FieldErrors({"caseworker": [problem]})
+
+
 def _derive_child_fields(fields: dict) -> dict:
     if fields.get("date_of_birth"):
         fields = {**fields, "birth_year": fields["date_of_birth"].year}
@@ -149,6 +157,8 @@ def check_update(record, fields: dict) -> dict:
     if isinstance(record, Child):
         fields = _derive_child_fields(_resolve_caseworker(fields))
     changed = {k: v for k, v in fields.items() if getattr(record, k) != v}
+    if isinstance(record, Child) and changed.get("caseworker_id") is not None:
+        _check_caseload(changed["caseworker_id"], changed.get("agency_id", record.agency_id))
     if changed and isinstance(record, Followup):
         _check_outcome({**_column_values(record), **changed})
     return changed
@@ -188,7 +198,13 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     """A new child, at version 1, with the first transition so the timeline starts where the case starts."""
     fields = _derive_child_fields(_resolve_caseworker(fields))
     identified_on = fields.get("identified_on") or today or utcnow().date()
-    fields = {**fields, "identified_on": identified_on}
+    # A child belongs to the agency of whoever registered it, else of its caseworker (models.access).
+    agency_id = fields.pop("agency_id", None) or (actor.user.agency_id if actor.user else None)
+    if agency_id is None and fields.get("caseworker_id") is not None:
+        holder = db.session.get(User, fields["caseworker_id"])
+        agency_id = holder.agency_id if holder is not None else None
+    _check_caseload(fields.get("caseworker_id"), agency_id)
+    fields = {**fields, "identified_on": identified_on, **({"agency_id": agency_id} if agency_id else {})}
     child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
                 stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)
     changes.add(child)

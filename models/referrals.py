@@ -18,7 +18,7 @@ from models.audit import audit
 from models.base import SyncedRecord, UTCDateTime, db, utcnow
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
-from models.errors import FieldErrors, InvalidTransition, RecordDeidentified
+from models.errors import FieldErrors, InvalidTransition, Problem, RecordDeidentified
 from models.records import register_entity
 from models.sensitivity import aggregate, personal
 from models.vocab import SERVICE_TYPES
@@ -108,9 +108,10 @@ def propose_referral(child, data: dict, user, *, today: date) -> Referral:
     if problems:
         raise FieldErrors(problems)
     override = data.get("override_reason")
-    gate = require_consent(child, "referral", user, override, on=today)
+    referral_id = uuid.uuid4()
+    gate = require_consent(child, "referral", user, override, on=today, action="referral", target_id=referral_id)
     referral = Referral(
-        child_id=child.id, service_type=data["service_type"],
+        id=referral_id, child_id=child.id, service_type=data["service_type"],
         agency_id=_as_uuid(data["agency_id"]) if data.get("agency_id") else None,
         provider_name=(data.get("provider_name") or "").strip() or None, reason=data.get("reason") or None,
         status="proposed", consent_overridden=gate == OVERRIDDEN,
@@ -173,6 +174,40 @@ def referral_body(referral: Referral, *, show_override: bool) -> dict:
         "steps": [{"status": s.status, "occurred_on": s.occurred_on.isoformat(), "at": s.at.isoformat(),
                    "actor_id": str(s.actor_id) if s.actor_id else None} for s in referral.steps],
         "created_at": referral.created_at.isoformat(),
+    }
+
+
+def referral_form(referral: Referral, child, user, *, today: date) -> dict:
+    """What the printable form for an outside provider holds: only what the ``referral`` consent lets
+    go to someone outside the system. The case code and first name to recognise the child, sex and age
+    band, the service and the reason, and who to call back: the referring worker and their agency.
+    Never the family name, aliases, village, family contacts or anything restricted: a consent records
+    a purpose, not which contact details may go, so none do; the provider calls the caseworker.
+    Refused for a referral to a partner agency (it sees the referral in the system), and once the
+    consent is no longer in force, unless the referral was proposed on a manager's override. Audited."""
+    from models.accounts import User
+    from models.age_bands import age_band_of
+
+    if referral.agency_id is not None:
+        raise Problem("not_outside_provider", "This referral goes to a partner agency, which sees it in the "
+                      "system: a printed form is only for a provider outside the system.")
+    if referral.status in ("declined", "completed", "closed_without_service"):
+        raise Problem("referral_finished", f"This referral is {referral.status.replace('_', ' ')}: "
+                      "there is nothing to send any more.")
+    if not referral.consent_overridden:
+        require_consent(child, "referral", user, None, on=today)
+    referrer = db.session.get(User, referral.created_by_id) if referral.created_by_id else None
+    agency = db.session.get(Agency, child.agency_id) if child.agency_id else None
+    audit("referral.form_printed", actor=user, child_id=child.id, target=referral.id)
+    return {
+        "case_code": child.case_code, "given_name": child.given_name, "sex": child.sex,
+        "age_band": age_band_of(child.birth_year, today.year),  # a key: the page says it in its language
+        "service_type": referral.service_type, "reason": referral.reason, "provider_name": referral.provider_name,
+        "proposed_on": referral.steps[0].occurred_on if referral.steps else None, "sent_on": referral.sent_on,
+        "referred_by": (referrer.display_name or referrer.username) if referrer else None,
+        "referrer_email": referrer.email if referrer else None,
+        "agency": agency.name if agency else None, "agency_contact": agency.contact if agency else None,
+        "printed_on": today,
     }
 
 

@@ -36,6 +36,7 @@ from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
 from models.changes import ScopeChange, allocate_seq
 from models.children import Child
+from models.consent_gates import ConsentOverride
 from models.followups import Alert, Followup
 from models.history import RecordHistory
 from models.lifecycle import StageTransition
@@ -44,10 +45,13 @@ from models.referrals import Referral
 from models.search import delete_tokens
 from models.sensitivity import PERSONAL, RESTRICTED, fields_of
 from models.syncstate import Conflict, MutationLog, SyncBatch
+from models.transfers import Transfer
 
-# Referrals are no synced record, and an alert's child is optional, but both hold a child's personal
-# values (an alert its resolution note): erased with the rest.
-CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Alert, Referral)
+# Referrals, transfers and consent overrides are no synced record, and an alert's child is optional, but
+# all hold a child's personal values (an alert its resolution note, the others their reasons): erased
+# with the rest.
+CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Alert, Referral, Transfer,
+                 ConsentOverride)
 # The result keys a batch replay needs; messages and field errors may quote what the device sent.
 KEPT_RESULT_KEYS = ("mutation_id", "status", "version", "code")
 

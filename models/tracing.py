@@ -21,6 +21,7 @@ from models.base import SyncedRecord, UTCDateTime, db, utcnow
 from models.change_set import ChangeSet, new, written
 from models.changes import ScopeChange
 from models.children import Child
+from models.consent_gates import require_consent
 from models.crypto import EncryptedDate, EncryptedText
 from models.districts import District
 from models.errors import FieldErrors, Problem
@@ -169,12 +170,17 @@ def traces_of(record: TracingRequest) -> list[Trace]:
                               .order_by(Trace.done_on.desc(), Trace.created_at.desc())).scalars().all()
 
 
-def link(request_id, child_id, by: User) -> TracingLink:
-    """Link a request to a child (a manager confirmed the match); the request becomes ``matched``."""
+def link(request_id, child_id, by: User, *, today: date | None = None,
+         override_reason: str | None = None) -> TracingLink:
+    """Link a request to a child (a manager confirmed the match); the request becomes ``matched``.
+    Family tracing for the child starts here: it needs the child's ``tracing`` consent, or a manager's
+    override (models.consent_gates)."""
     existing = db.session.execute(db.select(TracingLink).where(
         TracingLink.request_id == request_id, TracingLink.child_id == child_id)).scalar_one_or_none()
     if existing is not None:
         return existing
+    require_consent(db.session.get(Child, child_id), "tracing", by, override_reason, on=today or utcnow().date(),
+                    action="tracing.link", target_id=request_id)
     record = db.session.get(TracingRequest, request_id)
     found = TracingLink(request_id=request_id, child_id=child_id, linked_by_id=by.id)
     db.session.add(found)
@@ -193,8 +199,10 @@ def links_of(*, request_id=None, child_id=None) -> list[TracingLink]:
     return db.session.execute(stmt).scalars().all()
 
 
-def verify(found: TracingLink, *, verified_on: date, note: str | None, by: User, today: date) -> None:
-    """Record that the family and the child were verified as each other's (the step before reunifying)."""
+def verify(found: TracingLink, *, verified_on: date, note: str | None, by: User, today: date,
+           override_reason: str | None = None) -> None:
+    """Record that the family and the child were verified as each other's (the step before reunifying).
+    The child meets the family: the ``tracing`` consent must still be in force (or a manager overrides)."""
     errors = {}
     if verified_on > today:
         errors["verified_on"] = ["Cannot be in the future."]
@@ -207,6 +215,8 @@ def verify(found: TracingLink, *, verified_on: date, note: str | None, by: User,
         raise FieldErrors(errors)
     if found.verified_on is not None:
         raise Problem("already_verified", "This family link is already verified.")
+    require_consent(db.session.get(Child, found.child_id), "tracing", by, override_reason, on=today,
+                    action="tracing.verify", target_id=found.request_id)
     found.verified_on, found.verified_by_id, found.verification_note = verified_on, by.id, note
     db.session.flush()
 
@@ -271,6 +281,7 @@ class TraceFields(Strict):
 class VerificationFields(Strict):
     verified_on = fields.Date(required=True, validate=no_future)
     note = text(5000)
+    override_reason = text(500)  # a manager's, when the tracing consent is missing
 
 
 class DeviceTraceFields(TraceFields):

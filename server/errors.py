@@ -29,6 +29,8 @@ PROBLEM_STATUS = {
     "out_of_scope": 404,
     "offset_mismatch": 409,
     "upload_incomplete": 409,
+    "not_agency_manager": 403,
+    "transfer_pending": 409,
 }
 
 HTTP_CODES = {

@@ -10,6 +10,7 @@ import pytest
 from models import Actor, AuditEvent, AuditEventChild, db
 from models.children import Child
 from models.exports import IDENTIFIED_COLUMNS, spreadsheet_safe
+from models.records import create_record
 from models.sensitivity import RESTRICTED, fields_of
 from tests.factories import PASSWORD, make_child, make_user, walk
 
@@ -50,6 +51,10 @@ def data(ctx):
             walk(child, ["registered"], actor, start=date(2025, 2, 1))
     make_child(cw, actor, identified_on=date(2025, 3, 1), district="<script>alert(1)</script>", sex="other",
                given_name="=HYPERLINK(\"http://x.test\",\"y\")", family_name="+Child", other_names="@SUM(A1)")
+    # The identified export lists only children with a reporting consent (issue 13): all of these have one.
+    for child_id in db.session.execute(db.select(Child.id)).scalars().all():
+        create_record("consent", {"child_id": child_id, "purpose": "reporting", "given_by": "caregiver",
+                                  "given_on": date(2025, 2, 1)}, actor)
     db.session.commit()
     return {"manager": manager, "analyst": analyst, "caseworker": cw}
 
@@ -167,7 +172,8 @@ def test_identified_export_needs_a_manager_and_csrf_and_is_audited(client, data)
     assert by_name["Visible5"][header.index("Registered")] == "no"
     events = db.session.execute(db.select(AuditEvent).where(AuditEvent.action == "export.identified")).scalars().all()
     assert len(events) == 1 and events[0].actor_id == data["manager"].id
-    assert events[0].details == {"start": "2025-01-01", "end": "2025-12-31", "children": 9}
+    assert events[0].details == {"start": "2025-01-01", "end": "2025-12-31", "children": 9,
+                                 "left_out_without_consent": 0}
     # The audit names the children the export held, exactly those.
     held = db.session.execute(db.select(AuditEventChild.child_id).where(
         AuditEventChild.event_id == events[0].id)).scalars().all()

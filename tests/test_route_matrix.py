@@ -26,6 +26,7 @@ from models.records import create_record
 from models.referrals import propose_referral
 from models.syncstate import Conflict
 from models.tracing import create_request, link
+from models.transfers import propose_transfer
 from sync.devices import disable_user, enroll_device
 from tests import attachment_samples
 from tests.factories import make_child, make_user, token_for, walk
@@ -190,6 +191,20 @@ MATRIX = {
     ("POST", "/children/<child_id>/attachments"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
     ("GET", "/attachments/<attachment_id>"): (LOGIN, 403, 200, 200, 404, 403, LOGIN, LOGIN),
     ("POST", "/attachments/<attachment_id>/delete"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
+    # Agencies and transfers (issue 13): managers propose and decide; the world's manager is of no
+    # agency, so not of the receiving one (accept: 403); the child's caseworker may read transfers.
+    ("GET", "/api/v1/children/<uuid:child_id>/transfers"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("POST", "/api/v1/children/<uuid:child_id>/transfers"): (401, 403, 422, 403, 403, 403, 401, 401),
+    ("GET", "/api/v1/transfers"): (401, 403, 200, 403, 403, 403, 401, 401),
+    ("GET", "/api/v1/transfers/<uuid:transfer_id>"): (401, 403, 200, 200, 404, 403, 401, 401),
+    ("POST", "/api/v1/transfers/<uuid:transfer_id>/<any(accept, decline, withdraw):step>"):
+        (401, 403, 403, 403, 403, 403, 401, 401),
+    ("GET", "/transfers"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/children/<child_id>/transfers"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/transfers/<transfer_id>/decision"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
+    ("POST", "/staff/<user_id>/agency"): (LOGIN, 302, 302, 403, 403, 403, LOGIN, LOGIN),
+    # The printable form is for outside providers: the world's referral goes to an agency (422).
+    ("GET", "/referrals/<referral_id>/form"): (LOGIN, 403, 422, 422, 404, 403, LOGIN, LOGIN),
 }
 
 # The values each path parameter takes (the own caseworker's child and its records, spare objects).
@@ -199,7 +214,8 @@ PARAMS = {
     "agency_id": "agency", "referral_id": "referral",
     "filename": "style.css", "form_id": "homecoming_visit", "asset": "index.html", "action": "enable", "decision": "refuse",
     "request_id": "tracing_request", "match_id": "match", "link_id": "link", "choice": "dismiss",
-    "entity": "followup", "attachment_id": "attachment", "upload_id": "upload",
+    "entity": "followup", "attachment_id": "attachment", "upload_id": "upload", "transfer_id": "transfer",
+    "step": "accept",
 }
 # Routes whose permitted call destroys what the path names get a throwaway of their own.
 THROWAWAY = {("DELETE", "/api/v1/attachments/uploads/<uuid:upload_id>"): {"upload_id": "spare_upload"}}
@@ -248,7 +264,10 @@ def build_world() -> dict:
     tracing_request = create_request({"inquirer_name": "Fictional", "inquirer_relationship": "mother",
                                       "given_name": "Fictional", "sex": "female", "caseworker": "m.own"})
     ids["tracing_request"] = tracing_request.id
-    ids["link"] = link(tracing_request.id, mine.id, people["manager"]).id
+    ids["link"] = link(tracing_request.id, mine.id, people["manager"], override_reason="matrix").id
+    ids["transfer"] = propose_transfer(mine, {"to_agency_id": ids["agency"], "reason": "matrix",
+                                              "override_reason": "matrix"}, people["manager"],
+                                       today=utcnow().date()).id
     match = MatchCandidate(kind="request_child", pair_key=f"r:{tracing_request.id}:{mine.id}", score=0.9,
                            signals={}, request_id=tracing_request.id, child_id=mine.id)
     db.session.add(match)

@@ -114,6 +114,11 @@ def test_a_family_request_is_matched_verified_and_the_child_reunified(client, he
     refused = client.post(f"/api/v1/children/{cid}/transitions", json={"to_stage": "reunified",
                                                                        "occurred_on": today}, headers=heads["cw"])
     assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "family_not_verified"
+    # Family tracing for the child needs its tracing consent (issue 13): refused, then given.
+    gated = client.post(f"/api/v1/matches/{match['id']}/confirm", headers=heads["mgr"])
+    assert gated.status_code == 422 and gated.get_json()["error"]["code"] == "consent_required"
+    assert client.post(f"/api/v1/children/{cid}/consents", headers=heads["cw"], json={
+        "purpose": "tracing", "given_by": "caregiver", "given_on": today}).status_code == 201
     confirmed = client.post(f"/api/v1/matches/{match['id']}/confirm", headers=heads["mgr"])
     assert confirmed.status_code == 200 and confirmed.get_json()["status"] == "confirmed"
     again = client.post(f"/api/v1/matches/{match['id']}/dismiss", headers=heads["mgr"])

@@ -5,6 +5,7 @@ import pytest
 
 from models import Actor, AuditEvent, Child, db, utcnow
 from models.matching import MatchCandidate, sweep
+from models.records import create_record
 from models.tracing import TracingLink, TracingRequest
 from tests.factories import make_child, make_user, walk
 from tests.web_client import post, sign_in, text
@@ -48,7 +49,11 @@ def test_a_family_request_is_matched_verified_and_reunified_on_the_web(app, worl
         assert candidate.kind == "request_child" and candidate.child_id == world["child"]
     page = text(office.get(f"/matches/{candidate.id}"))
     assert "Ochen" in page and "Ocen" in page and "Confirm" in page
-    confirmed = post(office, f"/matches/{candidate.id}/confirm")
+    # Without the child's tracing consent (issue 13) a manager confirms with an override and a reason.
+    refused = post(office, f"/matches/{candidate.id}/confirm")
+    assert refused.status_code == 302 and f"/matches/{candidate.id}" in refused.headers["Location"]
+    assert "tracing" in text(office.get(f"/matches/{candidate.id}"))
+    confirmed = post(office, f"/matches/{candidate.id}/confirm", {"override_reason": "Family at the centre today"})
     assert confirmed.status_code == 302 and f"/tracing/{candidate.request_id}" in confirmed.headers["Location"]
 
     # Reunifying before the family is verified is refused, in words, with the form kept.
@@ -60,8 +65,14 @@ def test_a_family_request_is_matched_verified_and_reunified_on_the_web(app, worl
         link_id = db.session.execute(db.select(TracingLink.id)).scalar_one()
     empty = post(office, f"/tracing/links/{link_id}/verify", {"verified_on": utcnow().date().isoformat()})
     assert empty.status_code == 422 and "Say how the family was verified" in text(empty)
-    verified = post(office, f"/tracing/links/{link_id}/verify", {
-        "verified_on": utcnow().date().isoformat(), "note": "Fictional: father and son recognised each other."})
+    note = {"verified_on": utcnow().date().isoformat(), "note": "Fictional: father and son recognised each other."}
+    gated = post(office, f"/tracing/links/{link_id}/verify", note)
+    assert gated.status_code == 422 and "no &#39;tracing&#39; consent" in text(gated)
+    with app.app_context():  # the caseworker records the consent the override stood in for
+        create_record("consent", {"child_id": world["child"], "purpose": "tracing", "given_by": "caregiver",
+                                  "given_on": utcnow().date()}, Actor(user=None, source="web"))
+        db.session.commit()
+    verified = post(office, f"/tracing/links/{link_id}/verify", note)
     assert verified.status_code == 302
     child_page = text(field.get(f"/children/{world['child']}"))
     assert "family verified" in child_page and "linked to a family tracing request" in child_page

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from models import Actor, db, utcnow
-from models.records import transition
+from models import Actor, Child, db, utcnow
+from models.records import create_record, transition
 from models.reporting import _month_start, build_trend
 from tests.factories import make_child, make_user
 from tests.test_reports_pages import csrf_of, rows_of, sign_in
@@ -35,6 +35,10 @@ def programme(ctx):
     for i in range(2):
         make_child(cw, actor, sex="male", birth_year=today.year - 12, identified_on=earlier,
                    given_name=f"Okot{i}", family_name="Fictionál")
+    # All in the identified export (issue 13: it lists only children with a reporting consent).
+    for child_id in db.session.execute(db.select(Child.id)).scalars().all():
+        create_record("consent", {"child_id": child_id, "purpose": "reporting", "given_by": "caregiver",
+                                  "given_on": earlier}, actor)
     db.session.commit()
     return {"manager": manager, "analyst": analyst, "today": today, "earlier": earlier}
 

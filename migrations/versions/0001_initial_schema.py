@@ -23,6 +23,7 @@ def upgrade():
     sa.Column('district', sa.String(length=64), nullable=True),
     sa.Column('contact', sa.Text(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('limits_reach', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agency')),
     sa.UniqueConstraint('name', name=op.f('uq_agency_name'))
@@ -95,6 +96,7 @@ def upgrade():
     sa.Column('exit_place', sa.Text(), nullable=True),
     sa.Column('handed_over_by', sa.Text(), nullable=True),
     sa.Column('caseworker_id', sa.Uuid(), nullable=True),
+    sa.Column('agency_id', sa.Uuid(), nullable=True),
     sa.Column('risk_level', sa.String(length=8), nullable=True),
     sa.Column('child_mother', sa.Boolean(), nullable=False),
     sa.Column('disability', sa.Boolean(), nullable=False),
@@ -119,12 +121,14 @@ def upgrade():
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['agency_id'], ['agency.id'], name=op.f('fk_child_agency_id_agency')),
     sa.ForeignKeyConstraint(['caseworker_id'], ['user.id'], name=op.f('fk_child_caseworker_id_user')),
     sa.ForeignKeyConstraint(['merged_into'], ['child.id'], name=op.f('fk_child_merged_into_child')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_child')),
     sa.UniqueConstraint('case_code', name=op.f('uq_child_case_code'))
     )
     with op.batch_alter_table('child', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_child_agency_id'), ['agency_id'], unique=False)
         batch_op.create_index('ix_child_case_code_live', ['case_code', 'deleted_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
@@ -358,6 +362,22 @@ def upgrade():
     with op.batch_alter_table('consent', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_consent_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_seq'), ['seq'], unique=False)
+
+    op.create_table('consent_override',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('action', sa.String(length=32), nullable=False),
+    sa.Column('target_id', sa.Uuid(), nullable=True),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('actor_id', sa.Uuid(), nullable=True),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_consent_override_actor_id_user')),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_consent_override_child_id_child')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_consent_override'))
+    )
+    with op.batch_alter_table('consent_override', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_override_child_id'), ['child_id'], unique=False)
 
     op.create_table('followup',
     sa.Column('kind', sa.String(length=24), nullable=False),
@@ -605,6 +625,33 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_tracing_link_child_id'), ['child_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_tracing_link_request_id'), ['request_id'], unique=False)
 
+    op.create_table('transfer',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('child_id', sa.Uuid(), nullable=False),
+    sa.Column('from_agency_id', sa.Uuid(), nullable=True),
+    sa.Column('to_agency_id', sa.Uuid(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('consent_overridden', sa.Boolean(), nullable=False),
+    sa.Column('proposed_by_id', sa.Uuid(), nullable=True),
+    sa.Column('proposed_on', sa.Date(), nullable=False),
+    sa.Column('proposed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('decided_by_id', sa.Uuid(), nullable=True),
+    sa.Column('decided_on', sa.Date(), nullable=True),
+    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('decision_note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['child_id'], ['child.id'], name=op.f('fk_transfer_child_id_child')),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['user.id'], name=op.f('fk_transfer_decided_by_id_user')),
+    sa.ForeignKeyConstraint(['from_agency_id'], ['agency.id'], name=op.f('fk_transfer_from_agency_id_agency')),
+    sa.ForeignKeyConstraint(['proposed_by_id'], ['user.id'], name=op.f('fk_transfer_proposed_by_id_user')),
+    sa.ForeignKeyConstraint(['to_agency_id'], ['agency.id'], name=op.f('fk_transfer_to_agency_id_agency')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_transfer'))
+    )
+    with op.batch_alter_table('transfer', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_transfer_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfer_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_transfer_to_agency_id'), ['to_agency_id'], unique=False)
+
     op.create_table('alert',
     sa.Column('key', sa.String(length=160), nullable=False),
     sa.Column('rule', sa.String(length=32), nullable=False),
@@ -751,6 +798,12 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_alert_child_id'))
 
     op.drop_table('alert')
+    with op.batch_alter_table('transfer', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_transfer_to_agency_id'))
+        batch_op.drop_index(batch_op.f('ix_transfer_status'))
+        batch_op.drop_index(batch_op.f('ix_transfer_child_id'))
+
+    op.drop_table('transfer')
     with op.batch_alter_table('tracing_link', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tracing_link_request_id'))
         batch_op.drop_index(batch_op.f('ix_tracing_link_child_id'))
@@ -810,6 +863,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_followup_child_id'))
 
     op.drop_table('followup')
+    with op.batch_alter_table('consent_override', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_override_child_id'))
+
+    op.drop_table('consent_override')
     with op.batch_alter_table('consent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_seq'))
         batch_op.drop_index(batch_op.f('ix_consent_child_id'))
@@ -870,6 +927,7 @@ def downgrade():
         batch_op.drop_index('ix_child_dashboard')
         batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))
         batch_op.drop_index('ix_child_case_code_live')
+        batch_op.drop_index(batch_op.f('ix_child_agency_id'))
 
     op.drop_table('child')
     op.drop_table('user')

@@ -94,7 +94,9 @@ def register_api(app):
         records,
         referrals,
         tracing,
+        transfers,
     )
 
-    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals, attachments):
+    for module in (auth, children, records, alerts, devices, conflicts, tracing, agencies, referrals,
+                   attachments, transfers):
         api.register_blueprint(module.blp)

@@ -2,11 +2,13 @@
 create and change them. The contact person's details are personal: shown to managers and caseworkers
 only, who are the roles allowed here at all."""
 
+from flask import g
 from marshmallow import fields, validate
 
 from models import db
-from models.access import CHILD_READERS
+from models.access import CHILD_READERS, manages_reach
 from models.agencies import AGENCY_KINDS, Agency, save_agency
+from models.errors import ManagerOnly
 from models.schemas import Strict
 from server.api import Blueprint
 from server.api.common import not_found
@@ -21,11 +23,18 @@ class AgencyFields(Strict):
     district = fields.String(allow_none=True, validate=validate.Length(max=64))
     contact = fields.String(allow_none=True, validate=validate.Length(max=500))
     active = fields.Boolean()
+    limits_reach = fields.Boolean()
 
 
 def agency_body(agency: Agency) -> dict:
     return {"id": str(agency.id), "name": agency.name, "kind": agency.kind, "district": agency.district,
-            "contact": agency.contact, "active": agency.active}
+            "contact": agency.contact, "active": agency.active,
+            "limits_reach": agency.limits_reach}
+
+
+def _check_reach(data) -> None:
+    if "limits_reach" in data and not manages_reach(g.user):
+        raise ManagerOnly("Only a manager whose own reach is not limited may change which agencies limit it.")
 
 
 @blp.get("/agencies")
@@ -39,6 +48,7 @@ def list_agencies():
 @blp.arguments(AgencyFields)
 @require_user("manager")
 def create_agency(data):
+    _check_reach(data)
     agency = save_agency(data)
     db.session.commit()
     return agency_body(agency), 201
@@ -51,6 +61,7 @@ def update_agency(data, agency_id):
     agency = db.session.get(Agency, agency_id)
     if agency is None:
         raise not_found("agency")
+    _check_reach(data)
     save_agency(data, agency)
     db.session.commit()
     return agency_body(agency)

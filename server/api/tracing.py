@@ -9,7 +9,7 @@ from flask import g, request
 from marshmallow import fields, validate
 
 from models import Child, audit, db
-from models.access import sees_restricted
+from models.access import can_see_child, match_visible, matches_in_scope, sees_restricted
 from models.matching import STATUSES, MatchCandidate, decide
 from models.merging import merge_match
 from models.schemas import Strict, dump_record, page_number
@@ -182,7 +182,7 @@ def _children_of(candidates) -> list:
 @blp.arguments(MatchQuery, location="query")
 @require_user("manager")
 def list_matches(query):
-    stmt = db.select(MatchCandidate).where(MatchCandidate.status == query["status"])
+    stmt = db.select(MatchCandidate).where(MatchCandidate.status == query["status"], matches_in_scope(g.user))
     if "kind" in query:
         stmt = stmt.where(MatchCandidate.kind == query["kind"])
     total = db.session.execute(db.select(db.func.count()).select_from(stmt.subquery())).scalar_one()
@@ -197,9 +197,13 @@ def list_matches(query):
 
 def load_match(match_id) -> MatchCandidate:
     candidate = db.session.get(MatchCandidate, match_id)
-    if candidate is None:
+    if candidate is None or not match_visible(g.user, candidate):
         raise not_found("match")
     return candidate
+
+
+class MatchDecisionFields(Strict):
+    override_reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
 @blp.get("/matches/<uuid:match_id>")
@@ -214,10 +218,12 @@ def read_match(match_id):
 
 
 @blp.post("/matches/<uuid:match_id>/<any(confirm, dismiss):choice>")
+@blp.arguments(MatchDecisionFields)
 @require_user("manager")
-def decide_match(match_id, choice):
+def decide_match(data, match_id, choice):
+    """``override_reason``: to confirm a child ↔ request match without the child's tracing consent."""
     candidate = load_match(match_id)
-    decide(candidate, choice, g.user)
+    decide(candidate, choice, g.user, override_reason=data.get("override_reason"))
     audit(f"match.{choice}", actor=g.user, target=candidate.id, children=_children_of([candidate]))
     body = match_body(candidate)
     db.session.commit()
@@ -256,9 +262,11 @@ def merge_body(result) -> dict:
 @require_user("manager")
 def verify_link(data, link_id):
     found = db.session.get(TracingLink, link_id)
-    if found is None:
+    child = db.session.get(Child, found.child_id) if found else None
+    if found is None or not can_see_child(g.user, child):
         raise not_found("tracing link")
-    verify(found, verified_on=data["verified_on"], note=data.get("note"), by=g.user, today=today())
+    verify(found, verified_on=data["verified_on"], note=data.get("note"), by=g.user, today=today(),
+           override_reason=data.get("override_reason"))
     audit("tracing_link.verify", actor=g.user, child_id=found.child_id, target=found.request_id)
     body = link_body(found)
     db.session.commit()

@@ -18,7 +18,7 @@ DEFAULT_FIELDS = ("given_name",)
 
 
 def allowed_fields() -> set[str]:
-    return set(fields_of(Child, AGGREGATE, PERSONAL)) - {"caseworker_id", "id", "case_code"}
+    return set(fields_of(Child, AGGREGATE, PERSONAL)) - {"caseworker_id", "agency_id", "id", "case_code"}
 
 
 def fields_problems(names) -> list[str]:

@@ -31,6 +31,7 @@ def register_web(app) -> None:
         rendering,
         session,
         tracing_pages,
+        transfer_pages,
         user_pages,
     )
     from server.web.errors import html_error

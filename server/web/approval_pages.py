@@ -5,6 +5,7 @@ from flask import flash, g, redirect, request, url_for
 from sqlalchemy import func
 
 from models import Alert, Child, Followup, StageTransition, User, audit, db
+from models.access import child_scope
 from models.errors import FieldErrors, Problem
 from models.records import transition
 from models.schemas import api_schema
@@ -22,11 +23,11 @@ def pending_page():
         db.select(Child.id, Child.case_code, Child.given_name, Child.family_name, Child.village, Child.district,
                   Child.risk_level, Child.stage_since, User.username.label("caseworker"))
         .outerjoin(User, User.id == Child.caseworker_id)
-        .where(Child.stage == "closure_pending", Child.deleted_at.is_(None))
+        .where(Child.stage == "closure_pending", Child.deleted_at.is_(None), child_scope(g.user))
         .order_by(Child.stage_since, Child.case_code)
     )
     count = db.select(func.count()).select_from(Child).where(Child.stage == "closure_pending",
-                                                             Child.deleted_at.is_(None))
+                                                             Child.deleted_at.is_(None), child_scope(g.user))
     page = paginate(stmt, "web.approvals", count_stmt=count)
     # The proposal is the newest transition into closure_pending of each child on this page: one
     # query for the page (by the indexed child_id), not one per child.

@@ -55,7 +55,8 @@ EDIT_FIELDS = ("given_name", "family_name", "other_names", "sex", "date_of_birth
 BOOLEAN_FIELDS = ("child_mother", "disability", "unaccompanied")
 RESTRICTED_FIELDS = tuple(fields_of(Child, RESTRICTED))
 # Bookkeeping and derived columns are shown in the case summary, not as profile fields.
-HIDDEN = {"id", "seq", "deleted_at", "created_at", "updated_at", "recorded_at", "caseworker_id", "version"}
+HIDDEN = {"id", "seq", "deleted_at", "created_at", "updated_at", "recorded_at", "caseworker_id", "version",
+          "agency_id"}  # the agency: by name, in the transfers section
 CHOICES = {"sex": SEXES, "risk_level": RISK_LEVELS, "age_estimation_method": AGE_ESTIMATION_METHODS,
            "how_left": HOW_LEFT}
 DATES = {"date_of_birth", "date_joined", "date_left", "identified_on", "stage_since"}
@@ -112,6 +113,9 @@ def timeline(child: Child) -> list[dict]:
                       "text": f"{a.severity} alert: {a.rule.replace('_', ' ')} ({a.status})", "detail": None})
     items.extend(_conflict_items(child))
     items.extend(_tracing_items(child))
+    from server.web.transfer_pages import transfer_timeline  # that module builds on this one
+
+    items.extend(transfer_timeline(child))
     items.sort(key=lambda i: (i["on"], i["at"]), reverse=True)
     return items
 

@@ -9,7 +9,7 @@ from markupsafe import Markup
 from sqlalchemy import and_, case, func, or_
 
 from models import Child, Device, Followup, db, utcnow
-from models.access import child_scope
+from models.access import child_scope, sees_all_children
 from models.age_bands import AGE_BANDS, age_band_of
 from models.lifecycle import PHASES
 from models.vocab import SEXES
@@ -55,7 +55,7 @@ def followup_counts(user, today) -> dict[str, int]:
     this_week = func.sum(case((Followup.due_on >= today, 1), else_=0))
     stmt = (db.select(overdue, this_week).select_from(Followup)
             .where(Followup.status == "scheduled", Followup.deleted_at.is_(None), Followup.due_on < week_end))
-    if user.role != "manager":
+    if not sees_all_children(user):
         stmt = stmt.join(Child, Child.id == Followup.child_id).where(live_children(user))
     row = db.session.execute(stmt).one()
     return {"overdue": row[0] or 0, "week": row[1] or 0}

@@ -7,7 +7,7 @@ from flask_babel import gettext
 from sqlalchemy import and_, case, func
 
 from models import Child, Followup, User, audit, db, utcnow
-from models.access import child_scope
+from models.access import child_scope, sees_all_children
 from models.vocab import CONCERNS, FOLLOWUP_KINDS, NOT_SEEN_REASONS, RISK_LEVELS, WELLBEING
 from server.web import bp
 from server.web.paging import paginate
@@ -26,7 +26,7 @@ def due_conditions(user, when: str, today, child_filters=()):
     week_end = today + timedelta(days=7)
     # Only follow-up columns here: callers that join the child add Child.deleted_at themselves.
     conditions = [Followup.status == "scheduled", Followup.deleted_at.is_(None)]
-    narrowing = [*([] if user.role == "manager" else [child_scope(user)]), *child_filters]
+    narrowing = [*([] if sees_all_children(user) else [child_scope(user)]), *child_filters]
     if narrowing:
         conditions.append(Followup.child_id.in_(
             db.select(Child.id).where(Child.deleted_at.is_(None), *narrowing)))

@@ -6,9 +6,17 @@ from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from models import Child, audit, db
+from models.access import child_scope
 from models.agencies import Agency
 from models.errors import Problem
-from models.referrals import NEXT_STEPS, OPEN_STATUSES, Referral, advance_referral, propose_referral
+from models.referrals import (
+    NEXT_STEPS,
+    OPEN_STATUSES,
+    Referral,
+    advance_referral,
+    propose_referral,
+    referral_form,
+)
 from models.vocab import SERVICE_TYPES
 from server.api.common import today
 from server.web import bp
@@ -63,13 +71,25 @@ def referral_step(referral_id):
     return redirect(url_for("web.child", child_id=child.id) + "#h-referrals")
 
 
+@bp.get("/referrals/<referral_id>/form")
+@login_required("manager", "caseworker")
+def referral_form_page(referral_id):
+    """The printable referral form for an outside provider (models.referrals.referral_form)."""
+    referral = db.session.get(Referral, parse_uuid(referral_id))
+    child = load_child(referral.child_id if referral else None)
+    content = referral_form(referral, child, g.user, today=today())
+    db.session.commit()  # the audit of the printing
+    return render("referral_form.html", title=gettext("Referral %(code)s", code=child.case_code), f=content,
+                  child_id=child.id)
+
+
 @bp.get("/referrals")
 @login_required("manager")
 def referrals():
     """The open referrals of the programme, oldest sent first: the ones waiting longest for an answer."""
     rows = db.session.execute(
         db.select(Referral, Child.case_code).join(Child, Child.id == Referral.child_id)
-        .where(Referral.status.in_(OPEN_STATUSES), Child.deleted_at.is_(None))
+        .where(Referral.status.in_(OPEN_STATUSES), child_scope(g.user), Child.deleted_at.is_(None))
         .order_by(Referral.sent_on.is_(None), Referral.sent_on, Referral.created_at)).all()
     audit("referral.read", actor=g.user, children=[r.child_id for r, _ in rows], via="web", ip=request.remote_addr)
     db.session.commit()

@@ -25,6 +25,7 @@ NAV = (
     ("web.tracing_requests", _l("Tracing"), ("manager", "caseworker")),
     ("web.matches", _l("Matches"), ("manager",)),
     ("web.referrals", _l("Referrals"), ("manager",)),
+    ("web.transfers", _l("Transfers"), ("manager",)),
     ("web.approvals", _l("Approvals"), ("manager",)),
     ("web.grants", _l("Manager grants"), ("manager",)),
     ("web.devices", _l("Devices"), ("manager", "admin")),
@@ -81,6 +82,10 @@ WORDS = {
     "completed": _l("completed"), "closed_without_service": _l("closed without service"), "ngo": _l("NGO"),
     "unicef_partner": _l("UNICEF partner"), "probation_social_welfare": _l("probation and social welfare"),
     "health_centre": _l("health centre"), "school": _l("school"), "vocational_centre": _l("vocational centre"),
+    # transfers and consent overrides
+    "withdrawn": _l("withdrawn"), "transfer": _l("transfer"), "referral": _l("referral"),
+    "reporting": _l("reporting"), "services": _l("services"), "tracing.link": _l("tracing link"),
+    "tracing.verify": _l("family verification"),
     # age bands
     "under_15": _l("under 15"), "15_17": _l("15–17"), "18_plus": _l("18 and over"),
 }

@@ -17,6 +17,7 @@ from flask_babel import gettext
 from markupsafe import Markup
 
 from models import audit, db, utcnow
+from models.access import child_scope, sees_all_children
 from models.exports import csv_lines, deidentified_rows, identified_children, identified_rows
 from models.indicators import Period
 from models.reporting import AGE_COLUMNS, SEX_COLUMNS, Report, Trend, build_report, build_trend
@@ -112,7 +113,8 @@ def reports():
     period, errors, values = _period_for_user(request.args)
     if errors:
         return render("reports.html", 400, title="Reports", report=None, errors=errors, values=values)
-    internal = g.user.role == "manager" and request.args.get("view") == "internal"
+    # Raw counts are for managers who see every child anyway; an agency-limited one gets the donor tables.
+    internal = sees_all_children(g.user) and request.args.get("view") == "internal"
     today = utcnow().date()
     report = build_report(period.start, period.end, today=today, suppressed=not internal)
     trend = build_trend(today, suppressed=not internal)
@@ -162,9 +164,9 @@ def export_cases():
     period, errors, values = parse_period(request.form)
     if errors:
         return render("reports.html", 400, title="Reports", report=None, errors=errors, values=values)
-    counted, closures = identified_children(period)
+    counted, closures, without_consent = identified_children(period, scope=child_scope(g.user), on=utcnow().date())
     audit("export.identified", actor=g.user, ip=request.remote_addr, children=counted,
-          start=period.start.isoformat(), end=period.end.isoformat())
+          start=period.start.isoformat(), end=period.end.isoformat(), left_out_without_consent=without_consent)
     db.session.commit()
     lines = csv_lines(with_header_words(identified_rows(period, counted, closures)))
     # The header's words now, in the request's language: the user the locale is read from is not

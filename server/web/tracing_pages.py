@@ -12,7 +12,7 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from models import Child, User, audit, db
-from models.access import sees_restricted
+from models.access import match_visible, matches_in_scope, sees_restricted
 from models.errors import Problem
 from models.matching import STATUSES, MatchCandidate, decide
 from models.merging import default_survivor, merge_match
@@ -41,7 +41,7 @@ from server.web import bp
 from server.web.child_pages import STALE, caseworker_choices
 from server.web.forms import errors_of, form_values, load
 from server.web.paging import paginate
-from server.web.rendering import parse_uuid, render
+from server.web.rendering import load_child, parse_uuid, render
 from server.web.session import login_required
 from server.whole_numbers import whole_number
 
@@ -194,10 +194,12 @@ def tracing_verify(link_id):
     found = db.session.get(TracingLink, parse_uuid(link_id))
     if found is None:
         abort(404)
+    load_child(found.child_id)  # 404 for a child out of the manager's reach
     record = db.session.get(TracingRequest, found.request_id)
     try:
-        data = load(VerificationFields(), form_values(request.form, ("verified_on", "note")))
-        verify(found, verified_on=data["verified_on"], note=data.get("note"), by=g.user, today=today())
+        data = load(VerificationFields(), form_values(request.form, ("verified_on", "note", "override_reason")))
+        verify(found, verified_on=data["verified_on"], note=data.get("note"), by=g.user, today=today(),
+               override_reason=data.get("override_reason"))
     except Problem as exc:
         return _failed(record, f"verify-{found.id}", exc)
     audit("tracing_link.verify", actor=g.user, child_id=found.child_id, target=record.id, via="web")
@@ -214,9 +216,10 @@ def matches():
     stmt = (db.select(MatchCandidate, Child.case_code, other.case_code)
             .join(Child, Child.id == MatchCandidate.child_id)
             .outerjoin(other, other.id == MatchCandidate.other_child_id)
-            .where(MatchCandidate.status == status)
+            .where(MatchCandidate.status == status, matches_in_scope(g.user))
             .order_by(MatchCandidate.score.desc(), MatchCandidate.id))
-    count = db.select(db.func.count()).select_from(MatchCandidate).where(MatchCandidate.status == status)
+    count = db.select(db.func.count()).select_from(MatchCandidate).where(MatchCandidate.status == status,
+                                                                          matches_in_scope(g.user))
     page = paginate(stmt, "web.matches", count_stmt=count, status=status)
     audit("match.list", actor=g.user, via="web", ip=request.remote_addr,
           children=[i for c, _, _ in page.items for i in (c.child_id, c.other_child_id) if i])
@@ -227,7 +230,7 @@ def matches():
 
 def load_match(match_id) -> MatchCandidate:
     candidate = db.session.get(MatchCandidate, parse_uuid(match_id))
-    if candidate is None:
+    if candidate is None or not match_visible(g.user, candidate):
         abort(404)
     return candidate
 
@@ -304,7 +307,7 @@ def merged_case(child_id):
 def match_decide(match_id, choice):
     candidate = load_match(match_id)
     try:
-        decide(candidate, choice, g.user)
+        decide(candidate, choice, g.user, override_reason=request.form.get("override_reason"))
     except Problem as exc:
         db.session.rollback()
         flash(exc.message, "danger")

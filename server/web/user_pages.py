@@ -13,6 +13,7 @@ from flask_babel import gettext, ngettext
 
 from models import User, audit, db
 from models.accounts import new_user_problems
+from models.agencies import Agency
 from models.grants import GrantRefused, pending_grant_of, request_grant, unusable_password
 from models.vocab import ROLES
 from server.web import bp
@@ -32,8 +33,10 @@ def users_page(status=200, **extra):
     if role in ROLES:
         stmt = stmt.where(User.role == role)
     page = paginate(stmt, "web.users", scalars=True)
+    agencies = db.session.execute(db.select(Agency.id, Agency.name).order_by(Agency.name)).all()
     return render("users.html", status, title=gettext("Users"), page=page, devices=device_counts(u.id for u in page.items),
-                  roles=ROLES, role=role if role in ROLES else None, **extra)
+                  roles=ROLES, role=role if role in ROLES else None,
+                  agency_choices=[(str(a_id), name) for a_id, name in agencies], **extra)
 
 
 @bp.get("/users")
