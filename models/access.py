@@ -47,8 +47,11 @@ def child_scope(user):
 
 
 def can_see_child(user, child: Child) -> bool:
-    if child.deleted_at is not None:
-        return False
+    return child.deleted_at is None and in_reach(user, child)
+
+
+def in_reach(user, child: Child) -> bool:
+    """``user``'s role and agency reach ``child``, live or not (a merged-away child stays in its pair)."""
     if not (user.role == "manager" or (user.role == "caseworker" and child.caseworker_id == user.id)):
         return False
     limit = agency_limit(user)
@@ -67,7 +70,7 @@ def matches_in_scope(user):
 
 
 def match_visible(user, candidate) -> bool:
-    return all(can_see_child(user, child) for child_id in (candidate.child_id, candidate.other_child_id)
+    return all(in_reach(user, child) for child_id in (candidate.child_id, candidate.other_child_id)
                if child_id is not None and (child := db.session.get(Child, child_id)) is not None)
 
 

@@ -92,7 +92,7 @@ def test_the_childs_own_values_are_kept_or_kept_as_conflicts(pair):
 def test_open_conflicts_and_tracing_links_move_to_the_survivor(pair):
     older, newer, manager = pair["older"], pair["newer"], pair["manager"]
     request = create_request({"inquirer_relationship": "mother", "given_name": "Fictional Ocen", "sex": "male"})
-    found = link(request.id, newer.id, manager)
+    found = link(request.id, newer.id, manager, override_reason="Fictional: the family came in person.")
     waiting = Conflict(child_id=newer.id, entity="child", record_id=newer.id, base_version=1, server_version=2,
                             fields=["risk_level"], base_values={"risk_level": None},
                             server_values={"risk_level": "high"}, device_values={"risk_level": "low"})
