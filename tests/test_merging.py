@@ -189,3 +189,16 @@ def test_a_merge_conflict_is_resolved_field_by_field_like_any_other(pair):
     survivor = db.session.get(Child, pair["older"].id)
     assert survivor.village == "Fictional Pabbo" and survivor.caseworker_id == pair["second_cw"].id
     assert survivor.given_name == "Fictional Ocen" and not survivor.needs_review
+
+
+def test_attachments_of_the_absorbed_child_move_to_the_survivor(pair):
+    # Found from the child_id foreign key, like any later child-owned table; the file is sealed under
+    # the attachment's own id, so moving the row keeps it readable.
+    from models.attachments import Attachment
+
+    photo = Attachment(child_id=pair["newer"].id, kind="image", content_type="image/png", size=10, sha256="0" * 64)
+    db.session.add(photo)
+    db.session.commit()
+    merge_match(pair["candidate"], None, pair["manager"], source="web")
+    db.session.commit()
+    assert db.session.get(Attachment, photo.id).child_id == pair["older"].id
