@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from marshmallow import ValidationError, missing
+from marshmallow import ValidationError
 from sqlalchemy import JSON, String, bindparam, insert, update
 
 from models import audit
@@ -30,6 +30,7 @@ from models.changes import ChangeCounter
 from models.children import Child, case_code_for
 from models.errors import Problem
 from models.history import RecordHistory
+from models.plain_load import load
 from models.records import (
     ENTITIES,
     Actor,
@@ -294,24 +295,9 @@ def _decide(mutation: dict, state: _Batch) -> dict:
 
 def _loaded(entity: str, partial: bool, changes: dict) -> dict:
     try:
-        return _schema(entity, partial, frozenset(changes)).load(changes)
+        return load(FIELD_SCHEMAS[entity], changes, partial=partial)
     except ValidationError as exc:
         raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
-
-
-@functools.lru_cache(maxsize=256)
-def _schema(entity: str, partial: bool, names: frozenset | None = None):
-    """The entity's schema narrowed to the fields sent (plus the required ones and those with a
-    default), one instance per set: building one copies every field, loading does not, and
-    marshmallow visits every declared field on each load (29 for a child). Same fields, validators and
-    schema checks, so the same result and errors; a name the schema does not know gets the whole
-    schema, which words it."""
-    cls = FIELD_SCHEMAS[entity]
-    if names is None or not names <= cls._declared_fields.keys():
-        return cls(partial=partial)
-    # Declaration order, so the loaded dict lists its keys as the whole schema's does.
-    return cls(partial=partial, only=[name for name, f in cls._declared_fields.items()
-                                      if name in names or f.required or f.load_default is not missing])
 
 
 def _child_id_of(mutation, existing):
