@@ -1,14 +1,15 @@
 """Ingesting a device's push batch (DESIGN §5). ``ingest`` reads top to bottom as its steps:
 
-1. **Log** every new mutation verbatim as "received", before anything is applied.
-2. **Load** what the batch touches in a few set-based queries: the records it names and their
+1. **Load** what the batch touches in a few set-based queries: the records it names and their
    children, mutation ids seen, case codes taken, ids with history, the history a stale update merges
    against, when each moved child was first reunified.
-3. **Decide** each mutation in order, in memory, with plain functions: validation, scope, lifecycle,
+2. **Decide** each mutation in order, in memory, with plain functions: validation, scope, lifecycle,
    merge and conflicts, duplicates, ``parent_rejected``. A refusal is a ``Problem`` raised before the
    mutation changed anything, so it leaves no trace but its result; an applied mutation changes the
    in-memory records, which later ones read.
-4. **Write** the decided rows, one statement per table (models.change_set), and each outcome.
+3. **Log**, then **write**: every new mutation verbatim with its outcome, in one statement, before
+   anything it decided is written; then the decided rows, one statement per table (models.change_set).
+   One transaction: the log and the changes it led to are committed together or not at all.
 
 It never commits: the endpoint commits, then plans the touched children (models.unit_of_work).
 """
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from marshmallow import ValidationError
-from sqlalchemy import JSON, String, bindparam, insert, update
+from sqlalchemy import insert, update
 
 from models import audit
 from models.accounts import Device
 from models.base import db
-from models.change_set import ChangeSet, new
+from models.change_set import ChangeSet, new, time_ordered_id
 from models.changes import ChangeCounter
 from models.children import Child, case_code_for
 from models.errors import Problem
@@ -106,12 +107,10 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     session.add(batch)
     session.flush()
     seen = _seen_before([m["mutation_id"] for m in mutations])
-    _log(batch_id, device, mutations, raw_mutations, seen)
-
     state = _load(mutations, device, today, rules)
     results, outcomes = _decide_all(mutations, seen, state)
+    _log(batch_id, device, mutations, raw_mutations, outcomes)
     state.changes.write()
-    _record_outcomes(outcomes)
 
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
     batch.results = results
@@ -148,20 +147,18 @@ def _seen_before(mutation_ids: list) -> dict:
     return {row.mutation_id: {"status": row.status, **(row.result or {})} for row in rows}
 
 
-def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
-    """Store every new mutation verbatim as "received" before anything is applied (DESIGN §5), with one
-    executemany; a mutation_id twice in the batch is logged at its first position."""
-    rows, logged = [], set()
+def _log(batch_id, device, mutations, raw_mutations, outcomes: dict) -> None:
+    """Store every new mutation verbatim with its outcome (DESIGN §5), in one executemany of the table
+    (not the mapped class); a mutation_id twice in the batch is logged at its first position."""
+    rows = []
     for position, (mutation, raw) in enumerate(zip(mutations, raw_mutations, strict=True)):
-        mid = mutation["mutation_id"]
-        if mid in seen or mid in logged:
-            continue
-        logged.add(mid)
-        rows.append({"mutation_id": mid, "batch_id": batch_id, "device_id": device.id, "position": position,
-                     "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
-                     "payload": raw, "status": "received"})
+        result = outcomes.pop(mutation["mutation_id"], None)  # None: seen before, or logged already
+        if result is not None:
+            rows.append({"mutation_id": mutation["mutation_id"], "batch_id": batch_id, "device_id": device.id,
+                         "position": position, "entity": mutation["entity"], "record_id": mutation["id"],
+                         "op": mutation["op"], "payload": raw, "status": result["status"],
+                         "result": {k: v for k, v in result.items() if k != "mutation_id"}})
     if rows:
-        # The table, not the mapped class: a plain executemany, without the ORM's bulk bookkeeping.
         db.session.execute(insert(MutationLog.__table__), rows)
 
 
@@ -455,7 +452,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
     for target, fields in writes:
         check_update(target, fields)
     conflict = new(
-        Conflict, id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
+        Conflict, id=time_ordered_id(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
         device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
         fields=names, base_values={k: base_values.get(k) for k in names},
         server_values={k: json_value(getattr(record, k)) for k in names},
@@ -486,18 +483,3 @@ def _acknowledge(mutation, state: _Batch) -> dict:
         change_record(state.changes, alert, {"status": "acknowledged", "acknowledged_by_id": state.user.id},
                       state.actor, recorded_at=mutation["recorded_at"])
     return {"status": "applied", "version": alert.version}
-
-
-# Write.
-
-def _record_outcomes(outcomes: dict) -> None:
-    """Each logged mutation's outcome, with one executemany UPDATE."""
-    if not outcomes:
-        return
-    table = MutationLog.__table__
-    stmt = (update(table).where(table.c.mutation_id == bindparam("mid"))
-            .values(status=bindparam("new_status", type_=String), result=bindparam("new_result", type_=JSON)))
-    db.session.execute(stmt, [
-        {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
-        for mid, r in outcomes.items()
-    ])
