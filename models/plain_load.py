@@ -1,13 +1,12 @@
-"""A schema's load, without marshmallow's machinery for the values it plainly accepts.
+"""A schema's load without marshmallow's machinery, for what the schema plainly accepts.
 
-Why: ``Schema.load`` costs ~80 µs a record (error stores, hooks, one call chain per field), a fifth of
-a push. ``load(cls, data)`` runs the same rules from the same definition — the schema's own fields,
-their validators, its pre-load hooks and schema validators — as plain loops, for JSON values of the
-types each field plainly takes (a ``str`` for a String, an ``int`` for an Integer…). The moment
-anything is not plainly valid, the schema itself loads the data, so every refusal and its wording is
-the schema's. A field kind not listed here goes through its own ``deserialize``; a schema this cannot
-mirror (post-load hooks, ``@validates``, per-field pre/post functions) always goes to marshmallow.
-tests/test_plain_load.py checks the two agree on random input (Hypothesis).
+Why: ``Schema.load`` costs ~50 µs a record (error stores, hooks, a call chain per field), a large part
+of a push. ``load(cls, data)`` runs the same rules from the same definition (the schema's fields, their
+validators, its pre-load hooks and schema validators) as plain loops, for JSON values of the type each
+field plainly takes. Anything not plainly valid is loaded by the schema itself, so every refusal is
+the schema's, worded by it. A field kind not listed here loads through its own ``deserialize``; a
+schema this cannot mirror (post-load hooks, ``@validates``) always goes to marshmallow.
+tests/test_plain_load.py checks on random input (Hypothesis) that both give the same answer.
 """
 
 import datetime as dt
@@ -18,74 +17,59 @@ from marshmallow import EXCLUDE, RAISE, ValidationError, fields, missing
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from marshmallow.validate import Validator
 
-_NO = object()  # "not plainly valid": the schema decides
+_NO = object()  # not plainly valid: the schema decides
 
 
 def load(cls, data, *, partial: bool = False):
     """What ``cls(partial=partial).load(data)`` returns; raises its ``ValidationError``."""
     plain = _plain(cls, partial)
-    if plain is not None:
-        out = plain(data)
-        if out is not _NO:
-            return out
-    return _schema(cls, partial).load(data)
+    out = _NO if plain is None else plain(data)
+    return _schema(cls, partial).load(data) if out is _NO else out
 
 
 @functools.cache
 def _schema(cls, partial: bool):
-    return cls(partial=partial)  # loading is stateless: one instance serves every request
+    return cls(partial=partial)  # stateless: one instance serves every load
+
+
+def _hooks(schema, tag) -> list | None:
+    hooks = schema._hooks[tag]
+    return None if any(many or kw.get("pass_original") for _, many, kw in hooks) else \
+        [getattr(schema, name) for name, _, _ in hooks]
 
 
 @functools.cache
 def _plain(cls, partial: bool):
     schema = _schema(cls, partial)
-    hooks = schema._hooks
-    if hooks[POST_LOAD] or hooks[VALIDATES] or schema.unknown not in (RAISE, EXCLUDE):
+    pre, checks, unknown = _hooks(schema, PRE_LOAD), _hooks(schema, VALIDATES_SCHEMA), schema.unknown
+    if schema._hooks[POST_LOAD] or schema._hooks[VALIDATES] or pre is None or checks is None \
+            or unknown not in (RAISE, EXCLUDE):
         return None
-    pre = []
-    for name, many, kwargs in hooks[PRE_LOAD]:
-        if many or kwargs.get("pass_original"):
-            return None
-        pre.append(getattr(schema, name))
-    checks = []
-    for name, many, kwargs in hooks[VALIDATES_SCHEMA]:
-        if many or kwargs.get("pass_original"):
-            return None
-        checks.append(getattr(schema, name))
-    specs = []
-    for name, field in schema.load_fields.items():
-        value = _value(field, name)
-        if value is None:
-            return None
-        specs.append((field.data_key or name, field.attribute or name, value, field.required, field.load_default))
+    specs = [(f.data_key or name, f.attribute or name, _value(f), f.required, f.load_default)
+             for name, f in schema.load_fields.items()]
     wire = frozenset(spec[0] for spec in specs)
-    strict = schema.unknown == RAISE
 
     def plain(data):
         if type(data) is not dict:
             return _NO
         try:
             for hook in pre:
-                data = hook(data, many=False, partial=partial, unknown=schema.unknown)
-            if strict and not data.keys() <= wire:
+                data = hook(data, many=False, partial=partial, unknown=unknown)
+            if unknown == RAISE and not data.keys() <= wire:
                 return _NO
             out = {}
             for key, dest, value, required, default in specs:
                 raw = data.get(key, missing)
-                if raw is missing:
-                    if partial:
-                        continue
-                    if required:
+                if raw is not missing:
+                    out[dest] = value(raw, key, data)
+                    if out[dest] is _NO:
                         return _NO
-                    if default is not missing:
-                        out[dest] = default() if callable(default) else default
-                    continue
-                loaded = value(raw, key, data)
-                if loaded is _NO:
+                elif required and not partial:
                     return _NO
-                out[dest] = loaded
+                elif default is not missing and not partial:
+                    out[dest] = default() if callable(default) else default
             for check in checks:
-                check(out, partial=partial, many=False, unknown=schema.unknown)
+                check(out, partial=partial, many=False, unknown=unknown)
         except ValidationError:
             return _NO
         return out
@@ -107,34 +91,52 @@ def _date(value):
         return _NO
 
 
-# The field kinds loaded here, exactly these classes (a subclass may load differently): what each makes
-# of a plain JSON value, or _NO.
+def _list(inner):
+    item = _value(inner)
+
+    def convert(raw):
+        out = [item(v, None, None) for v in raw] if type(raw) is list else _NO
+        return _NO if out is _NO or any(v is _NO for v in out) else out
+
+    return convert
+
+
+def _dict(key_field, value_field):
+    keys = _value(key_field) if key_field is not None else lambda k, *_: k
+    values = _value(value_field) if value_field is not None else lambda v, *_: v
+
+    def convert(raw):
+        if type(raw) is not dict:
+            return _NO
+        out = {keys(k, None, None): values(v, None, None) for k, v in raw.items()}
+        return _NO if _NO in out or any(v is _NO for v in out.values()) or len(out) != len(raw) else out
+
+    return convert
+
+
+# Exactly these classes (a subclass may load differently): what each makes of a JSON value, or _NO.
 _PLAIN = {
     fields.String: lambda v: v if type(v) is str else _NO,
-    fields.Integer: lambda v: v if type(v) is int else _NO,  # never a bool: type, not isinstance
+    fields.Integer: lambda v: v if type(v) is int else _NO,  # type, not isinstance: never a bool
     fields.Boolean: lambda v: v if type(v) is bool else _NO,
     fields.UUID: _uuid,
 }
 
 
-def _value(field, name):
-    """A function (raw, key, data) -> the loaded value or _NO, doing what ``field.deserialize`` does;
-    None when the field has per-field hooks this does not mirror."""
-    if field.pre_load or field.post_load:
-        return None
-    kind = type(field)
-    convert = _PLAIN.get(kind)
+def _value(field):
+    """(raw, key, data) -> what ``field.deserialize`` returns, or _NO where it would refuse."""
+    kind, convert = type(field), _PLAIN.get(type(field))
     if kind is fields.Date and field.format in (None, "iso", "iso8601"):
         convert = _date
     elif kind is fields.List:
         convert = _list(field.inner)
     elif kind is fields.Dict:
         convert = _dict(field.key_field, field.value_field)
-    elif (kind is fields.Nested and isinstance(field.nested, type) and not (field.many or field.only or field.exclude)
-          and field.unknown is None):
+    elif kind is fields.Nested and isinstance(field.nested, type) and not (field.many or field.only or field.exclude
+                                                                           or field.unknown):
         convert = _plain(field.nested, False)
-    if convert is None:
-        def deserialize(raw, key, data):  # the field's own code; its refusal goes to the schema
+    if convert is None or field.pre_load or field.post_load:
+        def deserialize(raw, key, data):  # the field's own code
             try:
                 return field.deserialize(raw, key, data)
             except ValidationError:
@@ -146,45 +148,10 @@ def _value(field, name):
         if raw is None:
             return None if allow_none else _NO
         loaded = convert(raw)
-        if loaded is _NO:
-            return _NO
-        for validator in validators:  # as marshmallow's And: a plain function may say False
-            if validator(loaded) is False and not isinstance(validator, Validator):
-                return _NO
+        if loaded is not _NO:
+            for validator in validators:  # as marshmallow's And: a plain function may answer False
+                if validator(loaded) is False and not isinstance(validator, Validator):
+                    return _NO
         return loaded
 
     return value
-
-
-def _list(inner):
-    item = _value(inner, None)
-    if item is None:
-        return None
-
-    def convert(raw):
-        if type(raw) is not list:
-            return _NO
-        out = [item(v, None, None) for v in raw]
-        return _NO if any(v is _NO for v in out) else out
-
-    return convert
-
-
-def _dict(key_field, value_field):
-    keys = _value(key_field, None) if key_field is not None else (lambda k, *_: k)
-    values = _value(value_field, None) if value_field is not None else (lambda v, *_: v)
-    if keys is None or values is None:
-        return None
-
-    def convert(raw):
-        if type(raw) is not dict:
-            return _NO
-        out = {}
-        for k, v in raw.items():
-            k, v = keys(k, None, None), values(v, None, None)
-            if k is _NO or v is _NO:
-                return _NO
-            out[k] = v
-        return out
-
-    return convert
