@@ -17,7 +17,7 @@ from models.schemas import FIELD_SCHEMAS
 from sync.envelope import EnvelopeSchema
 from tests.sync_server_helpers import child_fields, envelope, mutation, new_id
 
-RUNS = settings(max_examples=1000, deadline=None, derandomize=True, database=None,
+RUNS = settings(max_examples=500, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TODAY = date.today()
 
