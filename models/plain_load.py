@@ -91,6 +91,14 @@ def _date(value):
         return _NO
 
 
+def _aware(value):
+    try:
+        out = dt.datetime.fromisoformat(value) if type(value) is str else _NO
+    except ValueError:
+        return _NO
+    return out if out is _NO or out.utcoffset() is not None else _NO  # naive: refused
+
+
 def _list(inner):
     item = _value(inner)
 
@@ -128,6 +136,8 @@ def _value(field):
     kind, convert = type(field), _PLAIN.get(type(field))
     if kind is fields.Date and field.format in (None, "iso", "iso8601"):
         convert = _date
+    elif kind is fields.AwareDateTime and field.format in ("iso", "iso8601") and field.default_timezone is None:
+        convert = _aware
     elif kind is fields.List:
         convert = _list(field.inner)
     elif kind is fields.Dict:
