@@ -15,7 +15,7 @@ from sqlalchemy import func, inspect
 from models.accounts import Device, User
 from models.base import db, utcnow
 from models.care import Assessment, Consent, Service
-from models.change_set import ChangeSet, new, written
+from models.change_set import ChangeSet, new, time_ordered_id, written
 from models.children import Child, case_code_for
 from models.errors import FieldErrors, Problem, RecordDeidentified, RecordDeleted
 from models.followups import Alert, Followup, outcome_problems
@@ -209,7 +209,7 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
                 stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)
     changes.add(child)
     _history(changes, child, {**fields, "stage": INITIAL_STAGE}, actor)
-    changes.add(new(StageTransition, id=uuid.uuid4(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
+    changes.add(new(StageTransition, id=time_ordered_id(), child_id=record_id, from_stage=None, to_stage=INITIAL_STAGE,
                     occurred_on=identified_on, actor_id=actor.user.id if actor.user else None, version=1))
     changes.reindex[child.id] = child
     return child
@@ -279,7 +279,7 @@ def create_record(entity: str, fields: dict, actor: Actor):
     if entity != "alert":
         check_record_create(entity, fields, db.session.get(Child, fields.get("child_id")))
     with written() as changes:
-        return add_record(changes, entity, fields, actor, record_id=uuid.uuid4())
+        return add_record(changes, entity, fields, actor, record_id=time_ordered_id())
 
 
 def update_record(record, fields: dict, actor: Actor) -> list[str]:
@@ -301,4 +301,4 @@ def transition(child: Child, to_stage: str, actor: Actor, *, occurred_on: date, 
     check_move(child, move, actor, today=today or utcnow().date(), min_follow_up_days=min_follow_up_days,
                follow_up_since=since)
     with written() as changes:
-        return add_move(changes, child, move, actor, record_id=uuid.uuid4())
+        return add_move(changes, child, move, actor, record_id=time_ordered_id())

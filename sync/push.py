@@ -1,14 +1,15 @@
 """Ingesting a device's push batch (DESIGN §5). ``ingest`` reads top to bottom as its steps:
 
-1. **Log** every new mutation verbatim as "received", before anything is applied.
-2. **Load** what the batch touches in a few set-based queries: the records it names and their
+1. **Load** what the batch touches in a few set-based queries: the records it names and their
    children, mutation ids seen, case codes taken, ids with history, the history a stale update merges
    against, when each moved child was first reunified.
-3. **Decide** each mutation in order, in memory, with plain functions: validation, scope, lifecycle,
+2. **Decide** each mutation in order, in memory, with plain functions: validation, scope, lifecycle,
    merge and conflicts, duplicates, ``parent_rejected``. A refusal is a ``Problem`` raised before the
    mutation changed anything, so it leaves no trace but its result; an applied mutation changes the
    in-memory records, which later ones read.
-4. **Write** the decided rows, one statement per table (models.change_set), and each outcome.
+3. **Log**, then **write**: every new mutation verbatim with its outcome, in one statement, before
+   anything it decided is written; then the decided rows, one statement per table (models.change_set).
+   One transaction: the log and the changes it led to are committed together or not at all.
 
 It never commits: the endpoint commits, then plans the touched children (models.unit_of_work).
 """
@@ -19,17 +20,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from marshmallow import ValidationError, missing
-from sqlalchemy import JSON, String, bindparam, insert, update
+from marshmallow import ValidationError
+from sqlalchemy import insert, update
 
 from models import audit
 from models.accounts import Device
 from models.base import db
-from models.change_set import ChangeSet, new
+from models.change_set import ChangeSet, new, time_ordered_id
 from models.changes import ChangeCounter
 from models.children import Child, case_code_for
 from models.errors import Problem
 from models.history import RecordHistory
+from models.plain_load import load
 from models.records import (
     ENTITIES,
     Actor,
@@ -106,12 +108,10 @@ def ingest(envelope: dict, raw_mutations: list, device: Device, *, today: date, 
     session.add(batch)
     session.flush()
     seen = _seen_before([m["mutation_id"] for m in mutations])
-    _log(batch_id, device, mutations, raw_mutations, seen)
-
     state = _load(mutations, device, today, rules)
     results, outcomes = _decide_all(mutations, seen, state)
+    _log(batch_id, device, mutations, raw_mutations, outcomes)
     state.changes.write()
-    _record_outcomes(outcomes)
 
     counts = {status: sum(1 for r in results if r["status"] == status) for status in STATUSES}
     batch.results = results
@@ -148,20 +148,18 @@ def _seen_before(mutation_ids: list) -> dict:
     return {row.mutation_id: {"status": row.status, **(row.result or {})} for row in rows}
 
 
-def _log(batch_id, device, mutations, raw_mutations, seen) -> None:
-    """Store every new mutation verbatim as "received" before anything is applied (DESIGN §5), with one
-    executemany; a mutation_id twice in the batch is logged at its first position."""
-    rows, logged = [], set()
+def _log(batch_id, device, mutations, raw_mutations, outcomes: dict) -> None:
+    """Store every new mutation verbatim with its outcome (DESIGN §5), in one executemany of the table
+    (not the mapped class); a mutation_id twice in the batch is logged at its first position."""
+    rows = []
     for position, (mutation, raw) in enumerate(zip(mutations, raw_mutations, strict=True)):
-        mid = mutation["mutation_id"]
-        if mid in seen or mid in logged:
-            continue
-        logged.add(mid)
-        rows.append({"mutation_id": mid, "batch_id": batch_id, "device_id": device.id, "position": position,
-                     "entity": mutation["entity"], "record_id": mutation["id"], "op": mutation["op"],
-                     "payload": raw, "status": "received"})
+        result = outcomes.pop(mutation["mutation_id"], None)  # None: seen before, or logged already
+        if result is not None:
+            rows.append({"mutation_id": mutation["mutation_id"], "batch_id": batch_id, "device_id": device.id,
+                         "position": position, "entity": mutation["entity"], "record_id": mutation["id"],
+                         "op": mutation["op"], "payload": raw, "status": result["status"],
+                         "result": {k: v for k, v in result.items() if k != "mutation_id"}})
     if rows:
-        # The table, not the mapped class: a plain executemany, without the ORM's bulk bookkeeping.
         db.session.execute(insert(MutationLog.__table__), rows)
 
 
@@ -317,24 +315,9 @@ def _decide(mutation: dict, state: _Batch) -> dict:
 
 def _loaded(entity: str, partial: bool, changes: dict) -> dict:
     try:
-        return _schema(entity, partial, frozenset(changes)).load(changes)
+        return load(FIELD_SCHEMAS[entity], changes, partial=partial)
     except ValidationError as exc:
         raise Problem("validation_error", "Some fields are not valid.", {"fields": exc.normalized_messages()}) from None
-
-
-@functools.lru_cache(maxsize=256)
-def _schema(entity: str, partial: bool, names: frozenset | None = None):
-    """The entity's schema narrowed to the fields sent (plus the required ones and those with a
-    default), one instance per set: building one copies every field, loading does not, and
-    marshmallow visits every declared field on each load (29 for a child). Same fields, validators and
-    schema checks, so the same result and errors; a name the schema does not know gets the whole
-    schema, which words it."""
-    cls = FIELD_SCHEMAS[entity]
-    if names is None or not names <= cls._declared_fields.keys():
-        return cls(partial=partial)
-    # Declaration order, so the loaded dict lists its keys as the whole schema's does.
-    return cls(partial=partial, only=[name for name, f in cls._declared_fields.items()
-                                      if name in names or f.required or f.load_default is not missing])
 
 
 def _child_id_of(mutation, existing):
@@ -521,7 +504,7 @@ def _merge(mutation, entity, data, record, child, state: _Batch) -> dict:
     for target, fields in writes:
         check_update(target, fields)
     conflict = new(
-        Conflict, id=uuid.uuid4(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
+        Conflict, id=time_ordered_id(), child_id=child.id, entity=entity, record_id=record.id, mutation_id=mutation["mutation_id"],
         device_id=state.device.id, user_id=state.user.id, base_version=base, server_version=record.version,
         fields=names, base_values={k: base_values.get(k) for k in names},
         server_values={k: json_value(getattr(record, k)) for k in names},
@@ -552,21 +535,6 @@ def _acknowledge(mutation, state: _Batch) -> dict:
         change_record(state.changes, alert, {"status": "acknowledged", "acknowledged_by_id": state.user.id},
                       state.actor, recorded_at=mutation["recorded_at"])
     return {"status": "applied", "version": alert.version}
-
-
-# Write.
-
-def _record_outcomes(outcomes: dict) -> None:
-    """Each logged mutation's outcome, with one executemany UPDATE."""
-    if not outcomes:
-        return
-    table = MutationLog.__table__
-    stmt = (update(table).where(table.c.mutation_id == bindparam("mid"))
-            .values(status=bindparam("new_status", type_=String), result=bindparam("new_result", type_=JSON)))
-    db.session.execute(stmt, [
-        {"mid": mid, "new_status": r["status"], "new_result": {k: v for k, v in r.items() if k != "mutation_id"}}
-        for mid, r in outcomes.items()
-    ])
 
 
 from sync.push_tracing_referrals import DECISIONS  # noqa: E402  (it builds on the functions above)

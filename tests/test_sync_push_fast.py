@@ -1,18 +1,12 @@
 """Push writes and answers the same whatever the batch: a registration day in one batch writes the rows
-it writes one mutation a batch; the plain envelope check and the narrowed schemas load as marshmallow's
-whole schemas do."""
+it writes one mutation a batch. (Loading without marshmallow's machinery: tests/test_plain_load.py.)"""
 
-import copy
 import uuid
 
-import pytest
-from marshmallow import ValidationError
 from sqlalchemy import inspect
 
-import sync.push
 from models import Assessment, Child, Consent, Followup, RecordHistory, StageTransition, db
-from sync.envelope import _ENVELOPE, _plain_envelope
-from tests.sync_server_helpers import child_fields, envelope, get, mutation, new_id, people_and_phones
+from tests.sync_server_helpers import child_fields, get, mutation, new_id, people_and_phones
 
 IGNORED = {"id", "child_id", "case_code", "created_at", "updated_at", "seq"}
 
@@ -112,77 +106,3 @@ def test_a_refused_visit_outcome_in_a_batch_of_creates_rejects_that_mutation_onl
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(Followup)).scalar_one() >= 1
         assert db.session.get(Followup, uuid.UUID(mutations[3]["id"])) is None
-
-
-def plain_bodies():
-    updates = mutation("child", new_id(), op="update", base_version=3, fields={"risk_level": "high"},
-                       recorded_at="2026-11-20T07:00:00Z")
-    return [
-        envelope(*registration_day(2)),
-        envelope(updates, mutation("alert", new_id(), op="update", base_version=1, fields={"status": "x"})),
-        envelope(mutation("child", new_id(), fields={}, recorded_at="2026-11-20T10:00:00.123456+03:00")),
-        envelope(),
-    ]
-
-
-@pytest.mark.parametrize("body", plain_bodies())
-def test_a_plainly_valid_envelope_loads_as_the_schema_loads_it(body):
-    assert _plain_envelope(copy.deepcopy(body)) == _ENVELOPE.load(copy.deepcopy(body))
-
-
-def spoil(change):
-    body = envelope(mutation("child", new_id(), fields=child_fields()))
-    change(body, body["mutations"][0])
-    return body
-
-
-@pytest.mark.parametrize("body", [
-    spoil(lambda b, m: m.update(base_version=True)),
-    spoil(lambda b, m: m.update(base_version=1)),  # a create names version 0
-    spoil(lambda b, m: m.update(op="update")),  # an update names its version
-    spoil(lambda b, m: m.update(op="delete")),
-    spoil(lambda b, m: m.update(entity="household")),
-    spoil(lambda b, m: m.update(id="not-a-uuid")),
-    spoil(lambda b, m: m.update(mutation_id=42)),
-    spoil(lambda b, m: m.update(recorded_at="2026-11-20T10:00:00")),  # no time zone
-    spoil(lambda b, m: m.update(colour="red")),
-    spoil(lambda b, m: m.pop("fields")),
-    spoil(lambda b, m: m["fields"].update({"": 1})),
-    spoil(lambda b, m: m["fields"].update({"x" * 65: 1})),
-    spoil(lambda b, m: b.update(protocol=1.0)),
-    spoil(lambda b, m: b.update(batch_id=None)),
-    spoil(lambda b, m: b.update(extra=True)),
-    spoil(lambda b, m: b["mutations"].append("not an object")),
-])
-def test_anything_not_plainly_valid_is_left_to_the_schema(body):
-    assert _plain_envelope(body) is None
-
-
-CHILD_ID = str(uuid.uuid4())
-
-
-@pytest.mark.parametrize(("entity", "partial", "changes"), [
-    ("child", False, child_fields(birth_year=2012, caseworker="cw1", village="Fictional Pabo")),
-    ("child", False, child_fields(sex="robot", birth_year=1800, identified_on="2999-01-01")),
-    ("child", False, {"given_name": "Fictional", "date_of_birth": "2012-03-04", "birth_year": 2011}),
-    ("child", True, {"risk_level": "high"}),
-    ("child", True, {"risk_level": "extreme", "date_joined": "2020-01-01", "date_left": "2019-01-01"}),
-    ("consent", False, {"child_id": CHILD_ID, "purpose": "services", "given_by": "caregiver",
-                        "given_on": "2026-10-02", "withdrawn_on": "2026-10-01"}),
-    ("service", False, {"child_id": CHILD_ID, "type": "education"}),
-    ("followup", False, {"child_id": CHILD_ID, "kind": "visit", "due_on": "2026-10-10", "status": "done",
-                         "completed_on": "2026-10-10", "seen": False}),
-    ("followup", True, {"status": "missed", "concerns": ["nonsense"]}),
-    ("assessment", False, {"child_id": "not-a-uuid", "kind": "health", "assessed_on": "2026-10-05",
-                           "scores": {"distress": "high"}}),
-    ("child", False, {"sex": "female", "colour": "red"}),  # an unknown name: the whole schema
-])
-def test_the_narrowed_schema_loads_and_refuses_as_the_whole_schema(entity, partial, changes):
-    def outcome(schema):
-        try:
-            loaded = schema.load(copy.deepcopy(changes))
-            return "loaded", list(loaded.items())
-        except ValidationError as exc:
-            return "refused", exc.normalized_messages()
-
-    assert outcome(sync.push._schema(entity, partial, frozenset(changes))) == outcome(sync.push._schema(entity, partial))
