@@ -1,9 +1,9 @@
 """First-pull cost of the sync endpoint in one process (issue 10: a 10,000-record first pull ≤ 0.5 s).
 
-    .venv/bin/python bench/sync_pull_bench.py [--database /tmp/pull_bench.sqlite] [--children 500]
-                                             [--runs 5] [--limit 500] [--profile]
+    .venv/bin/python bench/sync_pull_bench.py [--database /tmp/pull_bench.sqlite | --postgres URL]
+                                             [--children 500] [--runs 5] [--limit 500] [--profile]
 
-Builds (once, kept in --database) a 500-child caseload shaped like bench/sync_bench.py's (per child: the
+Builds (once, kept in --database, or in the PostgreSQL database --postgres names, which it may wipe) a 500-child caseload shaped like bench/sync_bench.py's (per child: the
 child, its first stage transition, 2 consents, 3 assessments, 3 services, 10 visits: 10,000 records),
 pushed through the real endpoint by the reference client, next to another caseworker's 20,000 rows.
 Then pulls it from empty with fresh devices through the Flask test client (gzip accepted, no network),
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_bench import enrol, make_app, migrate, queue_caseload, queue_ingest  # noqa: E402
+from bench.sync_bench import enrol, make_app, migrate, queue_caseload, queue_ingest, sqlalchemy_url  # noqa: E402
 from sync.client import SyncClient  # noqa: E402
 from tests.sync_devices import PASSPHRASE, FlaskTransport  # noqa: E402
 
@@ -42,6 +42,18 @@ def build(url, children):
         report = client.push()
         assert report.rejected == 0, client.failed()[:3]
     return app
+
+
+def has_caseload(app):
+    from sqlalchemy.exc import ProgrammingError
+
+    from models import User, db
+
+    with app.app_context():
+        try:
+            return db.session.execute(db.select(User.id).where(User.username == "bench.caseload")).first() is not None
+        except ProgrammingError:  # not migrated
+            return False
 
 
 def fresh_token(app):
@@ -79,21 +91,28 @@ def full_pull(test_client, token, limit):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default=None, help="SQLite file to build or reuse")
+    parser.add_argument("--postgres", default=None,
+                        help="a PostgreSQL database to build in (wiping it) or reuse if it holds the bench's data")
     parser.add_argument("--children", type=int, default=500)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
-    path = Path(args.database or Path(tempfile.mkdtemp(prefix="homecoming-pull-bench-")) / "server.sqlite")
-    url = f"sqlite:///{path}"
-    if path.exists():
+    if args.postgres:
+        url, where = sqlalchemy_url(args.postgres), args.postgres
         app = make_app(url)
-        print(f"Reusing {path}")
+        built = has_caseload(app)
+    else:
+        path = Path(args.database or Path(tempfile.mkdtemp(prefix="homecoming-pull-bench-")) / "server.sqlite")
+        url, where, built = f"sqlite:///{path}", path, path.exists()
+        app = make_app(url) if built else None
+    if built:
+        print(f"Reusing {where}")
     else:
         started = time.perf_counter()
         app = build(url, args.children)
-        print(f"Built {path} in {time.perf_counter() - started:.0f} s")
+        print(f"Built {where} in {time.perf_counter() - started:.0f} s")
     test_client = app.test_client()
     full_pull(test_client, fresh_token(app), args.limit)  # warm-up: imports, statement caches
     runs = sorted(full_pull(test_client, fresh_token(app), args.limit) for _ in range(args.runs))
