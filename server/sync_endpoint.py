@@ -121,9 +121,9 @@ def pull_changes():
 
     def body():
         try:
-            yield '{"changes":['
+            yield b'{"changes":['
             yield from encode_changes(noting_children(page.changes, shown))
-            yield "]," + tail[1:]
+            yield b"]," + tail[1:].encode()
         finally:
             # One audit row per page with the children it carried (as far as it was sent).
             audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper)
@@ -150,10 +150,10 @@ def _buffered(parts):
         buffer.append(part)
         size += len(part)
         if size >= STREAM_CHUNK:
-            yield "".join(buffer).encode()
+            yield b"".join(buffer)
             buffer, size = [], 0
     if buffer:
-        yield "".join(buffer).encode()
+        yield b"".join(buffer)
 
 
 def _gzip_stream(chunks):

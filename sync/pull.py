@@ -16,10 +16,10 @@ import base64
 import functools
 import hashlib
 import hmac
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import orjson
 from sqlalchemy import Integer, bindparam, literal_column, true, union_all
 
 from models.accounts import Device, User
@@ -86,7 +86,7 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
                         "incrementally. Clear local data and pull from empty.")
     plan = _plan(after == 0, db.session.get_bind().dialect.name)
     params = {"user_id": device.user_id, "after": after, "ceiling": ceiling, "count": limit + 1}
-    window = db.session.execute(plan.window, params).all()
+    window = _execute(plan.window, params).all()
     if len(window) > limit:
         upper, has_more = window[limit - 1][0], True
         window = window[:limit]
@@ -96,6 +96,12 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     for seq, source in window:
         seqs.setdefault(source, []).append(seq)
     return Page(changes=_changes(plan, device.user_id, seqs), upper=upper, has_more=has_more)
+
+
+def _execute(stmt, params=None):
+    """Run a select on the session's connection (its transaction) without the ORM's result layer:
+    the pull selects columns, never entities, and the ORM's wrapping of each row cost a tenth of a page."""
+    return db.session.connection().execute(stmt, params or {})
 
 
 @dataclass(frozen=True)
@@ -189,14 +195,14 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
     for source, (model, _cond, via_child) in enumerate(plan.sources):
         if source not in seqs:
             continue
-        rows = db.session.execute(plan.reads[source], {"user_id": user_id, "seqs": seqs[source]}).all()
+        rows = _execute(plan.reads[source], {"user_id": user_id, "seqs": seqs[source]}).all()
         if model is ScopeChange:
             scope_changes = rows
             continue
         shape = shape_of(model)
         if via_child:
             if in_scope is None:
-                in_scope = set(db.session.execute(plan.own_children, {"user_id": user_id}).scalars())
+                in_scope = set(_execute(plan.own_children, {"user_id": user_id}).scalars())
             rows = [row for row in rows if row[shape.child_at] in in_scope]
         for row in rows:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
@@ -219,7 +225,7 @@ def _usernames(events) -> dict:
     ids.discard(None)
     if not ids:
         return {}
-    return dict(db.session.execute(db.select(User.id, User.username).where(User.id.in_(ids))).all())
+    return dict(_execute(db.select(User.id, User.username).where(User.id.in_(ids))).all())
 
 
 def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
@@ -231,7 +237,7 @@ def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
     removed = {**deleted_children, **{sc.child_id: sc.seq for sc in scope_changes if sc.kind == "remove"}}
     added = {sc.child_id: sc.seq for sc in scope_changes if sc.kind == "add"}
     if added:
-        still_ours = db.session.execute(db.select(Child.id).where(
+        still_ours = _execute(db.select(Child.id).where(
             Child.id.in_(list(added)), Child.caseworker_id == user_id)).scalars()
         added = {child_id: added[child_id] for child_id in still_ours}
     if removed:
@@ -241,7 +247,7 @@ def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
             key = model.id if model is Child else model.child_id
             entity = ENTITY_OF[model]
             events += [(removed[child_id], 1, entity, record_id, _removal(entity, record_id, version))
-                       for record_id, version, child_id in db.session.execute(
+                       for record_id, version, child_id in _execute(
                            db.select(model.id, model.version, key).where(key.in_(ids)))]
     if added:
         ids = list(added)
@@ -250,7 +256,7 @@ def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
             key = model.id if model is Child else model.child_id
             stmt = db.select(*shape.columns).where(key.in_(ids), model.deleted_at.is_(None))
             events += [(added[row[shape.child_at]], 1, shape.entity, row[shape.id_at], (shape, row))
-                       for row in db.session.execute(stmt)]
+                       for row in _execute(stmt)]
     return events
 
 
@@ -270,9 +276,9 @@ def _change(item, usernames: dict) -> dict:
 
 
 # Changes are encoded a group at a time: one encoder call per group rather than per change, while
-# the answer still streams in pieces of bounded size.
+# the answer still streams in pieces of bounded size. orjson writes UUIDs, dates and times itself
+# (sync.pull_rows leaves them as they are) and is several times faster than the json module here.
 ENCODE_GROUP = 100
-_encoder = json.JSONEncoder(separators=(",", ":"))
 
 
 def noting_children(changes: Iterator[dict], shown: set) -> Iterator[dict]:
@@ -285,12 +291,12 @@ def noting_children(changes: Iterator[dict], shown: set) -> Iterator[dict]:
         yield change
 
 
-def encode_changes(changes: Iterator[dict]) -> Iterator[str]:
-    """JSON text of the changes, comma-separated, a group of changes at a time."""
+def encode_changes(changes: Iterator[dict]) -> Iterator[bytes]:
+    """JSON of the changes (UTF-8), comma-separated, a group of changes at a time."""
     first = True
     for group in _groups(changes):
-        text = _encoder.encode(group)[1:-1]
-        yield text if first else "," + text
+        text = orjson.dumps(group)[1:-1]
+        yield text if first else b"," + text
         first = False
 
 

@@ -4,13 +4,14 @@
 A first pull sends thousands of records; building, then dumping, an ORM object for each was most of
 its cost. Here each entity's select names only the columns ``dump_record`` sends (plus ``seq`` and
 ``deleted_at``), so restricted (CAAFAG) columns are never even read from the database for a device;
-the encrypted columns still decrypt in the column types' result processing. The column list and the
-conversion of each value to JSON are worked out once per entity, not once per value.
+the encrypted columns still decrypt in the column types' result processing. Values stay as the
+column types give them (UUIDs, dates and times included): the encoder (orjson, sync.pull) writes
+them exactly as ``json_value`` would, so nothing is converted in Python. The column list is worked
+out once per entity.
 """
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Uuid, inspect
 from sqlalchemy.types import JSON
@@ -22,23 +23,15 @@ from models.lifecycle import phase_of
 from models.records import ENTITY_OF, json_value
 from models.schemas import _dumped_keys
 
-# Column types whose values are already what JSON carries; the others are converted as json_value does.
-_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, EncryptedJSON)
-_ISO = (Date, UTCDateTime, EncryptedDate)
-
-
-def _isoformat(value: date | datetime) -> str:
-    return value.isoformat()
+# Column types whose values orjson writes as json_value would: as they are, UUIDs as their text, dates
+# and (timezone-aware) times in ISO 8601; the others are converted with json_value.
+_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, EncryptedJSON, Uuid, Date, UTCDateTime,
+          EncryptedDate)
 
 
 def _converter(column):
-    kind = type(column.type)
-    if kind in _AS_IS:
+    if type(column.type) in _AS_IS:
         return None
-    if kind in _ISO:
-        return _isoformat
-    if kind is Uuid:
-        return str
     return json_value  # a type this module does not know: the generic conversion, never a wrong one
 
 
