@@ -157,7 +157,7 @@ def _window_query(sources, own_children, lateral: bool):
     which has no LATERAL, makes the same nested loop of the plain join by itself.
     """
     after, ceiling, count = bindparam("after"), bindparam("ceiling"), bindparam("count")
-    own = own_children.subquery("own")
+    own = own_children.cte("own")  # the caseload read once for the page, not once per table
     parts = []
     for source, (model, cond, via_child) in enumerate(sources):
         tag = literal_column(str(source), Integer).label("source")
