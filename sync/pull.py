@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import Integer, bindparam, literal_column, true, union_all
+from sqlalchemy import BigInteger, Integer, any_, bindparam, literal_column, true, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from models.accounts import Device, User
 from models.base import db
@@ -31,7 +32,7 @@ from models.errors import Problem
 from models.followups import Alert, Followup
 from models.lifecycle import StageTransition
 from models.records import ENTITY_OF
-from sync.pull_rows import row_data, shape_of
+from sync.pull_rows import ENCODING, row_data, shape_of
 
 CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup)
 
@@ -118,13 +119,18 @@ class _Plan:
 
 @functools.cache
 def _plan(full: bool, dialect: str) -> _Plan:
+    postgresql = dialect == "postgresql"
     sources, own_children = _sources(bindparam("user_id"), full)
     reads = []
     for model, cond, _via_child in sources:
         columns = ((ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq) if model is ScopeChange
                    else shape_of(model).columns)
-        reads.append(db.select(*columns).where(model.seq.in_(bindparam("seqs", expanding=True)), *cond))
-    return _Plan(sources, own_children, _window_query(sources, own_children, dialect == "postgresql"), reads)
+        # PostgreSQL takes the page's seqs as one array: the statement's text stays the same whatever
+        # their number, so the driver prepares it once (an IN list of n parameters is a new statement).
+        on_page = (model.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))) if postgresql
+                   else model.seq.in_(bindparam("seqs", expanding=True)))
+        reads.append(db.select(*columns).where(on_page, *cond))
+    return _Plan(sources, own_children, _window_query(sources, own_children, postgresql), reads)
 
 
 def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
@@ -295,7 +301,7 @@ def encode_changes(changes: Iterator[dict]) -> Iterator[bytes]:
     """JSON of the changes (UTF-8), comma-separated, a group of changes at a time."""
     first = True
     for group in _groups(changes):
-        text = orjson.dumps(group)[1:-1]
+        text = orjson.dumps(group, option=ENCODING)[1:-1]
         yield text if first else b"," + text
         first = False
 

@@ -6,14 +6,15 @@ its cost. Here each entity's select names only the columns ``dump_record`` sends
 ``deleted_at``), so restricted (CAAFAG) columns are never even read from the database for a device;
 the encrypted columns still decrypt in the column types' result processing. Values stay as the
 column types give them (UUIDs, dates and times included): the encoder (orjson, sync.pull) writes
-them exactly as ``json_value`` would, so nothing is converted in Python. The column list is worked
-out once per entity.
+them exactly as ``json_value`` would, so almost nothing is converted in Python. The column list is
+worked out once per entity.
 """
 
 import functools
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, Date, Integer, String, Uuid, inspect
+import orjson
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Uuid, inspect, type_coerce
 from sqlalchemy.types import JSON
 
 from models.base import UTCDateTime
@@ -24,12 +25,27 @@ from models.records import ENTITY_OF, json_value
 from models.schemas import _dumped_keys
 
 # Column types whose values orjson writes as json_value would: as they are, UUIDs as their text, dates
-# and (timezone-aware) times in ISO 8601; the others are converted with json_value.
-_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, EncryptedJSON, Uuid, Date, UTCDateTime,
-          EncryptedDate)
+# and times in ISO 8601 (naive ones as UTC: ENCODING); the others are converted with json_value.
+_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, Uuid, Date, UTCDateTime, EncryptedDate)
+# What the encoder is told: a timestamp read without UTCDateTime's processing (SQLite's come back naive)
+# is written in UTC with "+00:00", exactly as the aware value would be.
+ENCODING = orjson.OPT_NAIVE_UTC
+
+
+def _selected(column):
+    """The column as the pull selects it. Timestamps skip UTCDateTime's per-value Python step (ENCODING
+    gives SQLite's naive ones their zone); encrypted JSON is decrypted but not parsed, its text goes
+    into the answer as it is (an orjson.Fragment: the same JSON value, without a parse and a re-encode)."""
+    if isinstance(column.type, UTCDateTime):
+        return type_coerce(column, DateTime(timezone=True)).label(column.key)
+    if isinstance(column.type, EncryptedJSON):
+        return type_coerce(column, EncryptedText()).label(column.key)
+    return column
 
 
 def _converter(column):
+    if isinstance(column.type, EncryptedJSON):
+        return orjson.Fragment
     if type(column.type) in _AS_IS:
         return None
     return json_value  # a type this module does not know: the generic conversion, never a wrong one
@@ -62,7 +78,7 @@ def shape_of(model) -> Shape:
     child_key = "id" if model is Child else ("child_id" if "child_id" in keys else None)
     return Shape(
         entity=ENTITY_OF[model],
-        columns=(*columns, model.__table__.c.seq, model.__table__.c.deleted_at),
+        columns=tuple(map(_selected, (*columns, model.__table__.c.seq, model.__table__.c.deleted_at))),
         keys=tuple("caseworker" if key == "caseworker_id" else key for key in keys),
         convert=convert,
         id_at=keys.index("id"),
