@@ -28,7 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.sync_bench import (  # noqa: E402
-    enrol, first_pull, make_app, median, migrate, queue_caseload, queue_ingest, sqlalchemy_url)
+    enrol,
+    first_pull,
+    make_app,
+    median,
+    migrate,
+    queue_caseload,
+    queue_ingest,
+    sqlalchemy_url,
+)
 from sync.client import SyncClient  # noqa: E402
 from tests.sync_devices import PASSPHRASE, FlaskTransport  # noqa: E402
 

@@ -107,7 +107,11 @@ def _limit() -> int:
 @bp.get("/pull")
 def pull_changes():
     device = current_device()
-    db.session.commit()  # last_seen_at, before the reads
+    # last_seen_at, committed before the reads; the device is detached first so that the commit does
+    # not expire it (reading its id again would cost a query a page).
+    db.session.flush()
+    db.session.expunge(device)
+    db.session.commit()
     secret = current_app.config["SECRET_KEY"]
     limit = _limit()
     cursor = request.args.get("cursor") or None

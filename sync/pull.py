@@ -23,7 +23,7 @@ import orjson
 from sqlalchemy import BigInteger, Integer, any_, bindparam, literal_column, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from models.accounts import Device, User
+from models.accounts import Device
 from models.base import db
 from models.care import Assessment, Consent, Service
 from models.changes import ScopeChange, current_seq
@@ -220,18 +220,7 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
     for position, event in enumerate(events):
         last[(event[2], event[3])] = position
     kept = [event for position, event in enumerate(events) if last[(event[2], event[3])] == position]
-    usernames = _usernames(kept)
-    return (_change(event[4], usernames) for event in kept)
-
-
-def _usernames(events) -> dict:
-    """Caseworker id -> username for the children on the page: one query a page, not one a child."""
-    ids = {item[1][item[0].caseworker_at] for *_, item in events
-           if isinstance(item, tuple) and item[0].caseworker_at is not None}
-    ids.discard(None)
-    if not ids:
-        return {}
-    return dict(_execute(db.select(User.id, User.username).where(User.id.in_(ids))).all())
+    return (_change(event[4]) for event in kept)
 
 
 def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
@@ -270,7 +259,7 @@ def _removal(entity: str, record_id, version: int) -> dict:
     return {"entity": entity, "id": str(record_id), "version": version, "op": "remove"}
 
 
-def _change(item, usernames: dict) -> dict:
+def _change(item) -> dict:
     if isinstance(item, dict):  # a removal worked out from the scope
         return item
     shape, row = item
@@ -278,7 +267,7 @@ def _change(item, usernames: dict) -> dict:
     if row[shape.deleted_at] is not None or (shape.status_at is not None and row[shape.status_at] != "open"):
         return _removal(shape.entity, record_id, version)
     return {"entity": shape.entity, "id": str(record_id), "version": version, "op": "upsert",
-            "data": row_data(shape, row, usernames)}
+            "data": row_data(shape, row)}
 
 
 # Changes are encoded a group at a time: one encoder call per group rather than per change, while

@@ -17,7 +17,8 @@ import orjson
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Uuid, inspect, type_coerce
 from sqlalchemy.types import JSON
 
-from models.base import UTCDateTime
+from models.accounts import User
+from models.base import UTCDateTime, db
 from models.children import Child
 from models.crypto import EncryptedDate, EncryptedJSON, EncryptedText
 from models.lifecycle import phase_of
@@ -65,7 +66,7 @@ class Shape:
     status_at: int | None  # an alert's status
     seq_at: int
     deleted_at: int
-    caseworker_at: int | None
+    caseworker_at: int | None  # where the caseworker's username is (selected with the row)
 
 
 @functools.cache
@@ -78,7 +79,8 @@ def shape_of(model) -> Shape:
     child_key = "id" if model is Child else ("child_id" if "child_id" in keys else None)
     return Shape(
         entity=ENTITY_OF[model],
-        columns=tuple(map(_selected, (*columns, model.__table__.c.seq, model.__table__.c.deleted_at))),
+        columns=(*map(_selected, (*columns, model.__table__.c.seq, model.__table__.c.deleted_at)),
+                 *([_username(model)] if "caseworker_id" in keys else [])),
         keys=tuple("caseworker" if key == "caseworker_id" else key for key in keys),
         convert=convert,
         id_at=keys.index("id"),
@@ -87,20 +89,26 @@ def shape_of(model) -> Shape:
         status_at=keys.index("status") if model.__tablename__ == "alert" else None,
         seq_at=len(keys),
         deleted_at=len(keys) + 1,
-        caseworker_at=keys.index("caseworker_id") if "caseworker_id" in keys else None,
+        caseworker_at=len(keys) + 2 if "caseworker_id" in keys else None,
     )
 
 
-def row_data(shape: Shape, row, usernames: dict) -> dict:
-    """The upsert's ``data`` for a selected row; ``usernames`` maps caseworker ids to usernames."""
+def _username(model):
+    """The caseworker's username, looked up by key in the row's own select (a device sees usernames,
+    not user ids): no query of its own, whichever select reads the rows."""
+    return (db.select(User.username).where(User.id == model.caseworker_id).scalar_subquery()
+            .label("caseworker_username"))
+
+
+def row_data(shape: Shape, row) -> dict:
+    """The upsert's ``data`` for a selected row."""
     data = dict(zip(shape.keys, row, strict=False))  # stops before seq and deleted_at
     for key, fn in shape.convert:
         value = data[key]
         if value is not None:
             data[key] = fn(value)
     if shape.caseworker_at is not None:
-        caseworker_id = row[shape.caseworker_at]
-        data["caseworker"] = usernames.get(caseworker_id) if caseworker_id is not None else None
+        data["caseworker"] = row[shape.caseworker_at]
     if shape.entity == "child" and "stage" in data:
         data["phase"] = phase_of(data["stage"])
     return data
