@@ -14,7 +14,19 @@ import functools
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, String, Uuid, inspect, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    cast,
+    inspect,
+    type_coerce,
+)
 from sqlalchemy.types import JSON
 
 from models.accounts import User
@@ -27,7 +39,7 @@ from models.schemas import _dumped_keys
 
 # Column types whose values orjson writes as json_value would: as they are, UUIDs as their text, dates
 # and times in ISO 8601 (naive ones as UTC: ENCODING); the others are converted with json_value.
-_AS_IS = (String, Integer, BigInteger, Boolean, JSON, EncryptedText, Uuid, Date, UTCDateTime, EncryptedDate)
+_AS_IS = (String, Integer, BigInteger, Boolean, EncryptedText, Uuid, Date, UTCDateTime, EncryptedDate)
 # What the encoder is told: a timestamp read without UTCDateTime's processing (SQLite's come back naive)
 # is written in UTC with "+00:00", exactly as the aware value would be.
 ENCODING = orjson.OPT_NAIVE_UTC
@@ -35,17 +47,20 @@ ENCODING = orjson.OPT_NAIVE_UTC
 
 def _selected(column):
     """The column as the pull selects it. Timestamps skip UTCDateTime's per-value Python step (ENCODING
-    gives SQLite's naive ones their zone); encrypted JSON is decrypted but not parsed, its text goes
-    into the answer as it is (an orjson.Fragment: the same JSON value, without a parse and a re-encode)."""
+    gives SQLite's naive ones their zone); JSON is read as its text (encrypted JSON decrypted), which
+    goes into the answer as it is (an orjson.Fragment: the same JSON value, without a parse and a
+    re-encode)."""
     if isinstance(column.type, UTCDateTime):
         return type_coerce(column, DateTime(timezone=True)).label(column.key)
     if isinstance(column.type, EncryptedJSON):
         return type_coerce(column, EncryptedText()).label(column.key)
+    if isinstance(column.type, JSON):
+        return cast(column, Text).label(column.key)
     return column
 
 
 def _converter(column):
-    if isinstance(column.type, EncryptedJSON):
+    if isinstance(column.type, (EncryptedJSON, JSON)):
         return orjson.Fragment
     if type(column.type) in _AS_IS:
         return None
