@@ -3,7 +3,7 @@
 import uuid
 from datetime import date
 
-from sqlalchemy import Date, ForeignKey, String
+from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from models.base import SyncedRecord, db
@@ -11,12 +11,19 @@ from models.crypto import EncryptedJSON, EncryptedText
 from models.sensitivity import aggregate, personal
 
 
+def child_seq_index(table: str) -> Index:
+    """(child_id, seq): a pull walks each child in scope's changes after the cursor in this index, and
+    every lookup of a child's records uses it too (so there is no index on child_id alone)."""
+    return Index(f"ix_{table}_child_seq", "child_id", "seq")
+
+
 class ChildRecord(SyncedRecord):
     """A synced record that belongs to one child."""
 
     @declared_attr
     def child_id(cls) -> Mapped[uuid.UUID]:
-        return mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
+        # Indexed with seq (CHILD_SEQ_INDEX in each table's args), not alone.
+        return mapped_column(ForeignKey("child.id"), info=aggregate())
 
     @declared_attr
     def child(cls) -> Mapped["Child"]:  # noqa: F821
@@ -27,6 +34,7 @@ class ChildRecord(SyncedRecord):
 
 class Consent(ChildRecord, db.Model):
     __tablename__ = "consent"
+    __table_args__ = (child_seq_index("consent"),)
 
     purpose: Mapped[str] = mapped_column(String(16), info=aggregate())
     given_by: Mapped[str] = mapped_column(String(16), info=aggregate())
@@ -36,6 +44,7 @@ class Consent(ChildRecord, db.Model):
 
 class Assessment(ChildRecord, db.Model):
     __tablename__ = "assessment"
+    __table_args__ = (child_seq_index("assessment"),)
 
     kind: Mapped[str] = mapped_column(String(16), info=aggregate())
     assessed_on: Mapped[date] = mapped_column(Date, info=aggregate())
@@ -46,6 +55,7 @@ class Assessment(ChildRecord, db.Model):
 
 class Service(ChildRecord, db.Model):
     __tablename__ = "service"
+    __table_args__ = (child_seq_index("service"),)
 
     type: Mapped[str] = mapped_column(String(24), info=aggregate())
     provider: Mapped[str | None] = mapped_column(EncryptedText, info=personal())

@@ -62,8 +62,8 @@ class Child(SyncedRecord, db.Model):
     exit_place: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
     handed_over_by: Mapped[str | None] = mapped_column(EncryptedText, info=personal())
     # Assignment and flags.
-    caseworker_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("user.id"), index=True, info=personal(api="caseworker")
+    caseworker_id: Mapped[uuid.UUID | None] = mapped_column(  # indexed with seq: ix_child_caseworker_seq
+        ForeignKey("user.id"), info=personal(api="caseworker")
     )
     # The owning agency (issue 13): the registering user's, changed only by an accepted transfer
     # (models.transfers). Server-side: devices never get it (``dumped=False``).
@@ -106,6 +106,8 @@ class Child(SyncedRecord, db.Model):
         # Follow-ups summed per caseworker and district find each child's two columns in the index,
         # not in its row (tens of thousands of lookups on /followups).
         Index("ix_child_id_scope", "id", "caseworker_id", "district", "deleted_at"),
+        # A caseload's children, and a pull's walk of their changes after the cursor.
+        Index("ix_child_caseworker_seq", "caseworker_id", "seq"),
     )
 
     def __repr__(self):

@@ -7,7 +7,7 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import SyncedRecord, db
-from models.care import ChildRecord
+from models.care import ChildRecord, child_seq_index
 from models.crypto import EncryptedText
 from models.errors import FieldErrors
 from models.sensitivity import aggregate, personal
@@ -32,7 +32,7 @@ class Followup(ChildRecord, db.Model):
     # deleted_at and child_id make it covering for the "due and overdue" counts and their join to the
     # child (no table lookup per follow-up); completed_on, for the reports' "done on time".
     __table_args__ = (Index("ix_followup_status_due_on", "status", "due_on", "deleted_at", "child_id",
-                            "completed_on"),)
+                            "completed_on"), child_seq_index("followup"))
 
 
 RESOLUTION_NOTE_MAX = 1000

@@ -8,7 +8,7 @@ from sqlalchemy import Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import db
-from models.care import ChildRecord
+from models.care import ChildRecord, child_seq_index
 from models.crypto import EncryptedJSON, EncryptedText
 from models.errors import FieldErrors, InvalidTransition, ManagerOnly
 from models.sensitivity import aggregate, personal
@@ -64,7 +64,8 @@ class StageTransition(ChildRecord, db.Model):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id"), info=aggregate())
 
     # Reports count the children who entered a stage in a period (registered, reunified, closed …).
-    __table_args__ = (Index("ix_stage_transition_to_stage_occurred_on", "to_stage", "occurred_on"),)
+    __table_args__ = (Index("ix_stage_transition_to_stage_occurred_on", "to_stage", "occurred_on"),
+                      child_seq_index("stage_transition"))
 
 
 def check_transition(child, to_stage: str, *, occurred_on: date, reason: str | None,

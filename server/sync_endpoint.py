@@ -107,7 +107,11 @@ def _limit() -> int:
 @bp.get("/pull")
 def pull_changes():
     device = current_device()
-    db.session.commit()  # last_seen_at, before the reads
+    # last_seen_at, committed before the reads; the device is detached first so that the commit does
+    # not expire it (reading its id again would cost a query a page).
+    db.session.flush()
+    db.session.expunge(device)
+    db.session.commit()
     secret = current_app.config["SECRET_KEY"]
     limit = _limit()
     cursor = request.args.get("cursor") or None
@@ -121,9 +125,9 @@ def pull_changes():
 
     def body():
         try:
-            yield '{"changes":['
+            yield b'{"changes":['
             yield from encode_changes(noting_children(page.changes, shown, requests))
-            yield "]," + tail[1:]
+            yield b"]," + tail[1:].encode()
         finally:
             # One audit row per page with the children and tracing requests it carried (as far as it was sent).
             audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper,
@@ -151,10 +155,10 @@ def _buffered(parts):
         buffer.append(part)
         size += len(part)
         if size >= STREAM_CHUNK:
-            yield "".join(buffer).encode()
+            yield b"".join(buffer)
             buffer, size = [], 0
     if buffer:
-        yield "".join(buffer).encode()
+        yield b"".join(buffer)
 
 
 def _gzip_stream(chunks):

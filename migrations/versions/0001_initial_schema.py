@@ -130,7 +130,7 @@ def upgrade():
     with op.batch_alter_table('child', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_child_agency_id'), ['agency_id'], unique=False)
         batch_op.create_index('ix_child_case_code_live', ['case_code', 'deleted_at', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_child_caseworker_id'), ['caseworker_id'], unique=False)
+        batch_op.create_index('ix_child_caseworker_seq', ['caseworker_id', 'seq'], unique=False)
         batch_op.create_index('ix_child_dashboard', ['stage', 'sex', 'birth_year', 'needs_review', 'deleted_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_child_district'), ['district'], unique=False)
         batch_op.create_index('ix_child_id_scope', ['id', 'caseworker_id', 'district', 'deleted_at'], unique=False)
@@ -232,7 +232,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_assessment'))
     )
     with op.batch_alter_table('assessment', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_assessment_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_assessment_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_assessment_seq'), ['seq'], unique=False)
 
     op.create_table('attachment',
@@ -360,7 +360,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consent'))
     )
     with op.batch_alter_table('consent', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_consent_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_consent_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_consent_seq'), ['seq'], unique=False)
 
     op.create_table('consent_override',
@@ -403,7 +403,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_followup'))
     )
     with op.batch_alter_table('followup', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_followup_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_followup_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_followup_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_followup_status_due_on', ['status', 'due_on', 'deleted_at', 'child_id', 'completed_on'], unique=False)
 
@@ -538,7 +538,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_service'))
     )
     with op.batch_alter_table('service', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_service_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_service_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_service_seq'), ['seq'], unique=False)
 
     op.create_table('stage_transition',
@@ -562,7 +562,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stage_transition'))
     )
     with op.batch_alter_table('stage_transition', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_stage_transition_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_stage_transition_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_stage_transition_seq'), ['seq'], unique=False)
         batch_op.create_index('ix_stage_transition_to_stage_occurred_on', ['to_stage', 'occurred_on'], unique=False)
 
@@ -821,12 +821,12 @@ def downgrade():
     with op.batch_alter_table('stage_transition', schema=None) as batch_op:
         batch_op.drop_index('ix_stage_transition_to_stage_occurred_on')
         batch_op.drop_index(batch_op.f('ix_stage_transition_seq'))
-        batch_op.drop_index(batch_op.f('ix_stage_transition_child_id'))
+        batch_op.drop_index('ix_stage_transition_child_seq')
 
     op.drop_table('stage_transition')
     with op.batch_alter_table('service', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_service_seq'))
-        batch_op.drop_index(batch_op.f('ix_service_child_id'))
+        batch_op.drop_index('ix_service_child_seq')
 
     op.drop_table('service')
     with op.batch_alter_table('scope_change', schema=None) as batch_op:
@@ -860,7 +860,7 @@ def downgrade():
     with op.batch_alter_table('followup', schema=None) as batch_op:
         batch_op.drop_index('ix_followup_status_due_on')
         batch_op.drop_index(batch_op.f('ix_followup_seq'))
-        batch_op.drop_index(batch_op.f('ix_followup_child_id'))
+        batch_op.drop_index('ix_followup_child_seq')
 
     op.drop_table('followup')
     with op.batch_alter_table('consent_override', schema=None) as batch_op:
@@ -869,7 +869,7 @@ def downgrade():
     op.drop_table('consent_override')
     with op.batch_alter_table('consent', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_consent_seq'))
-        batch_op.drop_index(batch_op.f('ix_consent_child_id'))
+        batch_op.drop_index('ix_consent_child_seq')
 
     op.drop_table('consent')
     with op.batch_alter_table('conflict', schema=None) as batch_op:
@@ -899,7 +899,7 @@ def downgrade():
     op.drop_table('attachment')
     with op.batch_alter_table('assessment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_assessment_seq'))
-        batch_op.drop_index(batch_op.f('ix_assessment_child_id'))
+        batch_op.drop_index('ix_assessment_child_seq')
 
     op.drop_table('assessment')
     with op.batch_alter_table('tracing_request', schema=None) as batch_op:
@@ -925,7 +925,7 @@ def downgrade():
         batch_op.drop_index('ix_child_id_scope')
         batch_op.drop_index(batch_op.f('ix_child_district'))
         batch_op.drop_index('ix_child_dashboard')
-        batch_op.drop_index(batch_op.f('ix_child_caseworker_id'))
+        batch_op.drop_index('ix_child_caseworker_seq')
         batch_op.drop_index('ix_child_case_code_live')
         batch_op.drop_index(batch_op.f('ix_child_agency_id'))
 
