@@ -36,7 +36,8 @@ PLAIN_FIELDS = {
     "child": frozenset((
         "case_code", "sex", "birth_year", "age_estimation_method", "district", "identified_on",
         "risk_level", "child_mother", "disability", "unaccompanied", "stage", "stage_since",
-        "needs_review", "id", "version", "seq", "created_at", "updated_at", "recorded_at", "deleted_at", "deidentified_at", "merged_into")),
+        "needs_review", "id", "version", "seq", "created_at", "updated_at", "recorded_at", "deleted_at",
+        "deidentified_at", "merged_into", "agency_id")),
     "consent": frozenset((
         "purpose", "given_by", "given_on", "withdrawn_on", "child_id", "id", "version", "seq",
         "created_at", "updated_at", "recorded_at", "deleted_at")),

@@ -22,7 +22,7 @@ const COMMON = ['id', 'version', 'seq', 'created_at', 'updated_at', 'recorded_at
 export const PLAIN_FIELDS = {
   child: ['case_code', 'sex', 'birth_year', 'age_estimation_method', 'district', 'identified_on', 'risk_level',
     'child_mother', 'disability', 'unaccompanied', 'stage', 'stage_since', 'needs_review', ...COMMON,
-    'deidentified_at', 'merged_into'],
+    'deidentified_at', 'merged_into', 'agency_id'],
   consent: ['purpose', 'given_by', 'given_on', 'withdrawn_on', 'child_id', ...COMMON],
   stage_transition: ['from_stage', 'to_stage', 'occurred_on', 'closure_reason', 'actor_id', 'child_id', ...COMMON],
   assessment: ['kind', 'assessed_on', 'risk_level', 'child_id', ...COMMON],
