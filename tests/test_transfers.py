@@ -287,3 +287,16 @@ def test_de_identification_erases_the_reasons_of_transfers_and_overrides(client,
         kept = db.session.get(Transfer, uuid.UUID(transfer["id"]))
         assert kept.reason is None and kept.status == "proposed"
         assert db.session.execute(db.select(ConsentOverride.reason)).scalar_one() is None
+
+
+def test_a_limited_manager_reads_the_audit_trail_of_their_agencys_children_only(app, client, world):
+    assert sees(client, world, "mgr.n", "consented") and sees(client, world, "mgr.s", "southern")  # child.read
+    with app.app_context():
+        codes = {str(c.id): c.case_code for c in db.session.execute(db.select(Child)).scalars()}
+    office = app.test_client()
+    sign_in(office, "mgr.s")
+    trail = text(office.get("/audit"))
+    assert codes[world["southern"]] in trail and codes[world["consented"]] not in trail
+    everyone = app.test_client()
+    sign_in(everyone, "boss")
+    assert codes[world["consented"]] in text(everyone.get("/audit"))

@@ -12,6 +12,7 @@ from flask_babel import gettext
 from sqlalchemy import and_, exists, or_, true
 
 from models import AuditEvent, AuditEventChild, Child, User, db
+from models.access import child_scope, sees_all_children
 from models.children import normalise_case_code
 from server.web import bp
 from server.web.paging import paginate
@@ -33,11 +34,21 @@ def about_children():
                AuditEvent.action.startswith("export."), AuditEvent.action.startswith("retention"))
 
 
+def _in_reach(user):
+    """A manager whose agency limits reach reads the trail of its children only: events naming one of
+    them, or naming several of which one is theirs (never exports and retention runs of everyone)."""
+    reach = db.select(Child.id).where(child_scope(user))
+    return or_(AuditEvent.child_id.in_(reach), and_(AuditEvent.child_id.is_(None), exists().where(
+        AuditEventChild.event_id == AuditEvent.id, AuditEventChild.child_id.in_(reach))))
+
+
 @bp.get("/audit")
 @login_required("admin", "manager")
 def audit_log():
     args = request.args
     conditions = [about_children() if g.user.role == "manager" else ~about_children()]
+    if g.user.role == "manager" and not sees_all_children(g.user):
+        conditions.append(_in_reach(g.user))
     action = (args.get("action") or "").strip()[:40]
     username = (args.get("user") or "").strip()[:64]
     case_code = (args.get("case_code") or "").strip()[:20]
