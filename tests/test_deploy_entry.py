@@ -1,6 +1,7 @@
 """The production entry point: /readyz, and deploy/gunicorn.conf.py reading its settings from the
 environment (issue 15)."""
 
+import re
 import runpy
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def test_gunicorn_settings_come_from_the_environment(monkeypatch):
     assert (settings["bind"], settings["workers"], settings["threads"]) == ("127.0.0.1:8123", 3, 6)
     assert settings["accesslog"] is None  # a path or query can carry a name; we log route rules instead
     assert settings["preload_app"] is False
+
+
+def test_gunicorn_keeps_idle_connections_longer_than_nginx_does(monkeypatch):
+    """Else gunicorn closes a kept-alive connection as nginx sends a push on it, and the device gets a
+    502 (nginx does not repeat a POST); without nginx, a device's reused connection is cut the same way."""
+    monkeypatch.delenv("HOMECOMING_KEEPALIVE", raising=False)
+    gunicorn = runpy.run_path(str(GUNICORN_CONF))["keepalive"]
+    upstream = (GUNICORN_CONF.parent / "nginx" / "homecoming.conf").read_text().split("upstream homecoming_web")[1]
+    nginx = int(re.search(r"keepalive_timeout (\d+)s;", upstream.split("}")[0]).group(1))
+    assert gunicorn > nginx
+    monkeypatch.setenv("HOMECOMING_KEEPALIVE", "90")
+    assert runpy.run_path(str(GUNICORN_CONF))["keepalive"] == 90
 
 
 def test_gunicorn_refuses_a_worker_count_that_is_not_a_number(monkeypatch):
