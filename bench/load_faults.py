@@ -330,12 +330,12 @@ class Device(threading.Thread):
         failures = []
 
         def failed(kind, detail):
-            idle = None if self.idle_since is None else started - self.idle_since
             failures.append(self.tally.failed(Failure(time.monotonic(), started, self.opened, idle, self.url,
                                                       f"{method} {path.split('?')[0]}", kind, detail)))
 
         for _ in range(600):
             started = time.monotonic()
+            idle = None if self.conn is None or self.idle_since is None else started - self.idle_since
             try:
                 status, response, raw = self.request(method, path, body)
             except (OSError, http.client.HTTPException, EOFError) as exc:

@@ -62,3 +62,24 @@ def test_pooled_connections_cut_while_idle_are_replaced_before_a_request_uses_th
     assert phone.push(mutation("child", new_id(), fields=child_fields())).status_code == 200
     with app.app_context():
         assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() != pooled  # a new connection
+
+
+def test_a_session_whose_rollback_fails_on_a_cut_connection_is_discarded_at_the_request_end(app):
+    """Seen once in bench/load_faults.py: a pull answered during the PostgreSQL restart, then the end of the
+    request closed its session, whose rollback failed on the connection the restart had cut (psycopg
+    first deallocates evicted prepared statements: "consuming input failed: server closed the connection
+    unexpectedly"); raised from Flask's teardown, that became gunicorn's bare HTML 500."""
+    import psycopg
+
+    with app.app_context():
+        raw = db.session.connection().connection.dbapi_connection
+        cut = raw.info.backend_pid
+        terminate([cut])
+
+        def rollback():
+            raise psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+
+        raw.rollback = rollback
+        app.do_teardown_appcontext()  # the end of a request: must not raise
+        # Discarded, not back in the pool: the next request works, on another connection.
+        assert db.session.execute(text("SELECT pg_backend_pid()")).scalar_one() != cut
