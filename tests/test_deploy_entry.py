@@ -92,3 +92,34 @@ def test_a_pull_whose_database_goes_away_is_a_503_with_retry_after(app, client, 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_pull_page_never_streamed_writes_nothing_into_another_request(app, client, monkeypatch):
+    """Seen under bench/load_faults.py (PostgreSQL restart, saturated): a pull whose response was never
+    streamed was finalized by the garbage collector inside another request's query, and its audit ran
+    in that request's session and connection: the worker deadlocked holding row locks every push waits
+    for. Nothing of such a page was sent; its audit must not land anywhere."""
+    import gc
+
+    from models import AuditEvent, db
+    from server import sync_endpoint
+    from tests.sync_server_helpers import people_and_phones
+
+    phone = people_and_phones(app, client, 1)["cw1"]
+    # The page's body alone, not bound to its request, as when its response was dropped; chunks so
+    # small that the first is made before the body has run to its end.
+    monkeypatch.setattr(sync_endpoint, "stream_with_context", lambda chunks: chunks)
+    monkeypatch.setattr(sync_endpoint, "STREAM_CHUNK", 1)
+    unread = phone.pull(buffered=False)  # the view ran and made the first chunk; nothing streamed yet
+    monkeypatch.undo()
+    with app.test_request_context():
+        other = db.session()
+        del unread
+        gc.collect()  # as the collector may, during any other request
+        assert not other.new and not other.dirty
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "sync.pull")) == 0
+    assert phone.pull().status_code == 200
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "sync.pull")) == 1  # a page sent is audited
