@@ -13,13 +13,17 @@ race. Each cycle a device pushes one batch (registrations: child + consent; visi
 ``risk_level`` from the version it last pulled, stale when its twin got there first), pulls every page
 until ``has_more`` is false, then waits about ``--think`` seconds. A push or page that fails is retried
 as a device would: the same batch (same ids) after ``Retry-After`` on 503, or after a short pause when
-the connection dropped.
+the connection dropped. Like any HTTP client's pool, a device does not send on a kept-alive connection
+the server has closed meanwhile (counted as "reopened", not as an error).
 
 Faults, at a quarter, half and three quarters of the run: kill -9 one gunicorn worker; restart
 PostgreSQL (``pg_ctl restart -m fast``); kill -9 the scheduler leader while the second waits.
 
 Printed per run: p50/p95/p99 of push (a whole batch) and pull (a page) latency, mutations/s applied,
-the errors seen (503 + Retry-After, connections dropped, anything else), and a reconciliation against
+every failed attempt by cause (503 + Retry-After while PostgreSQL restarted; a connection of the worker
+killed -9, reset; a page cut while PostgreSQL restarted; anything else, or any failure the device's
+retries did not turn into a 200, is a "real error"; ``--failures FILE`` writes each one with its
+timings), and a reconciliation against
 the database: every mutation sent is in mutation_log exactly once with the outcome the device got,
 every applied create is a record, every applied edit reached its version, every conflict is kept;
 0 lost, 0 duplicated.
@@ -343,6 +347,7 @@ class Device(threading.Thread):
                 time.sleep(0.5)
                 continue
             if status == 200:
+                seconds = time.monotonic() - started  # the server's answer, not our parsing of it
                 try:
                     answer = json.loads(raw)
                 except ValueError:  # a stream cut short (its worker died, or PostgreSQL did)
@@ -351,7 +356,7 @@ class Device(threading.Thread):
                     continue
                 for failure in failures:
                     failure.retried_ok = True
-                return time.monotonic() - started, answer
+                return seconds, answer
             retry_after = response.getheader("Retry-After")
             failed(f"{status}" + (" + Retry-After" if retry_after else ""), raw[:200].decode(errors="replace"))
             if status != 503 or not retry_after:
