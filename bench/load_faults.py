@@ -13,13 +13,17 @@ race. Each cycle a device pushes one batch (registrations: child + consent; visi
 ``risk_level`` from the version it last pulled, stale when its twin got there first), pulls every page
 until ``has_more`` is false, then waits about ``--think`` seconds. A push or page that fails is retried
 as a device would: the same batch (same ids) after ``Retry-After`` on 503, or after a short pause when
-the connection dropped.
+the connection dropped. Like any HTTP client's pool, a device does not send on a kept-alive connection
+the server has closed meanwhile (counted as "reopened", not as an error).
 
 Faults, at a quarter, half and three quarters of the run: kill -9 one gunicorn worker; restart
 PostgreSQL (``pg_ctl restart -m fast``); kill -9 the scheduler leader while the second waits.
 
 Printed per run: p50/p95/p99 of push (a whole batch) and pull (a page) latency, mutations/s applied,
-the errors seen (503 + Retry-After, connections dropped, anything else), and a reconciliation against
+every failed attempt by cause (503 + Retry-After while PostgreSQL restarted; a connection of the worker
+killed -9, reset; a page cut while PostgreSQL restarted; anything else, or any failure the device's
+retries did not turn into a 200, is a "real error"; ``--failures FILE`` writes each one with its
+timings), and a reconciliation against
 the database: every mutation sent is in mutation_log exactly once with the outcome the device got,
 every applied create is a record, every applied edit reached its version, every conflict is kept;
 0 lost, 0 duplicated.
@@ -31,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import select
 import shutil
 import signal
 import socket
@@ -242,6 +247,21 @@ def wait_for(condition, timeout: float, step=0.1) -> float | None:
 # --- devices ---------------------------------------------------------------------------------------------
 
 @dataclass
+class Failure:
+    """One attempt that did not get its 200, with what is needed to say why."""
+
+    at: float  # monotonic time it failed
+    started: float  # monotonic time the attempt began
+    opened: float  # monotonic time its connection was opened
+    idle: float | None  # seconds the connection had been idle before this attempt; None if new
+    host: str
+    what: str  # "POST /api/v1/sync/push"
+    kind: str  # "503 + Retry-After", "connection", "500", ...
+    detail: str  # the exception's name, or the start of the body
+    retried_ok: bool = False  # the device's retries of the same request got their 200
+
+
+@dataclass
 class Tally:
     """What every device saw, under one lock."""
 
@@ -250,11 +270,21 @@ class Tally:
     pull_seconds: list = field(default_factory=list)
     sent: dict = field(default_factory=dict)  # mutation_id -> (entity, id, op)
     results: dict = field(default_factory=dict)  # mutation_id -> result
-    errors: list = field(default_factory=list)  # (monotonic time, kind, detail)
+    failures: list = field(default_factory=list)
+    reopened: list = field(default_factory=list)  # (when, opened, host) of idle connections found closed
 
-    def error(self, kind, detail=""):
+    def failed(self, failure: Failure) -> Failure:
         with self.lock:
-            self.errors.append((time.monotonic(), kind, detail))
+            self.failures.append(failure)
+        return failure
+
+
+def closed_by_server(conn: http.client.HTTPConnection) -> bool:
+    """An idle connection with something to read has been closed (FIN or RST): no answer is pending."""
+    if conn.sock is None:
+        return False
+    readable, _, _ = select.select([conn.sock], [], [], 0)
+    return bool(readable)
 
 
 class Device(threading.Thread):
@@ -262,7 +292,8 @@ class Device(threading.Thread):
         super().__init__(name=f"device-{number}", daemon=True)
         self.number, self.token, self.username = number, token, username
         host, port = url.removeprefix("http://").split(":")
-        self.host, self.port = host, int(port)
+        self.url, self.host, self.port = url, host, int(port)
+        self.opened, self.idle_since = 0.0, None  # of the current connection
         self.tally, self.stop, self.batch, self.think = tally, stop, batch, think
         self.versions: dict[str, int] = {}  # child id -> version last pulled
         self.cursor = None
@@ -272,8 +303,16 @@ class Device(threading.Thread):
 
     def request(self, method, path, body=None):
         """One HTTP exchange: (status, headers, body bytes), or raises OSError/HTTPException."""
+        if self.conn is not None and closed_by_server(self.conn):
+            # As every HTTP client's pool does (urllib3, OkHttp, browsers): a kept-alive connection the
+            # server has since closed (its keepalive ran out, or its worker died) is not reused.
+            self.conn.close()
+            self.conn = None
+            with self.tally.lock:
+                self.tally.reopened.append((time.monotonic(), self.opened, self.url))
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            self.opened, self.idle_since = time.monotonic(), None
         headers = {"Authorization": f"Bearer {self.token}", "Accept-Encoding": "gzip"}
         if body is not None:
             headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
@@ -285,30 +324,41 @@ class Device(threading.Thread):
             self.conn.close()
             self.conn = None
             raise
+        self.idle_since = time.monotonic()
         if response.getheader("Content-Encoding") == "gzip":
             raw = gzip.decompress(raw)
         return response.status, response, raw
 
     def until_ok(self, method, path, body=None):
         """Retry as a device would, until a 200 (or the run is abandoned): (seconds of the good try, body)."""
+        failures = []
+
+        def failed(kind, detail):
+            failures.append(self.tally.failed(Failure(time.monotonic(), started, self.opened, idle, self.url,
+                                                      f"{method} {path.split('?')[0]}", kind, detail)))
+
         for _ in range(600):
-            started = time.perf_counter()
+            started = time.monotonic()
+            idle = None if self.conn is None or self.idle_since is None else started - self.idle_since
             try:
                 status, response, raw = self.request(method, path, body)
             except (OSError, http.client.HTTPException, EOFError) as exc:
-                self.tally.error("connection", type(exc).__name__)
+                failed("connection", type(exc).__name__)
                 time.sleep(0.5)
                 continue
             if status == 200:
+                seconds = time.monotonic() - started  # the server's answer, not our parsing of it
                 try:
-                    return time.perf_counter() - started, json.loads(raw)
+                    answer = json.loads(raw)
                 except ValueError:  # a stream cut short (its worker died, or PostgreSQL did)
-                    self.tally.error("connection", "truncated body")
+                    failed("connection", "truncated body")
                     time.sleep(0.5)
                     continue
+                for failure in failures:
+                    failure.retried_ok = True
+                return seconds, answer
             retry_after = response.getheader("Retry-After")
-            self.tally.error(f"{status}" + (" + Retry-After" if retry_after else ""),
-                             f"{method} {path.split('?')[0]}: {raw[:200].decode(errors='replace')}")
+            failed(f"{status}" + (" + Retry-After" if retry_after else ""), raw[:200].decode(errors="replace"))
             if status != 503 or not retry_after:
                 return None, None
             time.sleep(min(float(retry_after), 2.0) * self.random.uniform(0.5, 1.0))
@@ -411,9 +461,10 @@ class Report:
     mismatched: int = 0
     missing_records: int = 0
     missing_conflicts: int = 0
-    errors: dict = field(default_factory=dict)
-    unexpected: list = field(default_factory=list)
-    late_503s: int = 0
+    errors: dict = field(default_factory=dict)  # cause -> attempts that failed
+    real: list = field(default_factory=list)  # failures no fault explains, or never retried to a 200
+    reopened: int = 0  # idle connections the server had closed, replaced before a request was sent
+    reopened_killed: int = 0  # of them, those the killed worker had held
     faults: dict = field(default_factory=dict)
     metrics_applied: float | None = None
 
@@ -495,12 +546,36 @@ def reconcile(url: str, tally: Tally, report: Report) -> None:
     report.duplicated += len(stored - created)
 
 
+PG_503 = "503 + Retry-After while PostgreSQL restarted"
+KILLED = "reset: connection of the killed worker"
+PG_CUT = "cut while PostgreSQL restarted"
+REAL = "real error"
+
+
+def cause(failure: Failure, timeline: dict) -> str:
+    """Which fault explains a failed attempt (the device retried each to its 200), or REAL."""
+    if not failure.retried_ok:
+        return REAL
+    postgres, kill = timeline.get("postgres"), timeline.get("kill")
+    while_restarting = postgres is not None and postgres[0] <= failure.at <= postgres[1]
+    if failure.kind == "503 + Retry-After" and while_restarting:
+        return PG_503
+    if failure.kind == "connection":
+        # In flight on, or kept alive by, the worker killed -9: the kernel resets its connections.
+        if kill is not None and failure.host == kill[1] and failure.opened <= kill[0] <= failure.at:
+            return KILLED
+        if while_restarting:
+            return PG_CUT
+    return REAL
+
+
 def fault_plan(seconds: float):
     return {"kill_worker": seconds * 0.25, "restart_postgres": seconds * 0.5, "kill_scheduler_leader": seconds * 0.75}
 
 
 def run_once(cluster: Cluster, work: Path, *, workers: int, hosts: int, devices: int, seconds: float, batch: int,
-             think: float, threads: int = 4, faults: bool = True, label: str = "") -> Report:
+             think: float, threads: int = 4, faults: bool = True, label: str = "",
+             failures_file: str | None = None) -> Report:
     cluster.fresh_database()
     tokens = enrol(cluster.url(), devices)
     env = server_env(cluster, work)
@@ -522,18 +597,19 @@ def run_once(cluster: Cluster, work: Path, *, workers: int, hosts: int, devices:
         started = time.monotonic()
         for device in threads_:
             device.start()
-        restart_window = None
+        timeline = {}
         if faults:
-            for name, at in sorted(fault_plan(seconds).items(), key=lambda item: item[1]):
+            for fault, at in sorted(fault_plan(seconds).items(), key=lambda item: item[1]):
                 time.sleep(max(0.0, started + at - time.monotonic()))
-                if name == "kill_worker":
+                if fault == "kill_worker":
                     killed = group[0].kill_worker()
+                    timeline["kill"] = (time.monotonic(), group[0].url)
                     report.faults["worker killed, replaced after s"] = wait_for(
                         partial(group[0].replaced, killed), 30)
-                elif name == "restart_postgres":
+                elif fault == "restart_postgres":
                     down = time.monotonic()
                     report.faults["postgres down s"] = cluster.restart()
-                    restart_window = (down, time.monotonic() + GRACE_SECONDS)
+                    timeline["postgres"] = (down, time.monotonic() + GRACE_SECONDS)
                 else:
                     wait_for(lambda: any(s.leading() for s in schedulers), 30)
                     leader = next(s for s in schedulers if s.leading())
@@ -548,6 +624,7 @@ def run_once(cluster: Cluster, work: Path, *, workers: int, hosts: int, devices:
         elapsed = time.monotonic() - started
         report.push_ms, report.pull_ms = percentiles(tally.push_seconds), percentiles(tally.pull_seconds)
         report.pushes, report.pages = len(tally.push_seconds), len(tally.pull_seconds)
+        report.reopened = len(tally.reopened)
         report.mutations_per_s = len(tally.results) / elapsed
         report.metrics_applied = scrape_applied(group[0].url)
     finally:
@@ -556,13 +633,21 @@ def run_once(cluster: Cluster, work: Path, *, workers: int, hosts: int, devices:
             scheduler.stop()
         for host in group:
             host.stop()
-    for at, kind, detail in tally.errors:
-        report.errors[kind] = report.errors.get(kind, 0) + 1
-        if kind == "503 + Retry-After":
-            if restart_window is None or not restart_window[0] <= at <= restart_window[1]:
-                report.late_503s += 1
-        elif kind != "connection":
-            report.unexpected.append(f"{kind}: {detail}")
+    for failure in tally.failures:
+        why = cause(failure, timeline)
+        report.errors[why] = report.errors.get(why, 0) + 1
+        if why == REAL:
+            report.real.append(failure)
+    if failures_file:
+        with open(failures_file, "a") as out:
+            for failure in tally.failures:
+                out.write(json.dumps({"run": name, "cause": cause(failure, timeline),
+                                      **{k: round(v - started, 3) if k in ("at", "started", "opened") else v
+                                         for k, v in vars(failure).items()},
+                                      "faults": {k: round(v[0] - started, 3) for k, v in timeline.items()}}) + "\n")
+    kill = timeline.get("kill")
+    report.reopened_killed = sum(1 for _at, opened, host in tally.reopened
+                                 if kill and host == kill[1] and opened <= kill[0])
     reconcile(cluster.url(), tally, report)
     return report
 
@@ -588,13 +673,15 @@ def print_reports(reports: list[Report]) -> None:
               f"{r.sent:>8}{r.lost:>6}{r.duplicated:>5}  {errors}")
     for r in reports:
         checks = (f"outcomes {r.outcomes}; log status differs {r.mismatched}, applied but absent "
-                  f"{r.missing_records}, conflicts not kept {r.missing_conflicts}, 503s outside the restart "
-                  f"{r.late_503s}, unexpected errors {len(r.unexpected)}; /metrics applied {r.metrics_applied}")
+                  f"{r.missing_records}, conflicts not kept {r.missing_conflicts}, real errors {len(r.real)}; "
+                  f"idle connections found closed and reopened {r.reopened} ({r.reopened_killed} "
+                  f"opened before the kill, to the killed worker's host); /metrics applied {r.metrics_applied}")
         print(f"  {r.label}: {checks}")
         for name, value in r.faults.items():
             print(f"  {r.label}: {name} {value if value is None else round(value, 2)}")
-        for line in r.unexpected[:5]:
-            print(f"  {r.label}: UNEXPECTED {line}")
+        for failure in r.real[:5]:
+            print(f"  {r.label}: REAL ERROR {failure.what}: {failure.kind} {failure.detail}"
+                  f"{'' if failure.retried_ok else ' (never got its 200)'}")
 
 
 def main():
@@ -607,6 +694,7 @@ def main():
     parser.add_argument("--think", type=float, default=5.0, help="mean seconds a device waits between syncs")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--failures", metavar="FILE", help="append every failed attempt to FILE as JSON lines")
     args = parser.parse_args()
     shapes = [(1, int(w)) for w in args.workers.split(",") if w]
     if args.hosts:
@@ -624,13 +712,14 @@ def main():
             label = f"{workers}w" if hosts == 1 else f"{hosts}x{workers}w"
             reports.append(run_once(cluster, work, workers=workers, hosts=hosts, devices=args.devices,
                                     seconds=args.seconds, batch=args.batch, think=args.think, threads=args.threads,
-                                    faults=not args.no_faults, label=label))
+                                    faults=not args.no_faults, label=label,
+                                    failures_file=args.failures))
             print_reports(reports[-1:])
             print(flush=True)
     finally:
         cluster.stop()
     print_reports(reports)
-    bad = [r.label for r in reports if r.lost or r.duplicated or r.unexpected or r.late_503s or r.mismatched
+    bad = [r.label for r in reports if r.lost or r.duplicated or r.real or r.mismatched
            or r.missing_records or r.missing_conflicts]
     print("reconciliation: " + ("0 lost, 0 duplicated, every conflict kept" if not bad else f"FAILED in {bad}"))
     shutil.rmtree(work, ignore_errors=True)

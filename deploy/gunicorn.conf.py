@@ -7,6 +7,11 @@ Everything comes from the environment, so the systemd unit's EnvironmentFile is 
   memory, so any worker (on any host) can answer any request.
 - HOMECOMING_THREADS: threads per worker (default 4): sync pulls stream and wait on the database.
 - HOMECOMING_TIMEOUT: seconds before a silent worker is killed and replaced (default 60).
+- HOMECOMING_KEEPALIVE: seconds an idle keep-alive connection is kept open (default 75). It must be
+  longer than the idle timeout of whatever reuses the connections: nginx's ``keepalive_timeout`` in
+  ``upstream homecoming_web`` (60 s, deploy/nginx/homecoming.conf) or a load balancer's. Otherwise
+  gunicorn closes a connection just as nginx sends a request on it, and a POST (a sync push) fails as
+  a 502: nginx does not repeat a POST it has begun to send.
 - PROMETHEUS_MULTIPROC_DIR: a folder private to this service, emptied at start, where the workers
   write their metrics so that /metrics adds them up (server/metrics.py).
 
@@ -33,7 +38,7 @@ threads = _int("HOMECOMING_THREADS", 4)
 worker_class = "gthread"
 timeout = _int("HOMECOMING_TIMEOUT", 60)
 graceful_timeout = 30
-keepalive = 5
+keepalive = _int("HOMECOMING_KEEPALIVE", 75)
 accesslog = None
 errorlog = "-"
 # Each worker builds its own app (and database pool) after the fork: a pool must never cross a fork.

@@ -69,6 +69,20 @@ def wants_json() -> bool:
 
 
 def register_error_handlers(app):
+    @app.teardown_appcontext
+    def close_session(_exc):
+        """Close the request's session before Flask-SQLAlchemy's own teardown does (teardowns run last
+        registered first). On a connection PostgreSQL's restart cut, the rollback of closing fails; raised
+        here it would turn an answered request (often its 503) into gunicorn's bare HTML 500, so the
+        session is invalidated instead: the dead connection is discarded, never returned to the pool."""
+        from models import db
+
+        try:
+            db.session.close()
+        except DBAPIError:
+            log.warning("database connection lost at the end of a request; discarded")
+            db.session().invalidate()
+
     @app.errorhandler(ApiError)
     def api_error(exc):
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers, exc.extra)

@@ -5,7 +5,6 @@ Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes c
 """
 
 import gzip
-import itertools
 import json
 import zlib
 
@@ -122,6 +121,7 @@ def pull_changes():
                        "server_time": utcnow().isoformat()})
 
     shown, requests, user_id, device_id = set(), set(), device.user_id, device.id
+    session = db.session()
 
     def body():
         try:
@@ -129,20 +129,44 @@ def pull_changes():
             yield from encode_changes(noting_children(page.changes, shown, requests))
             yield b"]," + tail[1:].encode()
         finally:
-            # One audit row per page with the children and tracing requests it carried (as far as it was sent).
-            audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after, upper=page.upper,
-                  **({"requests": sorted(requests)} if requests else {}))
-            db.session.commit()
+            # One audit row per page with the children and tracing requests it carried (as far as it was
+            # sent), in this request's session only: see _in_request.
+            if _in_request(session):
+                audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after,
+                      upper=page.upper, **({"requests": sorted(requests)} if requests else {}))
+                db.session.commit()
 
     chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())
     # The first chunk is made here, where a database gone away is still a 503 + Retry-After; once the
     # answer streams, a failure can only cut it short (the device retries the page).
-    chunks = itertools.chain([next(chunks)], chunks)
-    response = Response(stream_with_context(chunks), mimetype="application/json")
+    response = Response(stream_with_context(_closing(next(chunks), chunks)), mimetype="application/json")
     if _accepts_gzip():
         response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
     return response
+
+
+def _closing(first, rest):
+    """``first``, then the rest of the stream, which is closed when this is: stream_with_context closes
+    what it streams (an itertools.chain it could not), so a page cut short (the device gone, the
+    database gone) ends its body, audit included, here, in its own request."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
+
+
+def _in_request(session) -> bool:
+    """Whether the current session is still ``session``, the pull's own. A page's body that was never
+    streamed (its response dropped for an error answer) is finalized whenever the garbage collector
+    finds it: on any thread, maybe inside another request's query on the same connection. Auditing
+    there deadlocked a worker with that request's row locks held (PostgreSQL restart under load, issue
+    15); nothing of such a page was sent, so there is nothing to audit."""
+    try:
+        return db.session() is session
+    except RuntimeError:  # outside any application context
+        return False
 
 
 def _accepts_gzip() -> bool:

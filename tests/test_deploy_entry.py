@@ -1,6 +1,7 @@
 """The production entry point: /readyz, and deploy/gunicorn.conf.py reading its settings from the
 environment (issue 15)."""
 
+import re
 import runpy
 from pathlib import Path
 
@@ -54,6 +55,18 @@ def test_gunicorn_settings_come_from_the_environment(monkeypatch):
     assert settings["preload_app"] is False
 
 
+def test_gunicorn_keeps_idle_connections_longer_than_nginx_does(monkeypatch):
+    """Else gunicorn closes a kept-alive connection as nginx sends a push on it, and the device gets a
+    502 (nginx does not repeat a POST); without nginx, a device's reused connection is cut the same way."""
+    monkeypatch.delenv("HOMECOMING_KEEPALIVE", raising=False)
+    gunicorn = runpy.run_path(str(GUNICORN_CONF))["keepalive"]
+    upstream = (GUNICORN_CONF.parent / "nginx" / "homecoming.conf").read_text().split("upstream homecoming_web")[1]
+    nginx = int(re.search(r"keepalive_timeout (\d+)s;", upstream.split("}")[0]).group(1))
+    assert gunicorn > nginx
+    monkeypatch.setenv("HOMECOMING_KEEPALIVE", "90")
+    assert runpy.run_path(str(GUNICORN_CONF))["keepalive"] == 90
+
+
 def test_gunicorn_refuses_a_worker_count_that_is_not_a_number(monkeypatch):
     monkeypatch.setenv("HOMECOMING_WORKERS", "many")
     with pytest.raises(SystemExit, match="HOMECOMING_WORKERS must be a whole number"):
@@ -79,3 +92,34 @@ def test_a_pull_whose_database_goes_away_is_a_503_with_retry_after(app, client, 
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json()["error"]["code"] == "unavailable"
+
+
+def test_a_pull_page_never_streamed_writes_nothing_into_another_request(app, client, monkeypatch):
+    """Seen under bench/load_faults.py (PostgreSQL restart, saturated): a pull whose response was never
+    streamed was finalized by the garbage collector inside another request's query, and its audit ran
+    in that request's session and connection: the worker deadlocked holding row locks every push waits
+    for. Nothing of such a page was sent; its audit must not land anywhere."""
+    import gc
+
+    from models import AuditEvent, db
+    from server import sync_endpoint
+    from tests.sync_server_helpers import people_and_phones
+
+    phone = people_and_phones(app, client, 1)["cw1"]
+    # The page's body alone, not bound to its request, as when its response was dropped; chunks so
+    # small that the first is made before the body has run to its end.
+    monkeypatch.setattr(sync_endpoint, "stream_with_context", lambda chunks: chunks)
+    monkeypatch.setattr(sync_endpoint, "STREAM_CHUNK", 1)
+    unread = phone.pull(buffered=False)  # the view ran and made the first chunk; nothing streamed yet
+    monkeypatch.undo()
+    with app.test_request_context():
+        other = db.session()
+        del unread
+        gc.collect()  # as the collector may, during any other request
+        assert not other.new and not other.dirty
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "sync.pull")) == 0
+    assert phone.pull().status_code == 200
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(AuditEvent)
+                                 .where(AuditEvent.action == "sync.pull")) == 1  # a page sent is audited

@@ -25,8 +25,11 @@ def test_a_manager_sets_up_a_phone_and_it_signs_in_with_what_the_page_showed(app
     assert sign_in(client, "boss").status_code == 302
     assert "ODK Collect" in text(client.get("/devices"))
     assert client.get("/devices/odk/new").status_code == 200
-    page = post(client, "/devices/odk", {"caseworker": "cw.kitgum", "label": "Tecno phone 3"})
-    assert page.status_code == 201
+    answer = post(client, "/devices/odk", {"caseworker": "cw.kitgum", "label": "Tecno phone 3"})
+    assert answer.status_code == 303  # post/redirect/get: a reload does not set up a second device
+    assert "token" not in text(answer) and "password" not in text(answer).lower()
+    page = client.get(answer.headers["Location"])
+    assert page.status_code == 200
     body = text(page)
     login = re.search(r"<dt>Username</dt><dd><code>([^<]+)</code>", body).group(1)
     password = re.search(r'<code class="token">([^<]+)</code>', body).group(1)
@@ -38,9 +41,27 @@ def test_a_manager_sets_up_a_phone_and_it_signs_in_with_what_the_page_showed(app
         assert device.user.username == "cw.kitgum" and password not in device.odk_password_hash
         assert device.odk_password_hash.startswith("scrypt:")
         device_id = device.id
+    # The credentials are shown once: reloading the page shows them no more, and sets up nothing.
+    again = client.get(answer.headers["Location"], follow_redirects=True)
+    assert password not in text(again) and "was shown once" in text(again)
+    assert again.request.path == "/devices"
+    with app.app_context():
+        assert db.session.execute(db.select(db.func.count()).select_from(Device)).scalar_one() == 1
     # The Devices page revokes it like any device, and the phone is refused at once.
     assert post(client, f"/devices/{device_id}/revoke", {}).status_code == 302
     assert phone.get("/odk/formList").status_code == 403
+
+
+def test_the_page_of_a_device_enrolled_in_another_session_shows_no_credentials(app, client):
+    manager_and_caseworker(app)
+    sign_in(client, "boss")
+    answer = post(client, "/devices/odk", {"caseworker": "cw.kitgum", "label": "Tecno phone 3"})
+    other = app.test_client()
+    sign_in(other, "boss")
+    page = other.get(answer.headers["Location"])
+    assert page.status_code == 302 and page.headers["Location"].endswith("/devices")
+    # No such device: no page.
+    assert other.get("/devices/odk/00000000-0000-0000-0000-000000000000/enrolled").status_code == 404
 
 
 def test_the_settings_code_is_what_odk_collect_reads(app):

@@ -126,6 +126,7 @@ MATRIX = {
     ("GET", "/field/vocab.json"): (200, 200, 200, 200, 200, 200, 200, 200),
     ("GET", "/devices/odk/new"): (LOGIN, 403, 200, 403, 403, 403, LOGIN, LOGIN),
     ("POST", "/devices/odk"): (LOGIN, 403, 422, 403, 403, 403, LOGIN, LOGIN),
+    ("GET", "/devices/odk/<device_id>/enrolled"): (LOGIN, 403, 302, 403, 403, 403, LOGIN, LOGIN),
     # OpenRosa (ODK Collect) takes only an OpenRosa device's Basic credentials: tests/test_openrosa_*.py.
     ("GET", "/odk/formList"): (401, 401, 401, 401, 401, 401, 401, 401),
     ("GET", "/odk/forms/<form_id>.xml"): (401, 401, 401, 401, 401, 401, 401, 401),

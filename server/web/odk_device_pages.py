@@ -1,19 +1,22 @@
 """A new OpenRosa device (ODK Collect, KoboCollect): pick the caseworker, then scan one QR code
-(server/openrosa/collect_settings.py), shown in this one response."""
+(server/openrosa/collect_settings.py), shown once, on the page the enrolment redirects to."""
 
-from flask import g, request
+from flask import abort, flash, g, redirect, request, session, url_for
 from flask_babel import gettext
 from markupsafe import Markup
 
-from models import db
+from models import Device, db
 from models.errors import Problem
 from server.openrosa.collect_settings import collect_settings, odk_server_url, settings_qr
 from server.openrosa.credentials import enroll_odk_device
 from server.web import bp
 from server.web.device_pages import active_caseworker, caseworkers
 from server.web.forms import errors_of
-from server.web.rendering import render
+from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
+
+
+ENROLLED_KEY = "enrolled_odk_device"
 
 
 def settings_svg(payload: str) -> Markup:
@@ -45,6 +48,24 @@ def odk_device_enrol():
         errors = {"caseworker" if k == "user" else k: v for k, v in errors_of(exc).items()}
         return page(422, errors=errors, form=request.form)
     db.session.commit()
-    # Rendered, not redirected: the password is in this one response only.
-    return page(201, enrolled=device, enrolled_for=caseworker.username, login=login, password=password,
+    # Post/redirect/get, as for a bearer-token device: a reload shows the page again rather than setting up
+    # a second device. The password rides in the (signed, HttpOnly) session cookie to the next page only,
+    # which takes it out; the database keeps only its hash.
+    session[ENROLLED_KEY] = {"device": str(device.id), "login": login, "password": password}
+    return redirect(url_for("web.odk_device_enrolled", device_id=device.id), 303)
+
+
+@bp.get("/devices/odk/<device_id>/enrolled")
+@login_required("manager")
+def odk_device_enrolled(device_id):
+    device = db.session.get(Device, parse_uuid(device_id))
+    if device is None:
+        abort(404)
+    shown = session.pop(ENROLLED_KEY, None)
+    if not shown or shown["device"] != str(device.id):
+        flash(gettext("The password of “%(label)s” was shown once, when it was set up. If it is lost, revoke "
+                      "the device and set up a new one.", label=device.label), "info")
+        return redirect(url_for("web.devices"))
+    login, password = shown["login"], shown["password"]
+    return page(enrolled=device, enrolled_for=device.user.username, login=login, password=password,
                 server_url=odk_server_url(), qr=settings_svg(collect_settings(login, password)))
