@@ -1,9 +1,11 @@
 """Matching at scale (issue 14): precision and recall on planted duplicates, the full sweep, and one
-registration matched against every child, on SQLite.
+registration matched against every child, on SQLite or PostgreSQL.
 
     .venv/bin/python bench/tracing_bench.py [--children 100000] [--requests 20000] [--registrations 20]
+        [--postgres postgresql://postgres@127.0.0.1:5432/bench_db]
 
-Builds a fresh SQLite database through the real migrations and bulk-inserts fictional children and
+Builds a fresh database (a temporary SQLite file; with ``--postgres``, that database's public schema is
+dropped and made again: give it a database of its own) through the real migrations and bulk-inserts fictional children and
 tracing requests (names sealed as in production) drawn from a pool of Acholi names. Some children are
 registered twice and some requests are about a registered child; each copy is written with realistic
 variation: the O-/A- prefix (Okello/Akello), ch/c (Ochen/Ocen), doubled or single letters, a final vowel
@@ -167,12 +169,14 @@ def main():
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--registrations", type=int, default=20)
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database of the bench's own (emptied)")
     args = parser.parse_args()
 
     from flask_migrate import upgrade
+    from sqlalchemy import text
 
     from config import TestingConfig
-    from models import Actor, db
+    from models import Actor, Child, db
     from models.matching import DEFAULT_THRESHOLD, match_records, sweep
     from models.records import create_child
     from server import create_app
@@ -181,13 +185,21 @@ def main():
     today = date.today()
     with tempfile.TemporaryDirectory() as folder:
         config = TestingConfig()
-        config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{folder}/bench.sqlite"
+        config.SQLALCHEMY_DATABASE_URI = args.postgres or f"sqlite:///{folder}/bench.sqlite"
         app = create_app(config)
         with app.app_context():
+            if args.postgres:
+                with db.engine.begin() as connection:
+                    connection.execute(text("DROP SCHEMA public CASCADE"))
+                    connection.execute(text("CREATE SCHEMA public"))
             upgrade()
+            print(f"on {db.engine.dialect.name}")
             children, requests, truth = build(args.children, args.requests, rng, today)
             started = time.perf_counter()
             insert(children, requests, today)
+            if args.postgres:  # as autovacuum would soon after a bulk load: the planner's statistics
+                with db.engine.begin() as connection:
+                    connection.execute(text("ANALYZE"))
             print(f"inserted {len(children):,} children ({args.children // 10:,} registered twice) and "
                   f"{len(requests):,} requests ({len(requests) // 3 + (len(requests) % 3 > 0):,} about a registered "
                   f"child) in {time.perf_counter() - started:.1f} s")
@@ -202,6 +214,17 @@ def main():
             sweep(DEFAULT_THRESHOLD)
             db.session.commit()
             print(f"second sweep, nothing changed: {time.perf_counter() - started:.1f} s wall")
+            # As after a day of sync: some children changed (their version stepped), the scheduled sweep's case.
+            touched = [i for i, _ in rng.sample(children, k=min(2000, len(children)))]
+            for start in range(0, len(touched), 900):
+                db.session.execute(db.update(Child).where(Child.id.in_(touched[start:start + 900]))
+                                   .values(version=Child.version + 1))
+            db.session.commit()
+            started = time.perf_counter()
+            result = sweep(DEFAULT_THRESHOLD)
+            db.session.commit()
+            print(f"sweep after {len(touched):,} children changed: {time.perf_counter() - started:.1f} s wall "
+                  f"({result.pairs:,} blocked pairs scored)")
             # Only pairs at or above the default are queued: higher thresholds can be read off the queue.
             for threshold in sorted({DEFAULT_THRESHOLD, 0.9, 0.95}):
                 precision, recall, n = quality(truth, threshold)

@@ -3,11 +3,14 @@ duplicate registrations), into a review queue a manager decides. Plain functions
 
 Blocking: each record's names and aliases are cut into words by the name search's normaliser
 (models.search.words_of: O-/A- prefix, ch/c, doubled letters, accents, apostrophes); each word gives a
-short *key* (its final vowels dropped: Atim/Atimo, Okello/Okelo → "tim", "kel"), and ``match_token``
-keeps HMAC digests, under the search key, of every key and of every unordered pair of keys of one
-record. The database so holds no searchable plaintext, only which records share a key. Candidates are
-the records sharing the most digests with the one being matched (or, in the sweep, sharing a pair);
-only those are read and decrypted, in memory, and scored.
+short *key* (its final vowels, and a y before them, dropped: Atim/Atimo, Okello/Okelo, Opiyo/Opiy), and
+``match_token`` keeps HMAC digests, under the search key, of every key (k), of every unordered pair of keys
+(p) and, for a single-named record, of its key as such (s). The database so holds no searchable
+plaintext, only which records share a key. A pair is blocked when one record looks up a digest the other
+holds and their clear sex, district and birth year agree (``agree``); only blocked records are read,
+decrypted in memory and scored. A full sweep reads every record once and blocks in memory by the same
+rule; an incremental one, and matching one record on the spot, look the changed records' digests up in
+the index, in one query per chunk.
 
 Scoring (0 to 1) is a weighted mean of signals: names (rapidfuzz on normalised words, best pairing, so
 swapped given/family names still meet), birth-circumstance names and clan names (each a signal of their
@@ -24,7 +27,6 @@ from rapidfuzz import fuzz
 from sqlalchemy import JSON, Float, ForeignKey, Index, String, delete, func, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models import districts
 from models.base import UTCDateTime, db, upsert_insert, utcnow
 from models.children import Child
 from models.search import digest, words_of
@@ -34,10 +36,15 @@ CHILD, REQUEST = "c", "r"
 KINDS = {"request_child": "tracing request ↔ child", "child_child": "possible duplicate registration"}
 STATUSES = ("pending", "confirmed", "dismissed")
 DEFAULT_THRESHOLD = 0.85
-# At most this many best-blocked candidates are scored for one record.
+# At most this many best-blocked candidates are scored for one record matched on the spot.
 MAX_CANDIDATES = 50
-# A sweep key held by more records than this is too common to tell anyone apart: the sweep skips it.
-MAX_BLOCK = 300
+# A digest held by more records of one kind than this is too common to tell anyone apart: the sweep skips it.
+MAX_BLOCK = 1000
+# Birth years further apart than this are not blocked together (the age signal is 0 beyond 3).
+MAX_YEAR_GAP = 3  # len(AGE) - 1
+KNOWN_SEXES = ("female", "male")
+# A sweep with more changed records than this share of all reads everything once and blocks in memory.
+FULL_SHARE = 0.2
 
 # Names given for the circumstances of birth, normalised (models.search.normalise_word): Opio/Apio and
 # Ocen/Acen (twins), Okello/Akello (after twins), Ocan/Acan (in hardship), Odoc/Adoc (feet first).
@@ -52,7 +59,6 @@ NEUTRAL = 0.5  # a signal one side does not know: neither for nor against
 SEX_CONTRADICTION = 0.7  # the total is multiplied by this when both sexes are known and differ
 NAME_FIELDS = ("given_name", "family_name", "other_names")
 COMPARED = (*NAME_FIELDS, "sex", "birth_year", "district", "sub_county", "parish", "village", "armed_group")
-INDEXED = (*NAME_FIELDS, "sex", "district")  # what the blocking keys are made of
 LIVE = {"c": "deleted_at", "r": "status"}  # what says whether a record is still matched (is_live)
 # A record's side of the separation signal: a request's own, a child's recruitment date and exit place.
 SEPARATION = {"c": ("date_joined", "exit_place"), "r": ("separation_date", "separation_place")}
@@ -112,9 +118,13 @@ class MatchCandidate(db.Model):
 
 
 def name_key(word: str) -> str:
-    """A normalised word's blocking key: without its final vowels (Atim/Atimo, Okelo/Okello)."""
-    stripped = word.rstrip("aeiouy")
-    return stripped if len(stripped) >= 2 else word
+    """A normalised word's blocking key: without its final vowels, and a y before them (Atim/Atimo,
+    Okelo/Okello, Opiyo/Opiy, Oloya/Oloy), as far as two letters remain; else the word itself."""
+    vowels = word.rstrip("aeiou")
+    for stripped in (vowels.rstrip("y"), vowels):
+        if len(stripped) >= 2:
+            return stripped
+    return word
 
 
 def cached_words(text, memo: dict | None = None) -> frozenset:
@@ -143,32 +153,82 @@ def name_words(values: dict, memo: dict | None = None) -> set[str]:
 
 
 def keys_of(values: dict, memo: dict | None = None) -> set[tuple[str, str]]:
-    """The plaintext blocking keys of a record, as (kind, key): each word's key (k), each unordered pair
-    of keys (p), and each pair with the sex and the district (s), which the sweep blocks on. A record
-    whose sex or district is not known gives its pairs with every sex and every district, so it still
-    meets the records that know them."""
-    keys = sorted({name_key(w) for w in name_words(values, memo)})
-    pairs = [f"{a}|{b}" for i, a in enumerate(keys) for b in keys[i + 1:]] or keys  # one name: itself
-    sexes = (values["sex"],) if values.get("sex") in ("female", "male") else ("female", "male")
-    places = (values["district"],) if values.get("district") else (*districts.allowed(), None)
-    return {*(("k", k) for k in keys), *(("p", p) for p in pairs if "|" in p),
-            *(("s", f"{p}|{sex}|{place}") for p in pairs for sex in sexes for place in places)}
+    """The plaintext blocking keys of a record, as (kind, key): each word's key (k) and each unordered pair
+    of keys (p); a record with a single key also gives it as ``s`` (single), which the records with more
+    names look up to meet it. Sex, district and birth year are clear columns: blocking compares them
+    there (``agree``), so no digest carries them."""
+    return set(holdings(key_list(values, memo)))
 
 
-def tokens_of(values: dict, memo: dict | None = None) -> dict[str, str]:
-    """``{digest: kind}`` of a record's keys: HMAC under the search key, never the key itself."""
-    return {digest(f"match:{kind}:{key}"): kind for kind, key in keys_of(values, memo)}
+def holdings(keys) -> list[tuple[str, str]]:
+    """The (kind, key) a record with these name keys holds in the index."""
+    return [*(("k", k) for k in keys), *(("p", p) for p in block_pairs(keys)), *(("s", k) for k in keys if len(keys) == 1)]
+
+
+def key_list(values: dict, memo: dict | None = None) -> tuple[str, ...]:
+    return keys_of_words(name_words(values, memo))
+
+
+def keys_of_words(words) -> tuple[str, ...]:
+    return tuple(sorted({name_key(w) for w in words}))
+
+
+def block_pairs(keys) -> list[str]:
+    return [f"{a}|{b}" for i, a in enumerate(keys) for b in keys[i + 1:]]
+
+
+def tokens_of(values: dict, memo: dict | None = None, digests: dict | None = None) -> dict[str, str]:
+    """``{digest: kind}`` of a record's keys: HMAC under the search key, never the key itself. ``digests``:
+    a memo of them for one batch (keys repeat a lot)."""
+    digests = {} if digests is None else digests
+    return {digests.get(k) or digests.setdefault(k, token(*k)): k[0] for k in keys_of(values, memo)}
+
+
+def token(kind: str, key: str) -> str:
+    return digest(f"match:{kind}:{key}")
+
+
+def lookups(keys, *, sweep: bool) -> list[tuple[str, str]]:
+    """What a record with these name keys looks up to find its blocked records: its pairs of keys (p); a
+    single-named record, its key among the single-named (s). Matching one record on the spot looks
+    further: its keys among the single-named (s), and a single-named record its key among everyone (k);
+    the sweep does not, as one name shared with thousands of records tells no one apart."""
+    if len(keys) == 1:
+        return [("s", keys[0])] if sweep else [("s", keys[0]), ("k", keys[0])]
+    pairs = [("p", p) for p in block_pairs(keys)]
+    return pairs if sweep else [*pairs, *(("s", k) for k in keys)]
+
+
+def agree(sex_a, district_a, year_a, sex_b, district_b, year_b) -> bool:
+    """Blocking's second half: sex and district equal and birth years at most MAX_YEAR_GAP apart, each
+    where both records know it. Further apart the age signal is 0 and a pair reaches the threshold only
+    if everything else is perfect."""
+    return _places_agree(_sex(sex_a), district_a, _sex(sex_b), district_b) and _years_agree(year_a, year_b)
+
+
+def _sex(value):
+    return value if value in KNOWN_SEXES else None
+
+
+def _places_agree(sex_a, district_a, sex_b, district_b) -> bool:
+    return (not sex_a or not sex_b or sex_a == sex_b) and (not district_a or not district_b or district_a == district_b)
+
+
+def _years_agree(a, b) -> bool:
+    return a is None or b is None or abs(a - b) <= MAX_YEAR_GAP
 
 
 # --- the index -------------------------------------------------------------------------------------
 
 
-def read_records(owner: str, ids, fields=None) -> dict:
-    """``{id: {field: value}}`` for these records, decrypted (in memory only), in chunks of ids.
-    ``fields``: the columns to read (default: all that scoring compares)."""
+def read_records(owner: str, ids=None) -> dict:
+    """``{id: {field: value}}`` of what scoring compares, decrypted (in memory only), for these records in
+    chunks of ids, or (``ids`` None) for every record in one query."""
     model = Child if owner == CHILD else TracingRequest
-    names = ["id", "version", LIVE[owner], *(fields or (*COMPARED, *SEPARATION[owner]))]
+    names = ["id", "version", LIVE[owner], *COMPARED, *SEPARATION[owner]]
     columns = [getattr(model, name) for name in names]
+    if ids is None:
+        return {row[0]: dict(zip(names, row, strict=True)) for row in db.session.execute(select(*columns))}
     ids, out = list(ids), {}
     for start in range(0, len(ids), 900):  # SQLite's limit on bound parameters
         rows = db.session.execute(select(*columns).where(model.id.in_(ids[start:start + 900]))).all()
@@ -186,10 +246,13 @@ def reindex(owner: str, records: dict) -> None:
         chunk = ids[start:start + 900]
         connection.execute(delete(MatchToken).where(MatchToken.owner == owner, MatchToken.record_id.in_(chunk)))
         connection.execute(delete(MatchIndexed).where(MatchIndexed.owner == owner, MatchIndexed.record_id.in_(chunk)))
-    live = {i: v for i, v in records.items() if is_live(owner, v)}
     memo: dict = {}
-    rows = [{"owner": owner, "record_id": i, "token": t, "kind": kind}
-            for i, v in live.items() for t, kind in sorted(tokens_of(v, memo).items())]
+    digests: dict = {}
+    rows = []
+    # In primary-key order: the B-tree is then written in order (a third faster than in random order).
+    for record_id in sorted((i for i, v in records.items() if is_live(owner, v)), key=lambda i: i.int):
+        made = tokens_of(records[record_id], memo, digests)
+        rows += [{"owner": owner, "record_id": record_id, "token": t, "kind": made[t]} for t in sorted(made)]
     if rows:
         connection.execute(insert(MatchToken.__table__), rows)
     connection.execute(insert(MatchIndexed.__table__),
@@ -225,6 +288,7 @@ class Scored:
 class Profile:
     """A record's values as scoring compares them, normalised once per record (not once per pair)."""
 
+    keys: tuple  # the name keys, sorted: what blocking looks up (``lookups``)
     names: frozenset
     birth_names: frozenset
     clans: frozenset
@@ -243,41 +307,46 @@ def profile(values: dict, memo: dict | None = None) -> Profile:
     sep_date, sep_place = ((values.get("separation_date"), values.get("separation_place"))
                            if "separation_date" in values else (values.get("date_joined"), values.get("exit_place")))
     return Profile(
-        names=frozenset(words - BIRTH_NAMES - CLAN_NAMES), birth_names=frozenset(words & BIRTH_NAMES),
+        keys=keys_of_words(words), names=frozenset(words - BIRTH_NAMES - CLAN_NAMES), birth_names=frozenset(words & BIRTH_NAMES),
         clans=frozenset(words & CLAN_NAMES), sex=values.get("sex"), birth_year=values.get("birth_year"),
         district=values.get("district"), places=tuple(cached_words(values.get(n), memo) for n in ("sub_county", "parish", "village")),
         separation_date=sep_date if isinstance(sep_date, date) else None,
         separation_place=cached_words(sep_place, memo), armed_group=cached_words(values.get("armed_group"), memo))
 
 
-# Word pairs already compared in the batch being scored: names repeat a lot. ``score_pairs`` empties it
-# when its batch is done, so no plaintext outlives the batch (threads sharing it only lose entries).
+# Sets of words already compared in the batch being scored: names repeat a lot. ``_candidates`` empties
+# it when its batch is done, so no plaintext outlives the batch (threads sharing it only lose entries).
 _similar_memo: dict = {}
 
 
 def _similar(a: str, b: str) -> float:
     """1 for one word, 0.95 for one key (Atim/Atimo), else rapidfuzz's ratio rescaled so that the
-    half-similarity of two unrelated names counts for nothing."""
+    half-similarity of two unrelated names counts for nothing. Not memoised: the ratio costs less than
+    a look-up in a large dict."""
     if a == b:
         return 1.0
-    found = _similar_memo.get((a, b))
-    if found is None:
-        found = 0.95 if name_key(a) == name_key(b) else max(0.0, (fuzz.ratio(a, b) / 100 - 0.5) * 2)
-        _similar_memo[(a, b)] = found
-    return found
+    if a[:2] == b[:2] and name_key(a) == name_key(b):  # one key: the words begin alike
+        return 0.95
+    return max(0.0, (fuzz.ratio(a, b) / 100 - 0.5) * 2)
 
 
 def _best_mean(words_a, words_b) -> float:
     return sum(max(_similar(a, b) for b in words_b) for a in words_a) / len(words_a)
 
 
-def words_score(words_a, words_b) -> float | None:
+def words_score(words_a: frozenset, words_b: frozenset) -> float | None:
     """Each word paired with its most similar word on the other side (so swapped names still meet),
     mostly from the side with fewer words: a name missing on one side costs a little, not all."""
     if not words_a or not words_b:
         return None
-    short, long_ = (words_a, words_b) if len(words_a) <= len(words_b) else (words_b, words_a)
-    return 0.75 * _best_mean(short, long_) + 0.25 * _best_mean(long_, short)
+    if len(words_a) == 1 == len(words_b):  # most places
+        (a,), (b,) = words_a, words_b
+        return _similar(a, b)
+    found = _similar_memo.get((words_a, words_b))
+    if found is None:
+        short, long_ = (words_a, words_b) if len(words_a) <= len(words_b) else (words_b, words_a)
+        found = _similar_memo[(words_a, words_b)] = 0.75 * _best_mean(short, long_) + 0.25 * _best_mean(long_, short)
+    return found
 
 
 def _set_signal(a, b) -> float:
@@ -287,54 +356,64 @@ def _set_signal(a, b) -> float:
 
 
 def origin_score(a: Profile, b: Profile) -> float:
-    parts = []
+    """The mean, over the parts both know, of district equal and the word similarity of sub-county,
+    parish and village."""
+    total = count = 0
     if a.district and b.district:
-        parts.append((0.25, 1.0 if a.district == b.district else 0.0))
+        total, count = float(a.district == b.district), 1
     for place_a, place_b in zip(a.places, b.places, strict=True):
-        similar = words_score(place_a, place_b)
-        if similar is not None:
-            parts.append((0.25, similar))
-    if not parts:
-        return NEUTRAL
-    return sum(w * s for w, s in parts) / sum(w for w, _ in parts)
+        if place_a and place_b:
+            total += words_score(place_a, place_b)
+            count += 1
+    return total / count if count else NEUTRAL
+
+
+AGE = (1.0, 0.85, 0.6, 0.3)  # by years apart; further apart 0
 
 
 def age_score(a, b) -> float:
     if a is None or b is None:
         return NEUTRAL
-    return {0: 1.0, 1: 0.85, 2: 0.6, 3: 0.3}.get(abs(a - b), 0.0)
+    gap = abs(a - b)
+    return AGE[gap] if gap < len(AGE) else 0.0
 
 
 def separation_score(a: Profile, b: Profile) -> float:
-    parts = []
+    total = count = 0
     if a.separation_date and b.separation_date:
         months = abs((a.separation_date - b.separation_date).days) / 30.4
-        parts.append(1.0 if months <= 3 else 0.6 if months <= 12 else 0.0)
-    place = words_score(a.separation_place, b.separation_place)
-    if place is not None:
-        parts.append(place)
-    return sum(parts) / len(parts) if parts else NEUTRAL
+        total, count = (1.0 if months <= 3 else 0.6 if months <= 12 else 0.0), 1
+    if a.separation_place and b.separation_place:
+        total += words_score(a.separation_place, b.separation_place)
+        count += 1
+    return total / count if count else NEUTRAL
 
 
-def score_profiles(a: Profile, b: Profile) -> Scored:
+def signals_of(a: Profile, b: Profile) -> tuple:
+    """The signal scores of a pair, in the order of WEIGHTS."""
     names = words_score(a.names, b.names)
     if names is None:  # only birth or clan names on one side: they stand in, weakly
         names = 0.6 * _set_signal(a.names | a.birth_names | a.clans, b.names | b.birth_names | b.clans)
-    known_sex = {a.sex, b.sex} <= {"female", "male"}
-    signals = {
-        "names": names,
-        "birth_names": _set_signal(a.birth_names, b.birth_names),
-        "clan": _set_signal(a.clans, b.clans),
-        "sex": (1.0 if a.sex == b.sex else 0.0) if known_sex else NEUTRAL,
-        "age": age_score(a.birth_year, b.birth_year),
-        "origin": origin_score(a, b),
-        "separation": separation_score(a, b),
-        "armed_group": _set_signal(a.armed_group, b.armed_group),
-    }
-    total = sum(WEIGHTS[k] * v for k, v in signals.items())
-    if signals["sex"] == 0.0:  # a boy and a girl are not one child, whatever their names
+    known_sex = a.sex in KNOWN_SEXES and b.sex in KNOWN_SEXES
+    return (names, _set_signal(a.birth_names, b.birth_names), _set_signal(a.clans, b.clans),
+            (1.0 if a.sex == b.sex else 0.0) if known_sex else NEUTRAL, age_score(a.birth_year, b.birth_year),
+            origin_score(a, b), separation_score(a, b), _set_signal(a.armed_group, b.armed_group))
+
+
+_WEIGHTS = tuple(WEIGHTS.values())
+_SEX = tuple(WEIGHTS).index("sex")
+
+
+def total_of(signals: tuple) -> float:
+    total = sum(w * v for w, v in zip(_WEIGHTS, signals, strict=True))
+    if signals[_SEX] == 0.0:  # a boy and a girl are not one child, whatever their names
         total *= SEX_CONTRADICTION
-    return Scored(round(total, 4), {k: round(v, 3) for k, v in signals.items()})
+    return round(total, 4)
+
+
+def score_profiles(a: Profile, b: Profile) -> Scored:
+    signals = signals_of(a, b)
+    return Scored(total_of(signals), {k: round(v, 3) for k, v in zip(WEIGHTS, signals, strict=True)})
 
 
 def score_pair(a: dict, b: dict) -> Scored:
@@ -351,22 +430,6 @@ def pair_key(kind: str, left, right) -> str:
     return f"{kind[0]}:{left}:{right}"
 
 
-def blocked_pairs(left_owner: str) -> list[tuple]:
-    """The sweep's pairs (left record, child) sharing a sweep key: a pair of name keys with the same
-    sex and district. One self-join over the token index; a key held by more than MAX_BLOCK records
-    (a name pair too common to tell anyone apart by) is left to the other signals of smaller blocks."""
-    left = MatchToken.__table__.alias("left_")
-    right = MatchToken.__table__.alias("right_")
-    common = (select(MatchToken.token).where(MatchToken.kind == "s").group_by(MatchToken.token)
-              .having(func.count() > MAX_BLOCK))
-    stmt = (select(left.c.record_id, right.c.record_id).distinct().select_from(left)
-            .join(right, (right.c.token == left.c.token) & (right.c.owner == CHILD))
-            .where(left.c.owner == left_owner, left.c.kind == "s", left.c.token.not_in(common)))
-    if left_owner == CHILD:
-        stmt = stmt.where(left.c.record_id < right.c.record_id)
-    return db.session.execute(stmt).all()
-
-
 def _decided_keys(keys) -> set[str]:
     keys, out = list(keys), set()
     for start in range(0, len(keys), 900):
@@ -377,7 +440,7 @@ def _decided_keys(keys) -> set[str]:
 
 def _profiles(owner: str, ids, cache: dict) -> dict:
     """Profiles of these records (None for one no longer matched), read and decrypted once per ``cache``:
-    a sweep keeps one cache for all its batches, one record's matching one for its call."""
+    a sweep keeps one cache for all its work, one record's matching one for its call."""
     missing = [i for i in ids if (owner, i) not in cache]
     memo: dict = {}
     for record_id, values in read_records(owner, missing).items():
@@ -386,31 +449,39 @@ def _profiles(owner: str, ids, cache: dict) -> dict:
 
 
 def score_pairs(pairs, left_owner: str, threshold: float, cache: dict | None = None) -> list[dict]:
-    """Rows of ``match_candidate`` for the pairs scoring at or above ``threshold``."""
+    """Rows of ``match_candidate`` for the pairs (ids) scoring at or above ``threshold``."""
     pairs = [(a, b) for a, b in pairs if a != b]
     if not pairs:
         return []
     cache = {} if cache is None else cache
-    kind = "child_child" if left_owner == CHILD else "request_child"
     lefts = _profiles(left_owner, {a for a, _ in pairs}, cache)
     children = _profiles(CHILD, {b for _, b in pairs}, cache)
+    return _candidates(((a, b, lefts[a], children[b]) for a, b in pairs), left_owner, threshold)
+
+
+def _candidates(items, left_owner: str, threshold: float) -> list[dict]:
+    """Rows for ``items`` (left id, child id, their profiles) scoring at or above ``threshold``, less the
+    pairs already decided. The signals of a pair are kept only when it is queued."""
+    kind = "child_child" if left_owner == CHILD else "request_child"
     rows = []
     try:
-        scores = [(a, b, score_profiles(lefts[a], children[b])) for a, b in pairs
-                  if lefts[a] is not None and children[b] is not None]
+        for a, b, left, child in items:
+            if left is None or child is None:
+                continue
+            signals = signals_of(left, child)
+            score = total_of(signals)
+            if score < threshold:
+                continue
+            first, second = (sorted((a, b), key=str) if kind == "child_child" else (a, b))
+            rows.append({
+                "id": uuid.uuid4(), "kind": kind, "pair_key": pair_key(kind, a, b),
+                "request_id": first if kind == "request_child" else None,
+                "child_id": second if kind == "request_child" else first,
+                "other_child_id": second if kind == "child_child" else None, "score": score,
+                "signals": {k: round(v, 3) for k, v in zip(WEIGHTS, signals, strict=True)}, "status": "pending",
+            })
     finally:
         _similar_memo.clear()
-    for a, b, scored in scores:
-        if scored.score < threshold:
-            continue
-        first, second = (sorted((a, b), key=str) if kind == "child_child" else (a, b))
-        rows.append({
-            "id": uuid.uuid4(), "kind": kind, "pair_key": pair_key(kind, a, b),
-            "request_id": first if kind == "request_child" else None,
-            "child_id": second if kind == "request_child" else first,
-            "other_child_id": second if kind == "child_child" else None,
-            "score": scored.score, "signals": scored.signals, "status": "pending",
-        })
     decided = _decided_keys(r["pair_key"] for r in rows)
     return [r for r in rows if r["pair_key"] not in decided]
 
@@ -431,48 +502,77 @@ def save_candidates(rows: list[dict]) -> int:
     return len(rows)
 
 
-def refresh(owner: str, ids) -> dict:
-    """Re-index these records (reading only what their keys need) and return those values."""
-    records = read_records(owner, ids, INDEXED)
-    reindex(owner, records)
-    return records
+# --- blocking ----------------------------------------------------------------------------------------
+# A pair is blocked (read, decrypted and scored) when one record looks up a digest the other holds
+# (``lookups``: a pair of name keys, or one key with a single-named record) and ``agree`` holds.
 
 
-def match_records(*, child_ids=(), request_ids=(), threshold: float = DEFAULT_THRESHOLD) -> int:
-    """After a commit that created or changed these records: re-index them and queue their candidates
-    (requests against children, children against children). Flushes, never commits."""
-    found = 0
-    for owner, ids in ((CHILD, child_ids), (REQUEST, request_ids)):
-        records = refresh(owner, list(ids))
-        pairs, requests = [], []
-        for record_id, values in records.items():
-            kinds = blocking_kinds(values)
-            pairs += [(record_id, c) for c in blocked_records(CHILD, owner, record_id, kinds)]
-            if owner == CHILD:  # a child is also a candidate for the requests that block on it
-                requests += [(r, record_id) for r in blocked_records(REQUEST, CHILD, record_id, kinds)]
-        found += save_candidates(score_pairs(pairs, owner, threshold))
-        found += save_candidates(score_pairs(requests, REQUEST, threshold))
-    return found
+def _from_index(owner: str, of: dict, *, prune: bool, limit: int | None) -> list[tuple]:
+    """Blocked pairs (record of ``of``, record of ``owner``), ``of`` being ``{id: Profile}`` of records
+    already indexed: one lookup of their digests in the token index (chunked for SQLite's limit on
+    bound parameters), joined to the clear sex, district and birth year. ``prune``: digests held by more
+    than MAX_BLOCK records are too common to tell anyone apart (the sweep's rule); ``limit``: keep only
+    each record's ``limit`` holders sharing the most digests (one record's matching)."""
+    model = Child if owner == CHILD else TracingRequest
+    wanted: dict[str, list] = {}
+    for record_id, p in of.items():
+        for kind, key in lookups(p.keys, sweep=prune):
+            wanted.setdefault(token(kind, key), []).append((record_id, p))
+    tokens, holders = list(wanted), {}
+    for start in range(0, len(tokens), 900):
+        rows = db.session.execute(
+            select(MatchToken.token, MatchToken.record_id, model.sex, model.district, model.birth_year)
+            .join(model, model.id == MatchToken.record_id)
+            .where(MatchToken.owner == owner, MatchToken.token.in_(tokens[start:start + 900]))).all()
+        for row in rows:
+            holders.setdefault(row[0], []).append(row[1:])
+    shared: dict[tuple, int] = {}
+    for digest_, held in holders.items():
+        if prune and len(held) > MAX_BLOCK:
+            continue
+        for record_id, p in wanted[digest_]:
+            for other, sex, district, year in held:
+                if other != record_id and agree(p.sex, p.district, p.birth_year, sex, district, year):
+                    shared[(record_id, other)] = shared.get((record_id, other), 0) + 1
+    if limit is None:
+        return list(shared)
+    best: dict = {}
+    for pair, count in shared.items():
+        best.setdefault(pair[0], []).append((-count, str(pair[1]), pair))
+    return [pair for ranked in best.values() for *_, pair in sorted(ranked)[:limit]]
 
 
-def blocking_kinds(values: dict) -> tuple[str, ...]:
-    """Tokens to block one record on: its pairs of name keys (p, s), or its one key when it has one name."""
-    return ("p", "s") if len({name_key(w) for w in name_words(values)}) > 1 else ("k",)
-
-
-def blocked_records(owner: str, of_owner: str, record_id, kinds=("p", "s"), limit: int = MAX_CANDIDATES) -> list:
-    """Records of ``owner`` sharing the most tokens of these kinds with one record of ``of_owner``
-    (itself left out). Its tokens first, then one grouped lookup of them in the token index: as one
-    join, SQLite without statistics scanned every child's tokens."""
-    tokens = db.session.execute(select(MatchToken.token).where(
-        MatchToken.owner == of_owner, MatchToken.record_id == record_id, MatchToken.kind.in_(kinds))).scalars().all()
-    if not tokens:
-        return []
-    return db.session.execute(
-        select(MatchToken.record_id)
-        .where(MatchToken.token.in_(tokens), MatchToken.owner == owner, MatchToken.record_id != record_id)
-        .group_by(MatchToken.record_id).order_by(func.count().desc(), MatchToken.record_id).limit(limit)
-    ).scalars().all()
+def _in_memory(left: list, children: list, same: bool) -> set[tuple[int, int]]:
+    """Blocked pairs (position in ``left``, position in ``children``) of profiles already in memory (the
+    full sweep), by the same rule as ``_from_index``: holders bucketed by sex and district, so each lookup
+    visits only agreeing buckets. ``same``: children against children, each pair once (smaller first)."""
+    held: dict[tuple, dict] = {}
+    for at, p in enumerate(children):
+        bucket = (_sex(p.sex), p.district or None)
+        for kind_key in holdings(p.keys):
+            if kind_key[0] == "k":  # the sweep never looks these up
+                continue
+            held.setdefault(kind_key, {}).setdefault(bucket, []).append((at, p.birth_year))
+    sizes = {k: sum(len(b) for b in buckets.values()) for k, buckets in held.items()}
+    pairs: set = set()
+    add, gap = pairs.add, MAX_YEAR_GAP
+    for at, p in enumerate(left):
+        sex, year = _sex(p.sex), p.birth_year
+        for kind_key in lookups(p.keys, sweep=True):
+            buckets = held.get(kind_key)
+            if not buckets or sizes[kind_key] > MAX_BLOCK:
+                continue
+            if sex and p.district:  # the usual case: four buckets agree, looked up directly
+                agreeing = [buckets.get(b, ()) for b in ((sex, p.district), (sex, None), (None, p.district), (None, None))]
+            else:
+                agreeing = [items for (b_sex, b_district), items in buckets.items()
+                            if _places_agree(sex, p.district, b_sex, b_district)]
+            for items in agreeing:
+                for other, other_year in items:  # _years_agree, inlined: the sweep's innermost loop
+                    # Look-ups are symmetric: among children, the smaller one's is enough.
+                    if (year is None or other_year is None or abs(year - other_year) <= gap) and (not same or at < other):
+                        add((at, other))
+    return pairs
 
 
 @dataclass
@@ -482,24 +582,83 @@ class SweepResult:
     queued: int
 
 
+def _queue(changed: dict, threshold: float, cache: dict, pairs: dict) -> SweepResult:
+    """Score ``pairs`` (``{left owner: pairs}``) and queue those at or above ``threshold``."""
+    queued = 0
+    for left_owner, found in pairs.items():
+        queued += save_candidates(score_pairs(found, left_owner, threshold, cache))
+    return SweepResult(sum(len(v) for v in changed.values()), sum(len(v) for v in pairs.values()), queued)
+
+
+def _refresh(owner: str, records: dict, cache: dict) -> dict:
+    """Re-index these records (``{id: values}``) and keep their profiles in ``cache``: ``{id: Profile}`` of
+    those still matched."""
+    reindex(owner, records)
+    memo: dict = {}
+    out = {}
+    for record_id, values in records.items():
+        p = cache[(owner, record_id)] = profile(values, memo) if is_live(owner, values) else None
+        if p is not None:
+            out[record_id] = p
+    return out
+
+
+def _match_indexed(changed: dict, threshold: float, cache: dict, *, prune: bool, limit: int | None):
+    """Block the changed records (``{owner: {id: Profile}}``, re-indexed) through the token index, score."""
+    children, requests = changed.get(CHILD, {}), changed.get(REQUEST, {})
+    child_pairs = {tuple(sorted(p, key=str)) for p in _from_index(CHILD, children, prune=prune, limit=limit)}
+    request_pairs = {(r, c) for c, r in _from_index(REQUEST, children, prune=prune, limit=limit)}
+    request_pairs |= set(_from_index(CHILD, requests, prune=prune, limit=limit))
+    return _queue(changed, threshold, cache, {CHILD: child_pairs, REQUEST: request_pairs})
+
+
+def match_records(*, child_ids=(), request_ids=(), threshold: float = DEFAULT_THRESHOLD) -> int:
+    """After a commit that created or changed these records: re-index them and queue their candidates
+    (requests against children, children against children): for each, the MAX_CANDIDATES blocked records
+    sharing the most digests, common names included. Flushes, never commits."""
+    cache: dict = {}
+    changed = {owner: _refresh(owner, read_records(owner, list(ids)), cache)
+               for owner, ids in ((CHILD, child_ids), (REQUEST, request_ids)) if ids}
+    return _match_indexed(changed, threshold, cache, prune=False, limit=MAX_CANDIDATES).queued
+
+
 def sweep(threshold: float = DEFAULT_THRESHOLD, *, full: bool = False) -> SweepResult:
     """The scheduled sweep: re-index what changed since its tokens were made (children written by sync
-    or the CLI, which are not matched on the spot), then block and score the pairs that involve a
-    changed record; ``full`` scores every pair (after lowering the threshold). Flushes, never commits."""
-    changed = set()
-    for owner in (CHILD, REQUEST):
-        stale = stale_ids(owner)
-        for start in range(0, len(stale), 2000):
-            changed |= set(refresh(owner, stale[start:start + 2000]))
-    queued = pairs = 0
+    or the CLI, which are not matched on the spot) and score the blocked pairs that involve a changed
+    record; ``full`` scores every blocked pair (after lowering the threshold). Few changes go through the
+    token index; many (a first build, ``full``) read every record once and block in memory. Set-based
+    either way: a query per chunk of records, never per record. Flushes, never commits."""
+    stale = {owner: stale_ids(owner) for owner in (CHILD, REQUEST)}
+    changed_count = sum(len(ids) for ids in stale.values())
+    if not full and not changed_count:
+        return SweepResult(0, 0, 0)
     cache: dict = {}
-    for owner in (REQUEST, CHILD):
-        blocked = [p for p in blocked_pairs(owner) if full or p[0] in changed or p[1] in changed]
-        blocked.sort()  # batches of neighbouring ids reuse the records already read
-        pairs += len(blocked)
-        for start in range(0, len(blocked), 20000):
-            queued += save_candidates(score_pairs(blocked[start:start + 20000], owner, threshold, cache))
-    return SweepResult(len(changed), pairs, queued)
+    total = sum(db.session.execute(select(func.count()).select_from(m)).scalar_one() for m in (Child, TracingRequest))
+    if not full and changed_count <= FULL_SHARE * total:
+        changed = {owner: _refresh(owner, read_records(owner, ids), cache) for owner, ids in stale.items()}
+        return _match_indexed(changed, threshold, cache, prune=True, limit=None)
+    ids, profiles = {}, {}
+    for owner in (CHILD, REQUEST):
+        records = read_records(owner)
+        _refresh(owner, {i: records[i] for i in stale[owner] if i in records}, cache)
+        memo: dict = {}
+        for record_id, values in records.items():
+            if (owner, record_id) not in cache:
+                cache[(owner, record_id)] = profile(values, memo) if is_live(owner, values) else None
+        ids[owner] = [i for i in records if cache[(owner, i)] is not None]
+        profiles[owner] = [cache[(owner, i)] for i in ids[owner]]
+    pairs = {CHILD: _in_memory(profiles[CHILD], profiles[CHILD], same=True),
+             REQUEST: _in_memory(profiles[REQUEST], profiles[CHILD], same=False)}
+    if not full:
+        stale_sets = {o: set(found) for o, found in stale.items()}
+        touched = {o: {at for at, i in enumerate(ids[o]) if i in stale_sets[o]} for o in ids}
+        pairs = {o: {(a, b) for a, b in found if a in touched[o] or b in touched[CHILD]} for o, found in pairs.items()}
+    queued = 0
+    for owner, found in pairs.items():
+        left_ids, left_profiles = ids[owner], profiles[owner]
+        items = ((left_ids[a], ids[CHILD][b], left_profiles[a], profiles[CHILD][b]) for a, b in found)
+        queued += save_candidates(_candidates(items, owner, threshold))
+    return SweepResult(changed_count, sum(len(found) for found in pairs.values()), queued)
 
 
 # --- the review queue ------------------------------------------------------------------------------

@@ -5,13 +5,15 @@ from datetime import date
 
 import pytest
 
-from models import Actor, db
+from models import Actor, Child, db
 from models.matching import (
     MatchCandidate,
     MatchIndexed,
     MatchToken,
+    agree,
     decide,
     keys_of,
+    match_records,
     name_key,
     name_words,
     score_pair,
@@ -111,3 +113,42 @@ def test_the_scheduler_runs_the_sweep(app):
     scheduler.run_job(app, job)
     with app.app_context():
         assert db.session.execute(db.select(db.func.count()).select_from(MatchCandidate)).scalar_one() == 1
+
+
+def test_blocking_needs_sex_district_and_birth_years_to_agree():
+    assert agree("female", "Gulu", 2010, "female", "Gulu", 2013)
+    assert agree("female", None, None, "unknown", "Gulu", 2001)  # what one side does not know agrees
+    assert not agree("female", "Gulu", 2010, "male", "Gulu", 2010)
+    assert not agree("female", "Gulu", 2010, "female", "Amuru", 2010)
+    assert not agree("female", "Gulu", 2010, "female", "Gulu", 2014)
+
+
+def pairs_of(child_id):
+    return {frozenset((c.child_id, c.other_child_id)) for c in db.session.execute(db.select(MatchCandidate)).scalars()
+            if child_id in (c.child_id, c.other_child_id)}
+
+
+def test_the_incremental_sweep_blocks_as_the_full_one(ctx):
+    """Few changes go through the token index, many are blocked in memory: the same pairs either way."""
+    names = [("Akello", "Atim"), ("Atimo", "Akelo"), ("Akello", "Atim"), ("Lamunu", "Aciro"), ("Lamunu", "Achiro")]
+    children = [make_child(given_name=g, family_name=f, birth_year=2010 + n % 2) for n, (g, f) in enumerate(names)]
+    children += [make_child(given_name=f"Fictional{c}", family_name=f"Other{c}") for c in "bdfgjkmnprstvwz"]
+    make_child(given_name="Akello", family_name="Atim", birth_year=2016)  # too far apart in age
+    make_child(given_name="Akello", family_name="Atim", district="Gulu")  # another district
+    full = sweep(threshold=0.0)  # every child is new: blocked in memory
+    assert full.reindexed == 22 and full.pairs == 3 + 1
+    first = children[0]
+    assert len(pairs_of(first.id)) == 2
+    db.session.execute(db.delete(MatchCandidate))
+    db.session.execute(db.update(Child).where(Child.id == first.id).values(version=Child.version + 1))
+    again = sweep(threshold=0.0)  # one of 22 changed: through the index
+    assert again.reindexed == 1 and again.pairs == 2 and len(pairs_of(first.id)) == 2
+
+
+def test_a_single_named_child_is_matched_on_the_spot_not_by_the_sweep(ctx):
+    single = make_child(given_name="Akello", family_name=None, birth_year=2010)
+    named = make_child(given_name="Akelo", family_name="Lamunu", birth_year=2010)
+    sweep(threshold=0.0)
+    assert pairs_of(single.id) == set()  # one shared name tells no one apart in bulk
+    match_records(child_ids=[single.id], threshold=0.0)
+    assert pairs_of(single.id) == {frozenset((single.id, named.id))}
