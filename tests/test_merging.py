@@ -72,7 +72,7 @@ def test_a_merge_moves_every_record_with_a_version_and_a_history_row(pair):
 
 
 def test_the_childs_own_values_are_kept_or_kept_as_conflicts(pair):
-    older, newer = pair["older"], pair["newer"]
+    older = pair["older"]
     result = merge_match(pair["candidate"], None, pair["manager"], source="web")
     db.session.commit()
     db.session.expire_all()

@@ -30,7 +30,14 @@ from models.tracing import (
     verify,
 )
 from server.api import Blueprint
-from server.api.common import commit_and_plan, match_after_commit, not_found, require_version, today, with_etag
+from server.api.common import (
+    commit_and_plan,
+    match_after_commit,
+    not_found,
+    require_version,
+    today,
+    with_etag,
+)
 from server.auth import require_user
 from server.errors import ApiError
 

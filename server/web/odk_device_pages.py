@@ -15,7 +15,6 @@ from server.web.forms import errors_of
 from server.web.rendering import parse_uuid, render
 from server.web.session import login_required
 
-
 ENROLLED_KEY = "enrolled_odk_device"
 
 
