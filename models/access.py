@@ -20,13 +20,10 @@ def agency_limit(user):
     return agency.id if agency is not None and agency.limits_reach else None
 
 
-def caseload_problem(caseworker_id, agency_id) -> str | None:
-    """Why the user ``caseworker_id`` may not hold a child of agency ``agency_id``, or None. Someone
+def caseload_problem(holder, agency_id) -> str | None:
+    """Why the user ``holder`` (or None) may not hold a child of agency ``agency_id``, or None. Someone
     whose reach is limited to their agency holds only its children, so a device's pull (which selects
     the caseworker's children) never sends a child that ``child_scope`` would hide."""
-    from models.accounts import User
-
-    holder = db.session.get(User, caseworker_id) if caseworker_id is not None else None
     limit = agency_limit(holder) if holder is not None else None
     if limit is None or limit == agency_id:
         return None

@@ -67,11 +67,12 @@ from sqlalchemy import (
 
 from models.accounts import User
 from models.base import UTCDateTime, db, upsert_insert, utcnow
+from models.change_set import written
 from models.changes import ChangeCounter, allocate_seq
 from models.children import Child
 from models.followups import Alert, Followup
 from models.lifecycle import OPEN_STAGES, StageTransition
-from models.records import Actor, update_record
+from models.records import Actor, change_record
 from models.referrals import Referral
 
 SYSTEM = Actor(user=None, source="system")
@@ -442,10 +443,7 @@ def resolve_broken_streaks(last_seen_on: dict[UUID, date]) -> int:
         return 0
     alerts = db.session.execute(db.select(Alert).where(
         Alert.child_id.in_(list(last_seen_on)), Alert.rule == "missed_in_row", Alert.status.in_(LIVE))).scalars()
-    broken = [a for a in alerts if a.due_on < last_seen_on[a.child_id]]
-    for alert in broken:
-        update_record(alert, {"status": "resolved"}, SYSTEM)
-    return len(broken)
+    return _resolved([a for a in alerts if a.due_on < last_seen_on[a.child_id]])
 
 
 def superseded_reminders(today: date):
@@ -456,9 +454,14 @@ def superseded_reminders(today: date):
 
 
 def _resolve(query, params: dict | None = None) -> int:
-    alerts = db.session.execute(query, params).scalars().all()
-    for alert in alerts:
-        update_record(alert, {"status": "resolved"}, SYSTEM)
+    return _resolved(db.session.execute(query, params).scalars().all())
+
+
+def _resolved(alerts: list) -> int:
+    """Resolve these alerts, written with one statement per table."""
+    with written() as changes:
+        for alert in alerts:
+            change_record(changes, alert, {"status": "resolved"}, SYSTEM)
     return len(alerts)
 
 

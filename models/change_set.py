@@ -82,6 +82,7 @@ class ChangeSet:
     """What one unit of work changes, in the order it was decided."""
 
     def __init__(self):
+        self.now = utcnow()  # the time of every history row and update it writes
         self.new: dict[int, object] = {}  # id(record) -> record, inserted
         self.changed: dict[int, tuple] = {}  # id(record) -> (record, changed keys), updated
         self.synced: dict[int, object] = {}  # every record that takes a seq, in decision order
@@ -119,9 +120,8 @@ class ChangeSet:
         if not (self.synced or self.rows):
             return
         session = db.session
-        now = utcnow()
         for record, _ in self.changed.values():
-            assign(record, "updated_at", now)
+            assign(record, "updated_at", self.now)
         stamp(session, [*self.synced.values(), *(r for r in self.rows if isinstance(r, ScopeChange))], assign)
         connection = session.connection()
         inserts: dict = {}

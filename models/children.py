@@ -1,5 +1,6 @@
 """The child: identity, origin, assignment, flags and the restricted CAAFAG profile."""
 
+import functools
 import uuid
 from datetime import date, datetime
 
@@ -15,6 +16,7 @@ from models.sensitivity import aggregate, personal, restricted
 CASE_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
 
 
+@functools.lru_cache(maxsize=4096)  # a push asks for each new child's code three times
 def case_code_for(child_id: uuid.UUID) -> str:
     """Eight characters from the id's first 40 bits, as ``XXXX-XXXX``.
 

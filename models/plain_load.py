@@ -111,13 +111,18 @@ def _list(inner):
 
 def _dict(key_field, value_field):
     keys = _value(key_field) if key_field is not None else lambda k, *_: k
-    values = _value(value_field) if value_field is not None else lambda v, *_: v
+    values = _value(value_field) if value_field is not None else None
 
     def convert(raw):
         if type(raw) is not dict:
             return _NO
-        out = {keys(k, None, None): values(v, None, None) for k, v in raw.items()}
-        return _NO if _NO in out or any(v is _NO for v in out.values()) or len(out) != len(raw) else out
+        if values is None:  # values taken as they are (a push's ``fields``): only the keys to check
+            out = {keys(k, None, None): v for k, v in raw.items()}
+        else:
+            out = {keys(k, None, None): values(v, None, None) for k, v in raw.items()}
+            if any(v is _NO for v in out.values()):
+                return _NO
+        return _NO if _NO in out or len(out) != len(raw) else out
 
     return convert
 
@@ -154,7 +159,15 @@ def _value(field):
         return deserialize
     validators, allow_none = tuple(field.validators), field.allow_none
 
-    def value(raw, key, data):
+    if not validators:
+        def value(raw, key, data):
+            if raw is None:
+                return None if allow_none else _NO
+            return convert(raw)
+
+        return value
+
+    def validated(raw, key, data):
         if raw is None:
             return None if allow_none else _NO
         loaded = convert(raw)
@@ -164,4 +177,4 @@ def _value(field):
                     return _NO
         return loaded
 
-    return value
+    return validated

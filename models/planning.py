@@ -20,10 +20,11 @@ from datetime import date, timedelta
 from uuid import UUID
 
 from models.base import db
+from models.change_set import ChangeSet, time_ordered_id, written
 from models.children import Child
 from models.followups import Followup
 from models.lifecycle import StageTransition
-from models.records import Actor, create_record, update_record
+from models.records import Actor, add_record, change_record
 from models.vocab import DANGER_CONCERNS, DANGER_NOT_SEEN_REASONS
 
 SYSTEM = Actor(user=None, source="system")
@@ -106,7 +107,7 @@ def wanted_plans(child: Child, transitions: list[StageTransition], followups: li
     return {kind: plan for kind, plan in plans.items() if kind not in by_hand}
 
 
-def _retire(followup: Followup, child: Child, transitions: list[StageTransition]) -> None:
+def _retire(changes: ChangeSet, followup: Followup, child: Child, transitions: list[StageTransition]) -> None:
     """A planned follow-up the rules no longer want: done if the child moved on along the path (the
     reception stay ended, the assessment happened), cancelled otherwise."""
     awaited = STAGE_MILESTONES.get(followup.kind)
@@ -114,14 +115,14 @@ def _retire(followup: Followup, child: Child, transitions: list[StageTransition]
     if left and child.deleted_at is None:
         moved = max(left, key=lambda t: (t.occurred_on, t.created_at))
         if moved.to_stage not in ("missing", "closed"):
-            update_record(followup, {"status": "done", "completed_on": moved.occurred_on}, SYSTEM)
+            change_record(changes, followup, {"status": "done", "completed_on": moved.occurred_on}, SYSTEM)
             return
-    update_record(followup, {"status": "cancelled"}, SYSTEM)
+    change_record(changes, followup, {"status": "cancelled"}, SYSTEM)
 
 
-def reconcile(child: Child, transitions: list[StageTransition], followups: list[Followup],
+def reconcile(changes: ChangeSet, child: Child, transitions: list[StageTransition], followups: list[Followup],
               rules: dict) -> None:
-    """Make the child's planner-owned scheduled follow-ups match what the rules want."""
+    """Make the child's planner-owned scheduled follow-ups match what the rules want, on ``changes``."""
     plans = wanted_plans(child, transitions, followups, rules)
     mine: dict[str, list[Followup]] = defaultdict(list)
     for f in sorted(followups, key=lambda f: (f.created_at, str(f.id))):
@@ -131,15 +132,16 @@ def reconcile(child: Child, transitions: list[StageTransition], followups: list[
         existing = mine.pop(kind, [])
         if existing:
             keep, *extra = existing
-            update_record(keep, {"due_on": plan.due_on, "planned_by_rule": plan.rule}, SYSTEM)
+            change_record(changes, keep, {"due_on": plan.due_on, "planned_by_rule": plan.rule}, SYSTEM)
             for duplicate in extra:  # two planners raced: keep the oldest
-                update_record(duplicate, {"status": "cancelled"}, SYSTEM)
+                change_record(changes, duplicate, {"status": "cancelled"}, SYSTEM)
         else:
-            create_record("followup", {"child_id": child.id, "kind": kind, "due_on": plan.due_on,
-                                       "status": "scheduled", "planned_by_rule": plan.rule}, SYSTEM)
+            add_record(changes, "followup", {"child_id": child.id, "kind": kind, "due_on": plan.due_on,
+                                             "status": "scheduled", "planned_by_rule": plan.rule},
+                       SYSTEM, record_id=time_ordered_id())
     for leftovers in mine.values():
         for followup in leftovers:
-            _retire(followup, child, transitions)
+            _retire(changes, followup, child, transitions)
 
 
 @dataclass(frozen=True)
@@ -160,13 +162,14 @@ def missed_streak(followups: list[Followup], rules: dict) -> Streak:
 
 
 def plan_children(child_ids: set[UUID], *, rules: dict) -> dict[UUID, list[Followup]]:
-    """Re-plan the follow-ups of these children, reading their records in three queries. Returns
-    each child's follow-ups as read (before planning), for the alerts raised at once."""
+    """Re-plan the follow-ups of these children, reading their records in three queries and writing
+    what changed with one statement per table. Returns each child's follow-ups as read (before
+    planning), for the alerts raised at once."""
     ids = list(child_ids)
     # Children and transitions are only read here, so they are read as plain rows of the columns the
     # rules look at, not as ORM objects: building an object per child and per transition (and
     # decrypting a transition's reason and details) cost more than the planning itself on a sync
-    # batch. Follow-ups are objects: planning changes them through update_record.
+    # batch. Follow-ups are objects: planning changes them through change_record.
     children = db.session.execute(
         db.select(Child.id, Child.stage, Child.stage_since, Child.risk_level, Child.deleted_at)
         .where(Child.id.in_(ids))
@@ -183,8 +186,9 @@ def plan_children(child_ids: set[UUID], *, rules: dict) -> dict[UUID, list[Follo
         db.select(Followup).where(Followup.child_id.in_(ids), Followup.deleted_at.is_(None))
     ).scalars():
         followups[f.child_id].append(f)
-    for child in children:
-        reconcile(child, transitions[child.id], followups[child.id], rules)
+    with written() as changes:
+        for child in children:
+            reconcile(changes, child, transitions[child.id], followups[child.id], rules)
     return followups
 
 

@@ -85,7 +85,7 @@ def _history(changes: ChangeSet, record, fields: dict, actor: Actor) -> None:
         "actor_id": actor.user.id if actor.user else None,
         "device_id": actor.device.id if actor.device else None,
         "source": actor.source,
-        "at": utcnow(),
+        "at": changes.now,
     })
 
 
@@ -114,10 +114,19 @@ def _resolve_caseworker(fields: dict) -> dict:
     return fields
 
 
-def _check_caseload(caseworker_id, agency_id) -> None:
+def _holder(caseworker_id, actor: Actor) -> User | None:
+    """The caseworker a child is given to: on a device and often on the web, the writer themselves."""
+    if caseworker_id is None:
+        return None
+    if actor.user is not None and actor.user.id == caseworker_id:
+        return actor.user
+    return db.session.get(User, caseworker_id)
+
+
+def _check_caseload(holder: User | None, agency_id) -> None:
     from models.access import caseload_problem
 
-    problem = caseload_problem(caseworker_id, agency_id)
+    problem = caseload_problem(holder, agency_id)
     if problem:
         raise FieldErrors({"caseworker": [problem]})
 
@@ -158,7 +167,7 @@ def check_update(record, fields: dict) -> dict:
         fields = _derive_child_fields(_resolve_caseworker(fields))
     changed = {k: v for k, v in fields.items() if getattr(record, k) != v}
     if isinstance(record, Child) and changed.get("caseworker_id") is not None:
-        _check_caseload(changed["caseworker_id"], changed.get("agency_id", record.agency_id))
+        _check_caseload(db.session.get(User, changed["caseworker_id"]), changed.get("agency_id", record.agency_id))
     if changed and isinstance(record, Followup):
         _check_outcome({**_column_values(record), **changed})
     return changed
@@ -199,11 +208,10 @@ def add_child(changes: ChangeSet, fields: dict, actor: Actor, *, record_id: uuid
     fields = _derive_child_fields(_resolve_caseworker(fields))
     identified_on = fields.get("identified_on") or today or utcnow().date()
     # A child belongs to the agency of whoever registered it, else of its caseworker (models.access).
-    agency_id = fields.pop("agency_id", None) or (actor.user.agency_id if actor.user else None)
-    if agency_id is None and fields.get("caseworker_id") is not None:
-        holder = db.session.get(User, fields["caseworker_id"])
-        agency_id = holder.agency_id if holder is not None else None
-    _check_caseload(fields.get("caseworker_id"), agency_id)
+    holder = _holder(fields.get("caseworker_id"), actor)
+    agency_id = fields.pop("agency_id", None) or (actor.user.agency_id if actor.user else None) or \
+        (holder.agency_id if holder is not None else None)
+    _check_caseload(holder, agency_id)
     fields = {**fields, "identified_on": identified_on, **({"agency_id": agency_id} if agency_id else {})}
     child = new(Child, id=record_id, case_code=case_code_for(record_id), stage=INITIAL_STAGE,
                 stage_since=identified_on, version=1, recorded_at=recorded_at, **fields)

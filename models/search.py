@@ -13,6 +13,7 @@ Nothing here is queried per row.
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -60,6 +61,7 @@ def configure(key: str) -> None:
     if len(raw) != 32:
         raise SearchKeyError("HOMECOMING_SEARCH_KEY must be 32 random bytes in urlsafe base64 (44 characters)")
     _key = raw
+    _part_digest.cache_clear()
 
 
 def normalise_word(word: str) -> str:
@@ -80,13 +82,19 @@ def normalise_word(word: str) -> str:
     return text
 
 
+APOSTROPHES = re.compile(r"['’`]")
+SEPARATORS = re.compile(r"[\W_]+")
+
+
+def parts_of(text: str | None) -> list[str]:
+    """The words of a text as typed: an apostrophe belongs to the word (Ong'wen); spaces, hyphens,
+    commas and the rest separate."""
+    return SEPARATORS.split(APOSTROPHES.sub("", text)) if text else []
+
+
 def words_of(text: str | None) -> set[str]:
     """The normalised words of a name, alias list or village; words of one letter are left out."""
-    if not text:
-        return set()
-    # An apostrophe belongs to the word (Ong'wen); spaces, hyphens, commas and the rest separate.
-    text = re.sub(r"['’`]", "", text)
-    return {w for w in (normalise_word(part) for part in re.split(r"[\W_]+", text)) if len(w) >= 2}
+    return {w for w in map(normalise_word, parts_of(text)) if len(w) >= 2}
 
 
 def digest(word: str) -> str:
@@ -95,12 +103,21 @@ def digest(word: str) -> str:
     return hmac.new(_key, word.encode(), hashlib.sha256).digest()[:DIGEST_BYTES].hex()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _part_digest(part: str) -> str | None:
+    """A typed word's digest, or None for a word the index leaves out. Names repeat a lot (a sync batch,
+    a day's registrations), and normalising and keying a word is most of a token's cost. The memo holds
+    names in this process's memory, which holds the keys that open every record anyway; it is emptied
+    when the search key changes."""
+    word = normalise_word(part)
+    return digest(word) if len(word) >= 2 else None
+
+
 def tokens_of(values: dict) -> set[str]:
     """The digests a child's searched fields give."""
-    words = set()
-    for name in SEARCHED_FIELDS:
-        words |= words_of(values.get(name))
-    return {digest(w) for w in words}
+    found = {_part_digest(part) for name in SEARCHED_FIELDS for part in parts_of(values.get(name))}
+    found.discard(None)
+    return found
 
 
 def token_rows(children: dict) -> list[dict]:

@@ -12,6 +12,7 @@ figures to files in that folder and a scrape of any worker adds them all up.
 
 import hmac
 import os
+from collections import Counter as Tally
 
 from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import (
@@ -57,8 +58,8 @@ def count_push(results: list[dict], replayed: bool = False) -> None:
     if replayed:
         PUSH_MUTATIONS.labels("replayed").inc(len(results))
         return
-    for result in results:
-        PUSH_MUTATIONS.labels(result["status"]).inc()
+    for status, count in Tally(result["status"] for result in results).items():
+        PUSH_MUTATIONS.labels(status).inc(count)
 
 
 def count_notification(channel: str, outcome: str, amount: int = 1) -> None:

@@ -53,6 +53,9 @@ def main():
                 time.sleep(args.answer_delay_ms / 1000)
             return response
 
+    from server.collector import settle
+
+    settle()  # as a production server process does (server/cli/serve.py, wsgi.py)
     serve(app, host="127.0.0.1", port=args.port, threads=args.threads, ident="homecoming-test",
           _quiet=True)
 

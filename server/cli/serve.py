@@ -92,4 +92,7 @@ def serve(host, port, demo):
     if start_in_process(app):  # the single-process setup runs the scheduler here (issue 4)
         click.echo(f"Scheduler running in this process: alert scan every {app.config['SCAN_INTERVAL_MINUTES']} "
                    f"min, notifications every {app.config['DISPATCH_INTERVAL_SECONDS']} s.")
+    from server.collector import settle
+
+    settle()
     waitress_serve(app, host=host, port=port, threads=8, ident="homecoming")
