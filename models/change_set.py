@@ -132,16 +132,17 @@ class ChangeSet:
         inserts: dict = {}
         for record in [*self.new.values(), *self.rows]:
             inserts.setdefault(type(record), []).append(_row(record))
-        for model in sorted(inserts, key=lambda m: m is not Child):  # children first: the rest reference one
-            connection.execute(insert(model.__table__), inserts[model])
+        with _prepared(connection):
+            for model in sorted(inserts, key=lambda m: m is not Child):  # children first: the rest reference one
+                connection.execute(insert(model.__table__), inserts[model])
+            if self.history:
+                connection.execute(insert(RecordHistory.__table__), self.history)
         updates: dict = {}
         for record, keys in self.changed.values():
             names = frozenset(keys | {"version", "seq", "updated_at"})
             updates.setdefault((type(record), names), []).append(record)
         for (model, names), records in updates.items():
             connection.execute(*_update(model, names, records))
-        if self.history:
-            connection.execute(insert(RecordHistory.__table__), self.history)
         if self.reindex:
             delete_tokens([cid for cid, child in self.reindex.items() if id(child) not in self.new])
             insert_tokens({cid: {name: getattr(c, name) for name in SEARCHED_FIELDS} for cid, c in self.reindex.items()})
@@ -151,6 +152,23 @@ class ChangeSet:
         for record in self.new.values():
             make_transient_to_detached(record)
             db.session.add(record)
+
+
+@contextmanager
+def _prepared(connection):
+    """On PostgreSQL, the write step's INSERTs as prepared statements: psycopg sends an executemany as
+    one INSERT a row, and PostgreSQL parsed and planned each of them anew (the engine prepares nothing:
+    server/__init__.py), a third of a registration batch's time. An INSERT's plan is the same whatever
+    the tables hold, so a prepared one cannot go stale as they grow, which a lookup's could."""
+    driver = connection.connection.driver_connection
+    if not hasattr(driver, "prepare_threshold"):  # sqlite3: nothing to prepare
+        yield
+        return
+    before, driver.prepare_threshold = driver.prepare_threshold, 0
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = before
 
 
 def _update(model, names: frozenset, records: list) -> tuple:
