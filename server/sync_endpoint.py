@@ -8,7 +8,7 @@ import gzip
 import json
 import zlib
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Response, current_app, g, has_request_context, request, stream_with_context
 
 from models import audit, db, utcnow
 from models.unit_of_work import commit_and_plan
@@ -121,7 +121,7 @@ def pull_changes():
                        "server_time": utcnow().isoformat()})
 
     shown, requests, user_id, device_id = set(), set(), device.user_id, device.id
-    session = db.session()
+    page_request = request._get_current_object()
 
     def body():
         try:
@@ -130,8 +130,8 @@ def pull_changes():
             yield b"]," + tail[1:].encode()
         finally:
             # One audit row per page with the children and tracing requests it carried (as far as it was
-            # sent), in this request's session only: see _in_request.
-            if _in_request(session):
+            # sent), in this request only: see _in_request.
+            if _in_request(page_request):
                 audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after,
                       upper=page.upper, **({"requests": sorted(requests)} if requests else {}))
                 db.session.commit()
@@ -157,16 +157,18 @@ def _closing(first, rest):
         rest.close()
 
 
-def _in_request(session) -> bool:
-    """Whether the current session is still ``session``, the pull's own. A page's body that was never
-    streamed (its response dropped for an error answer) is finalized whenever the garbage collector
-    finds it: on any thread, maybe inside another request's query on the same connection. Auditing
-    there deadlocked a worker with that request's row locks held (PostgreSQL restart under load, issue
-    15); nothing of such a page was sent, so there is nothing to audit."""
-    try:
-        return db.session() is session
-    except RuntimeError:  # outside any application context
-        return False
+def _in_request(page_request) -> bool:
+    """Whether the body runs in its own request, ``page_request``: in the view, or streamed by
+    stream_with_context, which pushes that request again. A page's body that was never streamed (its
+    response dropped for an error answer) is finalized whenever the garbage collector finds it: on any
+    thread, maybe inside another request's query on the same connection. Auditing there deadlocked a
+    worker with that request's row locks held (PostgreSQL restart under load, issue 15); nothing of
+    such a page was sent, so there is nothing to audit.
+
+    Not the session: the view's session is removed when the view's context is torn down, before the
+    rest of a page larger than one piece streams, so a streamed part has a session of its own, and
+    comparing sessions left every such page (every page of a first pull) unaudited."""
+    return has_request_context() and request._get_current_object() is page_request
 
 
 def _accepts_gzip() -> bool:
