@@ -41,9 +41,24 @@ CHILD_RECORDS = (Consent, StageTransition, Assessment, Service, Followup, Referr
 
 @dataclass
 class Page:
-    changes: Iterator[dict]
+    changes: list[dict]
     upper: int  # the sequence number the next cursor stands on
     has_more: bool
+    children: set  # the ids of the children whose values the page carries (for the audit)
+    requests: set  # the ids of the tracing requests it carries
+
+
+def _page(changes: list[dict], upper: int, has_more: bool) -> Page:
+    """The page, with the children each upsert carries (a child, or a child's record) and the tracing
+    requests: what its audit row names."""
+    children, requests = set(), set()
+    for change in changes:
+        if change["op"] == "upsert":
+            if change["entity"] == "tracing_request":
+                requests.add(change["id"])
+            elif child_id := change["id"] if change["entity"] == "child" else change["data"].get("child_id"):
+                children.add(child_id)
+    return Page(changes, upper, has_more, children, requests)
 
 
 # ---- cursors --------------------------------------------------------------------------------------
@@ -98,7 +113,7 @@ def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     seqs = {}  # source index -> the seqs of its rows on the page
     for seq, source in window:
         seqs.setdefault(source, []).append(seq)
-    return Page(changes=_changes(plan, device.user_id, seqs), upper=upper, has_more=has_more)
+    return _page(_changes(plan, device.user_id, seqs), upper, has_more)
 
 
 def _execute(stmt, params=None):
@@ -193,11 +208,10 @@ def _window_query(sources, own_children, lateral: bool):
     return db.select(window.c.seq, window.c.source).order_by(window.c.seq).limit(count)
 
 
-def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
+def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
     """The page's changes in sequence order; within a page, only the last word on each record.
 
-    Every query runs here, before the response starts; only building the change dicts is left to the
-    iterator. Records are selected as rows of the columns a device may see (sync.pull_rows), not as
+    Every query runs here, before the response starts. Records are selected as rows of the columns a device may see (sync.pull_rows), not as
     ORM objects, and by their seq (unique, indexed): the window query already found which rows are on
     the page. The scope is checked again, and a record changed since the window query has a new seq, so
     a record changed or moved out of scope meanwhile is left to the page its new change falls on. (By id
@@ -235,7 +249,7 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> Iterator[dict]:
     for position, event in enumerate(events):
         last[(event[2], event[3])] = position
     kept = [event for position, event in enumerate(events) if last[(event[2], event[3])] == position]
-    return (_change(event[4]) for event in kept)
+    return [_change(event[4]) for event in kept]
 
 
 def _expand(scope_changes, deleted_children: dict, user_id) -> list[tuple]:
@@ -307,19 +321,6 @@ def _change(item) -> dict:
 ENCODE_GROUP = 100
 
 
-def noting_children(changes: Iterator[dict], shown: set, requests: set | None = None) -> Iterator[dict]:
-    """Pass the changes through, adding to ``shown`` the child each upsert carries, and to ``requests``
-    each tracing request sent (for the audit)."""
-    for change in changes:
-        if change["op"] == "upsert":
-            if change["entity"] == "tracing_request":
-                if requests is not None:
-                    requests.add(change["id"])
-            elif child_id := change["id"] if change["entity"] == "child" else change["data"].get("child_id"):
-                shown.add(child_id)
-        yield change
-
-
 def encode_changes(changes: Iterator[dict]) -> Iterator[bytes]:
     """JSON of the changes (UTF-8), comma-separated, a group of changes at a time."""
     first = True
@@ -340,4 +341,4 @@ def _groups(changes: Iterator[dict]) -> Iterator[list]:
         yield group
 
 
-__all__ = ["Page", "decode_cursor", "encode_cursor", "encode_changes", "noting_children", "pull"]
+__all__ = ["Page", "decode_cursor", "encode_cursor", "encode_changes", "pull"]
