@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from models.accounts import Device
 from models.base import db
 from models.care import Assessment, Consent, Service
-from models.changes import ScopeChange, current_seq
+from models.changes import ChangeCounter, ScopeChange
 from models.children import Child
 from models.errors import Problem
 from models.followups import Alert, Followup
@@ -95,16 +95,16 @@ def _sign(body: str, secret_key: str) -> str:
 
 def pull(device: Device, after: int, limit: int, *, horizon: int = 0) -> Page:
     """One page of changes after sequence number ``after`` (0: the whole scope)."""
-    ceiling = current_seq(db.session)
-    if after > ceiling:
-        raise Problem("resync_required", "The server does not know this cursor (it is ahead of the "
-                        "server's changes, e.g. after a restore). Clear local data and pull from empty.")
     if 0 < after < horizon:
         raise Problem("resync_required", "The cursor is older than the server can answer "
                         "incrementally. Clear local data and pull from empty.")
     plan = _plan(after == 0, db.session.get_bind().dialect.name)
-    params = {"user_id": device.user_id, "after": after, "ceiling": ceiling, "count": limit + 1}
-    window = _execute(plan.window, params).all()
+    rows = _execute(plan.window, {"user_id": device.user_id, "after": after, "count": limit + 1}).all()
+    ceiling = next(seq for seq, source in rows if source == -1)
+    window = sorted((seq, source) for seq, source in rows if source != -1)
+    if after > ceiling:
+        raise Problem("resync_required", "The server does not know this cursor (it is ahead of the "
+                        "server's changes, e.g. after a restore). Clear local data and pull from empty.")
     if len(window) > limit:
         upper, has_more = window[limit - 1][0], True
         window = window[:limit]
@@ -125,13 +125,12 @@ def _execute(stmt, params=None):
 @dataclass(frozen=True)
 class _Plan:
     """The statements of a page, built once per kind of page (first or later) with bind parameters
-    (user_id, after, ceiling, count, seqs): building them anew for every page cost more than running
-    some of them."""
+    (user_id, after, count, seqs, lowest, highest): building them anew for every page cost more than
+    running some of them."""
 
     sources: list  # (model, condition on its own row, in scope through its child?)
-    own_children: object  # select of the ids of the children in scope
     window: object
-    reads: list  # per source, the select of its rows by seq
+    reads: list  # per source, the select of its rows by seq (a child's record: and whether it is in scope)
 
 
 @functools.cache
@@ -139,7 +138,7 @@ def _plan(full: bool, dialect: str) -> _Plan:
     postgresql = dialect == "postgresql"
     sources, own_children = _sources(bindparam("user_id"), full)
     reads = []
-    for model, cond, _via_child in sources:
+    for model, cond, via_child in sources:
         columns = ((ScopeChange.child_id, ScopeChange.kind, ScopeChange.seq, ScopeChange.tracing_request_id)
                    if model is ScopeChange
                    else shape_of(model).columns)
@@ -153,8 +152,13 @@ def _plan(full: bool, dialect: str) -> _Plan:
         # page at 10,000 rows, growing with the table); the range makes the seq index the cheap path
         # whatever the statistics say (0.02 ms).
         span = model.seq.between(bindparam("lowest"), bindparam("highest"))
+        if via_child:
+            # The scope checked again when the rows are read, in the same statement: an uncorrelated
+            # IN that both databases evaluate once for the statement (in the select list, it cannot
+            # change how the rows are found).
+            columns = (*columns, model.child_id.in_(own_children).label("in_scope"))
         reads.append(db.select(*columns).where(on_page, span, *cond))
-    return _Plan(sources, own_children, _window_query(sources, own_children, postgresql), reads)
+    return _Plan(sources, _window_query(sources, own_children, postgresql), reads)
 
 
 def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
@@ -177,8 +181,11 @@ def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
 
 
 def _window_query(sources, own_children, lateral: bool):
-    """The first ``count`` changes after the cursor ``after`` and up to ``ceiling`` (bind parameters):
-    (seq, index of the source), in seq order.
+    """The first ``count`` changes after the cursor ``after`` (a bind parameter) and up to the change
+    counter's committed value, the ceiling: (seq, index of the source), in no particular order, and
+    the row (ceiling, -1). The counter is read in the same statement (one round trip less a page), so
+    in the same snapshot on PostgreSQL: every seq at or below the value it reads is a committed row
+    that the statement sees.
 
     A child's records are found child by child in the (child_id, seq) index: each child in scope,
     then its changes after the cursor. That costs a probe per child and table, whatever other
@@ -188,7 +195,8 @@ def _window_query(sources, own_children, lateral: bool):
     against about 4 ms now). SQLite, which has no LATERAL, makes that nested loop of the plain join
     by itself.
     """
-    after, ceiling, count = bindparam("after"), bindparam("ceiling"), bindparam("count")
+    after, count = bindparam("after"), bindparam("count")
+    ceiling = db.select(ChangeCounter.value).where(ChangeCounter.id == 1).scalar_subquery()
     own = own_children.cte("own")  # the caseload read once for the page, not once per table
     parts = []
     for source, (model, cond, via_child) in enumerate(sources):
@@ -205,7 +213,9 @@ def _window_query(sources, own_children, lateral: bool):
             parts.append(db.select(model.seq.label("seq"), tag).select_from(own)
                          .join(model, model.child_id == own.c.id).where(*where))
     window = union_all(*parts).subquery()
-    return db.select(window.c.seq, window.c.source).order_by(window.c.seq).limit(count)
+    first = db.select(window.c.seq, window.c.source).order_by(window.c.seq).limit(count).subquery()
+    return union_all(db.select(ChangeCounter.value, literal_column("-1", Integer)).where(ChangeCounter.id == 1),
+                     db.select(first.c.seq, first.c.source))
 
 
 def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
@@ -215,14 +225,13 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
     ORM objects, and by their seq (unique, indexed): the window query already found which rows are on
     the page. The scope is checked again, and a record changed since the window query has a new seq, so
     a record changed or moved out of scope meanwhile is left to the page its new change falls on. (By id
-    instead, binding and reading the UUIDs cost more than the lookups saved.) A child's record is checked against the
-    children in scope read once for the page, in Python: as a condition in the read, the planner
-    (SQLite) walked the whole caseload by child_id instead of looking the rows up by key.
+    instead, binding and reading the UUIDs cost more than the lookups saved.) A child's record comes
+    with whether its child is in scope, worked out in its read (see _plan): as a condition there, the
+    planner (SQLite) walked the whole caseload by child_id instead of looking the rows up by key.
     """
     events = []  # (seq, tiebreak, entity, record id, (shape, row) or a ready removal dict)
     scope_changes = []
     deleted = {}  # deleted child id -> seq: a deleted child takes its records with it
-    in_scope = None
     for source, (model, _cond, via_child) in enumerate(plan.sources):
         if source not in seqs:
             continue
@@ -234,9 +243,7 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
             continue
         shape = shape_of(model)
         if via_child:
-            if in_scope is None:
-                in_scope = set(_execute(plan.own_children, {"user_id": user_id}).scalars())
-            rows = [row for row in rows if row[shape.child_at] in in_scope]
+            rows = [row for row in rows if row[-1]]  # in_scope
         for row in rows:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
             if model is Child and row[shape.deleted_at] is not None:
