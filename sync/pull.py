@@ -248,10 +248,16 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
             events.append((row[shape.seq_at], 0, shape.entity, row[shape.id_at], (shape, row)))
             if model is Child and row[shape.deleted_at] is not None:
                 deleted[row[shape.id_at]] = row[shape.seq_at]
+    read = len(events)
     events += _expand([sc for sc in scope_changes if sc.child_id is not None], deleted, user_id)
     events += request_scope_events([sc for sc in scope_changes if sc.tracing_request_id is not None], user_id,
                                    _removal)
     events.sort(key=lambda e: (e[0], e[1]))
+    if len(events) == read:
+        # Only rows read by their seq: each record once (it has one seq, in one table), so nothing to
+        # choose between. A first pull's pages are all like this (the choice was 0.05 s of the 0.8 s
+        # of CPU of a profiled 10,000-record first pull).
+        return [_change(event[4]) for event in events]
     last = {}
     for position, event in enumerate(events):
         last[(event[2], event[3])] = position
