@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import BigInteger, Integer, any_, bindparam, literal_column, true, union_all
+from sqlalchemy import BigInteger, Integer, Text, any_, bindparam, cast, literal_column, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from models.accounts import Device
@@ -131,6 +131,10 @@ class _Plan:
     sources: list  # (model, condition on its own row, in scope through its child?)
     window: object
     reads: list  # per source, the select of its rows by seq (a child's record: and whether it is in scope)
+    seqs_as_text: bool  # the reads take the seqs as an array's text (PostgreSQL), not a list
+
+    def seqs_param(self, seqs: list[int]):
+        return "{" + ",".join(map(str, seqs)) + "}" if self.seqs_as_text else seqs
 
 
 @functools.cache
@@ -143,8 +147,10 @@ def _plan(full: bool, dialect: str) -> _Plan:
                    if model is ScopeChange
                    else shape_of(model).columns)
         # PostgreSQL takes the page's seqs as one array: the statement's text stays the same whatever
-        # their number (an IN list of n parameters is a new statement each time).
-        on_page = (model.seq == any_(bindparam("seqs", type_=ARRAY(BigInteger))) if postgresql
+        # their number (an IN list of n parameters is a new statement each time). The array is sent as
+        # its text ("{1,2,3}", see _Plan.seqs_param): psycopg adapting a list of ints took 0.13 ms of CPU
+        # for 250 of them, the text 0.02 ms.
+        on_page = (model.seq == any_(cast(bindparam("seqs", type_=Text), ARRAY(BigInteger))) if postgresql
                    else model.seq.in_(bindparam("seqs", expanding=True)))
         # The range the seqs span, redundant but for the planner: without statistics (a fresh or
         # restored database, no autovacuum yet) PostgreSQL reckons each element of ``= ANY`` matches
@@ -158,7 +164,7 @@ def _plan(full: bool, dialect: str) -> _Plan:
             # change how the rows are found).
             columns = (*columns, model.child_id.in_(own_children).label("in_scope"))
         reads.append(db.select(*columns).where(on_page, span, *cond))
-    return _Plan(sources, _window_query(sources, own_children, postgresql), reads)
+    return _Plan(sources, _window_query(sources, own_children, postgresql), reads, postgresql)
 
 
 def _sources(user_id, full: bool) -> tuple[list[tuple], object]:
@@ -236,8 +242,8 @@ def _changes(plan: _Plan, user_id, seqs: dict) -> list[dict]:
         if source not in seqs:
             continue
         on_page = seqs[source]  # in seq order, as the window gave them
-        rows = _execute(plan.reads[source], {"user_id": user_id, "seqs": on_page, "lowest": on_page[0],
-                                             "highest": on_page[-1]}).all()
+        rows = _execute(plan.reads[source], {"user_id": user_id, "seqs": plan.seqs_param(on_page),
+                                             "lowest": on_page[0], "highest": on_page[-1]}).all()
         if model is ScopeChange:
             scope_changes = rows
             continue
