@@ -6,10 +6,15 @@ window of sequence numbers ``(after, upper]`` found with one UNION ALL over the 
 also says which table each change is in; then each table with changes on the page is read once, by
 those sequence numbers: a page costs a fixed number of queries, whatever its size.
 
-The window never goes beyond the change counter's committed value, read first. The counter row is
-locked by every writer until it commits (models.changes), so every sequence number at or below the
-committed value belongs to a committed row: a change that commits late always gets a number above
-any cursor already handed out, and is never skipped.
+The window never goes beyond the change counter's committed value, read in the window's own
+statement. The counter row is locked by every writer until it commits (models.changes), so every
+sequence number at or below the committed value belongs to a committed row: a change that commits
+late always gets a number above any cursor already handed out, and is never skipped.
+
+A page is one transaction of a fixed number of statements, whatever its size: the device (with its
+account), the window, one read per source with changes on the page (and, for scope changes on it,
+a read per table of the children or requests they move), the audit row and its children
+(server.sync_endpoint), one commit.
 """
 
 import base64
