@@ -3,12 +3,13 @@ sync batches. Details hold counts and identifiers, never a child's personal valu
 
 An event about one child names it in ``child_id``. An event about many (a list page, a pull page, an
 export, a sync batch) stores their ids in ``audit_event_child``, one row each, written with one
-executemany: "who has seen this child" is then one indexed query however large the page was."""
+statement: "who has seen this child" is then one indexed query however large the page was."""
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, event, insert
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Uuid, bindparam, event, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import BigIntKey, UTCDateTime, db, utcnow
@@ -58,8 +59,18 @@ def audit(action: str, *, actor=None, device=None, child_id=None, target=None, i
     db.session.add(event_)
     if ids:
         db.session.flush()  # the event's id
-        db.session.execute(insert(AuditEventChild), [{"event_id": event_.id, "child_id": c} for c in ids])
+        if db.session.get_bind().dialect.name == "postgresql":
+            # psycopg runs an executemany as one INSERT per row (pipelined): 2.5 ms for the 25 children
+            # of a pull page; the ids as one array are one statement.
+            db.session.execute(_INSERT_CHILDREN, {"event_id": event_.id, "ids": ids})
+        else:
+            db.session.execute(insert(AuditEventChild), [{"event_id": event_.id, "child_id": c} for c in ids])
     return event_
+
+
+_INSERT_CHILDREN = insert(AuditEventChild.__table__).from_select(
+    ["event_id", "child_id"],
+    select(bindparam("event_id", type_=BigInteger), func.unnest(bindparam("ids", type_=ARRAY(Uuid)))))
 
 
 @event.listens_for(AuditEvent, "before_update")

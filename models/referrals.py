@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.agencies import Agency
 from models.audit import audit
 from models.base import SyncedRecord, UTCDateTime, db, utcnow
+from models.care import child_seq_index
 from models.consent_gates import OVERRIDDEN, require_consent
 from models.crypto import EncryptedText
 from models.errors import FieldErrors, InvalidTransition, Problem, RecordDeidentified
@@ -41,8 +42,11 @@ class Referral(SyncedRecord, db.Model):
     every synced record; the web and the API step ``version`` on each step too."""
 
     __tablename__ = "referral"
+    # A pull walks each child in scope's referrals after its cursor (sync.pull): with only a child_id
+    # index and one on seq, PostgreSQL scanned every referral after the cursor once per child.
+    __table_args__ = (child_seq_index("referral"),)
 
-    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), index=True, info=aggregate())
+    child_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("child.id"), info=aggregate())
     service_type: Mapped[str] = mapped_column(String(24), info=aggregate())
     agency_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agency.id"), info=aggregate())
     provider_name: Mapped[str | None] = mapped_column(EncryptedText, info=personal())

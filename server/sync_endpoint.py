@@ -5,10 +5,11 @@ Thin on purpose: authenticate the device, decode the body (gzip allowed, sizes c
 """
 
 import gzip
+import itertools
 import json
 import zlib
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Response, current_app, g, request
 
 from models import audit, db, utcnow
 from models.unit_of_work import commit_and_plan
@@ -18,7 +19,7 @@ from server.errors import ApiError
 from server.whole_numbers import whole_number
 from sync.devices import DeviceAuthError, authenticate_device
 from sync.envelope import load_envelope
-from sync.pull import decode_cursor, encode_changes, encode_cursor, noting_children, pull
+from sync.pull import decode_cursor, encode_changes, encode_cursor, pull
 from sync.push import ingest
 
 bp = Blueprint("sync", __name__, url_prefix="/api/v1/sync")
@@ -106,67 +107,36 @@ def _limit() -> int:
 @bp.get("/pull")
 def pull_changes():
     device = current_device()
-    # last_seen_at, committed before the reads; the device is detached first so that the commit does
-    # not expire it (reading its id again would cost a query a page).
-    db.session.flush()
-    db.session.expunge(device)
-    db.session.commit()
     secret = current_app.config["SECRET_KEY"]
     limit = _limit()
     cursor = request.args.get("cursor") or None
     after = decode_cursor(cursor, device, secret) if cursor else 0
     page = pull(device, after, limit, horizon=current_app.config["SYNC_RESYNC_BEFORE_SEQ"])
-    metrics.PULL_PAGES.inc()
     tail = json.dumps({"cursor": encode_cursor(device, page.upper, secret), "has_more": page.has_more,
                        "server_time": utcnow().isoformat()})
-
-    shown, requests, user_id, device_id = set(), set(), device.user_id, device.id
-    session = db.session()
+    # One audit row per page naming every child and tracing request it carries, committed with the
+    # device's last_seen_at before the page streams: one transaction a page, and a page cut short, or
+    # lost with a crashed worker, is on the trail all the same (naming a few children the device may not
+    # have received, never fewer). Streaming then needs neither the database nor this request.
+    audit("sync.pull", actor=device.user_id, device=device.id, children=page.children, after=after,
+          upper=page.upper, **({"requests": sorted(page.requests)} if page.requests else {}))
+    db.session.commit()
+    metrics.PULL_PAGES.inc()
 
     def body():
-        try:
-            yield b'{"changes":['
-            yield from encode_changes(noting_children(page.changes, shown, requests))
-            yield b"]," + tail[1:].encode()
-        finally:
-            # One audit row per page with the children and tracing requests it carried (as far as it was
-            # sent), in this request's session only: see _in_request.
-            if _in_request(session):
-                audit("sync.pull", actor=user_id, device=device_id, children=shown, after=after,
-                      upper=page.upper, **({"requests": sorted(requests)} if requests else {}))
-                db.session.commit()
+        yield b'{"changes":['
+        yield from encode_changes(page.changes)
+        yield b"]," + tail[1:].encode()
 
     chunks = _gzip_stream(_buffered(body())) if _accepts_gzip() else _buffered(body())
-    # The first chunk is made here, where a database gone away is still a 503 + Retry-After; once the
-    # answer streams, a failure can only cut it short (the device retries the page).
-    response = Response(stream_with_context(_closing(next(chunks), chunks)), mimetype="application/json")
+    # The first chunk is made here, where an error is still an error answer (a 503 + Retry-After for a
+    # database gone away); once the answer streams, a failure can only cut it short (the device
+    # retries the page).
+    response = Response(itertools.chain([next(chunks)], chunks), mimetype="application/json")
     if _accepts_gzip():
         response.headers["Content-Encoding"] = "gzip"
     response.headers["Vary"] = "Accept-Encoding"
     return response
-
-
-def _closing(first, rest):
-    """``first``, then the rest of the stream, which is closed when this is: stream_with_context closes
-    what it streams (an itertools.chain it could not), so a page cut short (the device gone, the
-    database gone) ends its body, audit included, here, in its own request."""
-    try:
-        yield first
-        yield from rest
-    finally:
-        rest.close()
-
-
-def _in_request(session) -> bool:
-    """Whether the current session is still ``session``, the pull's own. A page's body that was never
-    streamed (its response dropped for an error answer) is finalized whenever the garbage collector
-    finds it: on any thread, maybe inside another request's query on the same connection. Auditing
-    there deadlocked a worker with that request's row locks held (PostgreSQL restart under load, issue
-    15); nothing of such a page was sent, so there is nothing to audit."""
-    try:
-        return db.session() is session
-    except RuntimeError:  # outside any application context
-        return False
 
 
 def _accepts_gzip() -> bool:

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, or_
+from sqlalchemy.orm import joinedload
 
 from models import audit
 from models.accounts import Device, User
@@ -102,7 +103,8 @@ def authenticate_device(token: str | None, now: datetime) -> Device:
         device_id = uuid.UUID(device_part)
     except ValueError:
         device_id = None
-    device = db.session.get(Device, device_id) if device_id and secret else None
+    # Its account comes in the same query: admit_device checks it on every push and pull page.
+    device = db.session.get(Device, device_id, options=[joinedload(Device.user)]) if device_id and secret else None
     if device is None:
         hmac.compare_digest(Device.hash_secret(secret), _DUMMY_HASH)  # same work either way
         raise DeviceAuthError("Send 'Authorization: Bearer <device token>' as issued at enrolment.")

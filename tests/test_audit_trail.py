@@ -76,6 +76,25 @@ def test_each_pull_page_and_each_push_batch_names_its_children(app, client):
         assert pulls[0].details["children"] == 1
 
 
+def test_a_pull_page_streamed_in_several_pieces_is_audited(app, client, monkeypatch):
+    """A page larger than one piece of the stream (a first pull's pages are) finishes after its view
+    returned, in the stream's own context: it is audited there too, with every child it carried."""
+    from server import sync_endpoint
+
+    phone = people_and_phones(app, client, n_caseworkers=1)["cw1"]
+    ids = {new_id() for _ in range(3)}
+    phone.push_ok(*[mutation("child", child_id, fields=child_fields()) for child_id in ids])
+    monkeypatch.setattr(sync_endpoint, "STREAM_CHUNK", 1)  # every change its own piece
+    for gzip in (False, True):
+        response = client.get("/api/v1/sync/pull", headers={
+            **phone.headers, **({"Accept-Encoding": "gzip"} if gzip else {})})
+        assert response.status_code == 200 and response.get_data()
+    with app.app_context():
+        pulls = events("sync.pull")
+        assert len(pulls) == 2
+        assert all({str(c) for c in children_of(pull)} >= ids and pull.device_id is not None for pull in pulls)
+
+
 def test_managers_read_the_trail_of_children_and_admins_the_rest(app, client):
     manager, cw, ids = caseload(app)
     sign_in(client, "audit.cw")

@@ -134,3 +134,43 @@ def test_twenty_devices_pushing_overlapping_updates_stay_consistent(app, client)
             db.select(MutationLog.mutation_id, MutationLog.status).where(MutationLog.op == "update")).all()
         assert len(logged) == len({mid for mid, _ in logged}) == len(results)
         assert {str(mid): status for mid, status in logged} == {k: r["status"] for k, (_, _, r) in results.items()}
+
+
+def test_a_child_handed_on_between_the_window_and_the_reads_is_not_sent(app, client, monkeypatch):
+    """PostgreSQL reads each statement of a page at its own moment: a child handed to another
+    caseworker after the page's window was found keeps the seqs of its records, so the reads by seq
+    still find them; the scope checked again in those reads leaves them out (the device gets the child
+    and its records no more, and nothing of another caseworker's child)."""
+    from sync import pull as pull_module
+
+    phones = people_and_phones(app, client, 2)
+    cw1 = phones["cw1"]
+    kept, handed_on = new_id(), new_id()
+    for child_id in (kept, handed_on):
+        cw1.push_ok(mutation("child", child_id, fields=child_fields()),
+                    mutation("followup", new_id(), fields={"child_id": child_id, "kind": "visit",
+                                                          "due_on": "2026-12-01"}))
+    real_execute, moved = pull_module._execute, threading.Event()
+
+    def execute_then_hand_on(stmt, params=None):
+        result = real_execute(stmt, params)
+        if not moved.is_set():  # the first statement is the window
+            moved.set()
+
+            def hand_on():
+                with app.app_context():
+                    update_record(db.session.get(Child, uuid.UUID(handed_on)), {"caseworker": "cw2"},
+                                  Actor(user=user_named("mgr"), source="api"))
+                    db.session.commit()
+
+            mover = threading.Thread(target=hand_on)  # its own session and connection
+            mover.start()
+            mover.join(10)
+        return result
+
+    monkeypatch.setattr(pull_module, "_execute", execute_then_hand_on)
+    changes = cw1.pull_all()
+    assert moved.is_set()
+    children_sent = {c["id"] if c["entity"] == "child" else c["data"]["child_id"] for c in changes
+                     if c["op"] == "upsert"}
+    assert children_sent == {kept}

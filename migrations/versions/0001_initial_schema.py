@@ -499,7 +499,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_referral'))
     )
     with op.batch_alter_table('referral', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_referral_child_id'), ['child_id'], unique=False)
+        batch_op.create_index('ix_referral_child_seq', ['child_id', 'seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_seq'), ['seq'], unique=False)
         batch_op.create_index(batch_op.f('ix_referral_status'), ['status'], unique=False)
 
@@ -837,7 +837,7 @@ def downgrade():
     with op.batch_alter_table('referral', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_referral_status'))
         batch_op.drop_index(batch_op.f('ix_referral_seq'))
-        batch_op.drop_index(batch_op.f('ix_referral_child_id'))
+        batch_op.drop_index('ix_referral_child_seq')
 
     op.drop_table('referral')
     with op.batch_alter_table('record_history', schema=None) as batch_op:
