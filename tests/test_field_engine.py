@@ -401,6 +401,27 @@ def test_resync_required_removes_what_the_full_pull_did_not_send(page, site):
     assert run(page, "return (await e.children()).length;") >= len(CHILD_NAMES)
 
 
+def test_a_row_read_before_a_pull_stored_a_newer_copy_does_not_hide_the_newer_one(page):
+    # A screen reads a row, then awaits the outbox, the messages and the decryption; a sync's pull can
+    # store a newer copy in between. The late decryption of the old row must not stand for the record
+    # afterwards (it did: a child's new stage missing on the phone after the sync that brought it).
+    got = run(page, """const s = await import('/field/js/store.js');
+        const key = await crypto.subtle.generateKey({name: 'AES-GCM', length: 256}, false, ['encrypt', 'decrypt']);
+        const store = new s.Store(await s.openStore(), key);
+        const id = crypto.randomUUID();
+        const report = {pulled: 0, removed: 0};
+        const pageOf = (version, stage, village) => ({cursor: `c${version}`, has_more: false, changes: [{entity: 'child',
+          id, version, op: 'upsert', data: {id, given_name: 'Fictional', family_name: 'Okwera', stage, village}}]});
+        await store.storePage(pageOf(5, 'follow_up', 'Fictional village'), report);
+        const read = await store.row('child', id);
+        await store.storePage(pageOf(6, 'assessed', 'Fictional hill'), report);
+        const late = await store.view(read);
+        const now = await store.view(await store.row('child', id));
+        return {late: [late.stage, late.village], now: [now.stage, now.village]};""")
+    assert got["late"] == ["follow_up", "Fictional village"]  # what that screen read, and only it
+    assert got["now"] == ["assessed", "Fictional hill"]  # the stage in clear and a sealed field
+
+
 # ----------------------------------------------------------------------------------------- revocation
 
 def revoke(site, device_id, wipe):

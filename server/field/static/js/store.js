@@ -113,7 +113,9 @@ export class Store {
   constructor(db, key) {
     this.db = db;
     this.key = key;
-    this.views = new Map();  // decrypted views, "entity/id" -> object; dropped on lock
+    // Decrypted views, "entity/id" -> {stored, fields}: `stored` is the JSON of the sealed view they
+    // were opened from (see view()). Dropped on lock.
+    this.views = new Map();
   }
 
   // ---------------------------------------------------------------- sealing
@@ -158,10 +160,19 @@ export class Store {
 
   // ---------------------------------------------------------------- reading
 
+  /** The decrypted fields of a row as read from the store. A kept copy answers only for the very
+   * value it was opened from: a screen reads a row, then awaits other reads and the decryption, and a
+   * sync may store a newer copy meanwhile (and drop the kept one); keyed by record alone, the late
+   * decryption of the old row was kept and shown until the record changed again (a child's new stage
+   * missing after the sync that brought it). Writers still drop what they replace, to free memory. */
   async view(row) {
     const k = rkey(row.entity, row.id);
-    if (!this.views.has(k)) this.views.set(k, await this.openFields(row.entity, row.id, row.view));
-    return this.views.get(k);
+    const stored = JSON.stringify(row.view);
+    const kept = this.views.get(k);
+    if (kept && kept.stored === stored) return kept.fields;
+    const fields = await this.openFields(row.entity, row.id, row.view);
+    this.views.set(k, {stored, fields});
+    return fields;
   }
 
   rows(entity, childId) {
@@ -252,7 +263,7 @@ export class Store {
       records.put(row);
       mutation.seq = await req(outbox.put(mutation));
     });
-    this.views.set(rkey(entity, recordId), shown);
+    this.views.set(rkey(entity, recordId), {stored: JSON.stringify(row.view), fields: shown});
     return {id: recordId, mutation};
   }
 
