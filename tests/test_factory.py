@@ -67,3 +67,20 @@ def test_security_headers(client):
     headers = client.get("/healthz").headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+
+
+def test_sqlite_connections_get_the_write_path_settings(tmp_path):
+    """WAL, a 32 MiB page cache and checkpoints every 10,000 pages (server/__init__.py, issue 10), on a
+    SQLite file of its own whichever database this run uses."""
+    from config import TestingConfig
+    from models import db
+
+    config = TestingConfig()
+    config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'pragmas.sqlite'}"
+    with create_app(config).app_context(), db.engine.connect() as connection:
+        def pragma(name):
+            return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+        assert (pragma("journal_mode"), pragma("synchronous")) == ("wal", 1)
+        assert (pragma("cache_size"), pragma("wal_autocheckpoint")) == (-32 * 1024, 10_000)
+        db.engine.dispose()
