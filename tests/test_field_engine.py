@@ -296,6 +296,43 @@ def test_retry_after_is_a_floor_for_the_backoff(page, site):
     assert len(calls) == 2 and took >= 1000
 
 
+def test_a_save_while_a_sync_pulls_is_sent_when_that_sync_ends(page, site):
+    """The app asks the sync bar to run after each save; a save made once a sync had pushed (while it
+    pulls) was left waiting for the next timer (up to five minutes). The bar now runs once more."""
+    enrolled(page, site)
+    pending = run(page, """const {syncBar} = await import('/field/js/ui/syncbar.js');
+        const bar = syncBar();
+        const child = (name) => ({given_name: 'Fictional', family_name: name, sex: 'female', district: 'Gulu',
+                                  identified_on: new Date().toISOString().slice(0, 10)});
+        await e.record('child', child('Akumu'));
+        let pulling;
+        const pulled = new Promise((resolve) => { pulling = resolve; });
+        const realFetch = window.fetch;
+        window.fetch = async (url, options) => {  // hold the first pull long enough to save meanwhile
+          if (String(url).includes('/sync/pull') && pulling) {
+            pulling();
+            pulling = null;
+            await new Promise((r) => setTimeout(r, 300));
+          }
+          return realFetch(url, options);
+        };
+        const running = bar.run();
+        await pulled;
+        await e.record('child', child('Alanyo'));
+        bar.run();  // what a save asks for (app.js: syncSoon)
+        await running;
+        window.fetch = realFetch;
+        return (await e.syncStatus()).pending;""")
+    assert pending == 0
+
+    def family_names():
+        from models import Child, db
+
+        return set(db.session.execute(db.select(Child.family_name)).scalars())
+
+    assert {"Akumu", "Alanyo"} <= on_server(site, family_names)
+
+
 # ---------------------------------------------------------------------------------------------- conflicts
 
 def test_a_conflict_made_on_the_server_while_offline(page, context, site):

@@ -37,8 +37,13 @@ export function syncBar(onError) {
     button.textContent = t('sync.now');
   }
 
+  let again = false;  // a run asked for while one was under way (a save): done once it ends
+
   async function run() {
-    if (busy) return;
+    if (busy) {
+      again = true;
+      return;
+    }
     busy = true;
     button.disabled = true;
     await render();
@@ -52,6 +57,12 @@ export function syncBar(onError) {
       busy = false;
       button.disabled = false;
       await render();
+    }
+    // What was saved while that sync pushed went unsent: send it now, not at the next timer. After a
+    // failure (offline) the next timer or the button tries again, not a loop here.
+    if (again) {
+      again = false;
+      if (!lastProblem) await run();
     }
   }
 
