@@ -31,6 +31,15 @@ def caseload_problem(holder, agency_id) -> str | None:
             "belongs to another agency: transfer the case to that agency first.")
 
 
+def may_hold(agency_id):
+    """The users ``caseload_problem`` lets hold a child of agency ``agency_id``, as a SQL condition on
+    User: whoever's agency does not limit reach, and that agency's own staff."""
+    from models.accounts import User
+
+    limited = select(Agency.id).where(Agency.limits_reach.is_(True))
+    return or_(User.agency_id.is_(None), User.agency_id.not_in(limited), User.agency_id == agency_id)
+
+
 def child_scope(user):
     """A SQL condition selecting the children ``user`` may see; none for admins and analysts."""
     if user.role == "manager":

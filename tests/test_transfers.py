@@ -300,3 +300,19 @@ def test_a_limited_manager_reads_the_audit_trail_of_their_agencys_children_only(
     everyone = app.test_client()
     sign_in(everyone, "boss")
     assert codes[world["consented"]] in text(everyone.get("/audit"))
+
+
+def test_the_web_offers_only_caseworkers_who_may_hold_the_child(app, world):
+    """A limited agency's staff are not offered another agency's child (models.access.may_hold): the
+    child page's reassignment and the registration form of a limited agency's manager; a manager of no
+    agency registers into the caseworker's agency, so is offered everyone."""
+    def offered(page) -> set:
+        return {name for name in ("cw.n", "mgr.n", "cw.s", "mgr.s", "mgr.c", "boss") if f'value="{name}"' in page}
+
+    north, boss = app.test_client(), app.test_client()
+    sign_in(north, "mgr.n")
+    sign_in(boss, "boss")
+    assert offered(text(north.get(f"/children/{world['consented']}"))) == {"cw.n", "mgr.n", "mgr.c", "boss"}
+    assert offered(text(boss.get(f"/children/{world['southern']}"))) == {"cw.s", "mgr.s", "mgr.c", "boss"}
+    assert offered(text(north.get("/children/new"))) == {"cw.n", "mgr.n", "mgr.c", "boss"}
+    assert offered(text(boss.get("/children/new"))) == {"cw.n", "mgr.n", "cw.s", "mgr.s", "mgr.c", "boss"}

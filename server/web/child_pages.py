@@ -22,7 +22,7 @@ from models import (
     db,
     districts,
 )
-from models.access import sees_restricted
+from models.access import may_hold, sees_restricted
 from models.errors import FieldErrors, Problem
 from models.lifecycle import MANAGER_ONLY, allowed_targets
 from models.openrosa import extra_fields_of
@@ -151,11 +151,24 @@ def move_targets(child, user) -> list[str]:
             if (child.stage, t) not in MANAGER_ONLY or user.role == "manager"]
 
 
-def caseworker_choices():
-    return db.session.execute(
-        db.select(User.username).where(User.active.is_(True), User.role.in_(("caseworker", "manager")))
-        .order_by(User.username)
-    ).scalars().all()
+ANY_AGENCY = object()
+
+
+def caseworker_choices(agency_id=ANY_AGENCY):
+    """Active caseworkers and managers to pick from; for a child of ``agency_id``, only those who may
+    hold it (models.access.may_hold), so a limited agency's staff are not offered another's child."""
+    query = db.select(User.username).where(User.active.is_(True), User.role.in_(("caseworker", "manager")))
+    if agency_id is not ANY_AGENCY:
+        query = query.where(may_hold(agency_id))
+    return db.session.execute(query.order_by(User.username)).scalars().all()
+
+
+def holders_of(child) -> list[str]:
+    """Whom a manager may give the child to, and whoever holds it now (kept on offer even if their
+    agency limited its reach since, so the form shows the truth)."""
+    names = caseworker_choices(child.agency_id)
+    current = child.caseworker.username if child.caseworker else None
+    return names if current is None or current in names else sorted([*names, current])
 
 
 def district_choices(child=None) -> list[tuple[str, str]]:
@@ -186,7 +199,7 @@ def child_page(child, status=200, *, show_restricted=False, errors=None, form=No
         name=child_name(child), labels=LABELS, **record_form_context(),
         sections=profile_sections(child, show_restricted), show_restricted=show_restricted,
         can_see_restricted=sees_restricted(g.user), timeline=timeline(child), due=due_followups(child),
-        targets=move_targets(child, g.user), caseworkers=caseworker_choices() if g.user.is_manager else [],
+        targets=move_targets(child, g.user), caseworkers=holders_of(child) if g.user.is_manager else [],
         errors=errors, form=form or {}, today=today(), choices={**CHOICES, "district": district_choices(child)},
         dates=DATES,
         edit_fields=EDIT_FIELDS, booleans=BOOLEAN_FIELDS, restricted_fields=RESTRICTED_FIELDS,

@@ -68,7 +68,13 @@ def register_page(form, status=200, *, errors=None):
                   restricted_fields=RESTRICTED_FIELDS, booleans=BOOLEAN_FIELDS, dates=DATES | {"identified_on"},
                   choices={**CHOICES, "district": district_choices()}, labels=LABELS,
                   purposes=CONSENT_PURPOSES, givers=CONSENT_GIVERS, errors=errors or {}, form=form,
-                  caseworkers=caseworker_choices() if g.user.is_manager else [], today=today())
+                  caseworkers=registration_holders() if g.user.is_manager else [], today=today())
+
+
+def registration_holders() -> list[str]:
+    """A new child belongs to the registering manager's agency, or to its caseworker's when the manager
+    has none (models.records.add_child): the choices follow."""
+    return caseworker_choices(g.user.agency_id) if g.user.agency_id else caseworker_choices()
 
 
 @bp.get("/children/new")
