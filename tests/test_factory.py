@@ -77,10 +77,11 @@ def test_sqlite_connections_get_the_write_path_settings(tmp_path):
 
     config = TestingConfig()
     config.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'pragmas.sqlite'}"
-    with create_app(config).app_context(), db.engine.connect() as connection:
-        def pragma(name):
-            return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+    with create_app(config).app_context():
+        with db.engine.connect() as connection:
+            def pragma(name):
+                return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
 
-        assert (pragma("journal_mode"), pragma("synchronous")) == ("wal", 1)
-        assert (pragma("cache_size"), pragma("wal_autocheckpoint")) == (-32 * 1024, 10_000)
-        db.engine.dispose()
+            assert (pragma("journal_mode"), pragma("synchronous")) == ("wal", 1)
+            assert (pragma("cache_size"), pragma("wal_autocheckpoint")) == (-32 * 1024, 10_000)
+        db.engine.dispose()  # once the connection is back in the pool, so it is closed too

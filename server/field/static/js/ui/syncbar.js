@@ -58,8 +58,8 @@ export function syncBar(onError) {
       button.disabled = false;
       await render();
     }
-    // What was saved while that sync pushed went unsent: send it now, not at the next timer. After a
-    // failure (offline) the next timer or the button tries again, not a loop here.
+    // A change saved once that sync had pushed (while it pulled) went unsent: send it now, not at the
+    // next timer. After a failure (offline) the next timer or the button tries again, not a loop here.
     if (again) {
       again = false;
       if (!lastProblem) await run();
